@@ -1,0 +1,86 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// Lister lists the cloud's state in bulk: one call per kind per interval, never one
+// call per server.
+type Lister interface {
+	// ListServers returns every server when since is zero, else those changed since
+	// then (deleted ones with status DELETED).
+	ListServers(ctx context.Context, since time.Time) ([]model.Server, error)
+	// ListHosts returns every compute host with its service state.
+	ListHosts(ctx context.Context) ([]model.Host, error)
+}
+
+// Actor takes recovery actions. Each returns once the cloud accepted the request;
+// its effect is verified by later observations.
+type Actor interface {
+	Reboot(ctx context.Context, server string, hard bool) error
+	// Rebuild rebuilds in place from the server's own image: same ID, name, ports, volumes.
+	Rebuild(ctx context.Context, server string) error
+	// Evacuate restarts the server on another host; target "" lets the cloud place it.
+	Evacuate(ctx context.Context, server, target string) error
+	// ForceDown marks a host's compute service forced down (true) or up (false).
+	ForceDown(ctx context.Context, host string, down bool) error
+	// Actions returns what the cloud recorded doing to the server, oldest first.
+	Actions(ctx context.Context, server string) ([]model.InstanceAction, error)
+}
+
+// Compute is a full compute driver.
+type Compute interface {
+	Lister
+	Actor
+}
+
+// Fencer powers hosts off through an out-of-band path (a BMC) and reports their power.
+type Fencer interface {
+	// CanFence reports whether the host has a fence device configured.
+	CanFence(host string) bool
+	PowerOff(ctx context.Context, host string) error
+	PowerStatus(ctx context.Context, host string) (model.Power, error)
+}
+
+// Instance action names, as Nova records them.
+const (
+	ActionReboot   = "reboot"
+	ActionRebuild  = "rebuild"
+	ActionEvacuate = "evacuate"
+	ActionStop     = "stop"
+	ActionStart    = "start"
+	ActionCreate   = "create"
+)
+
+var (
+	// ErrNotFound: the server or host does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the cloud refused the action in the object's current state (HTTP 409).
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the cloud did not answer (timeout, 5xx, connection refused).
+	ErrUnavailable = errors.New("cloud unavailable")
+)
+
+type terminalError struct{ err error }
+
+func (e terminalError) Error() string { return e.err.Error() }
+func (e terminalError) Unwrap() error { return e.err }
+
+// Terminal marks err as one that retrying will not fix (policy forbids, no capacity,
+// action refused for good): the incident escalates with its message as the reason.
+func Terminal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return terminalError{err}
+}
+
+// IsTerminal reports whether err was marked Terminal anywhere in its chain.
+func IsTerminal(err error) bool {
+	var t terminalError
+	return errors.As(err, &t)
+}

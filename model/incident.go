@@ -1,0 +1,102 @@
+package model
+
+import "time"
+
+// IncidentState is where an incident stands.
+type IncidentState string
+
+const (
+	IncidentOpen       IncidentState = "open"       // failure confirmed, recovery under way
+	IncidentWaiting    IncidentState = "waiting"    // recovery blocked (brake, limits), reason says why
+	IncidentResolved   IncidentState = "resolved"   // the subject is healthy again
+	IncidentEscalated  IncidentState = "escalated"  // Vigil gave up; an operator must act
+	IncidentSuperseded IncidentState = "superseded" // another incident (its host's) took over
+)
+
+// Closed reports whether the incident is over.
+func (s IncidentState) Closed() bool {
+	return s == IncidentResolved || s == IncidentEscalated || s == IncidentSuperseded
+}
+
+// Incident is one server or host fault and the one recovery that answers it.
+type Incident struct {
+	ID       int64         `json:"id"`
+	Subject  Subject       `json:"subject"`
+	Cluster  string        `json:"cluster,omitempty"`
+	Policy   string        `json:"policy"`
+	State    IncidentState `json:"state"`
+	Reason   string        `json:"reason,omitempty"`
+	Rule     string        `json:"rule"`
+	Evidence []string      `json:"evidence"`
+	Opened   time.Time     `json:"opened"`
+	Updated  time.Time     `json:"updated"`
+	Closed   time.Time     `json:"closed,omitzero"`
+	// Epoch is the recovery's fencing token: a write carrying an older epoch fails.
+	Epoch int64  `json:"epoch"`
+	Steps []Step `json:"steps"`
+}
+
+// Recovering returns the step in flight, if any.
+func (in *Incident) InFlight() *Step {
+	for i := range in.Steps {
+		if !in.Steps[i].State.Done() {
+			return &in.Steps[i]
+		}
+	}
+	return nil
+}
+
+// StepState is where one step stands in its journal.
+type StepState string
+
+const (
+	StepPlanned   StepState = "planned"   // decided, not yet journaled as intent
+	StepIntent    StepState = "intent"    // journaled: about to be taken (or taken, outcome unknown)
+	StepIssued    StepState = "issued"    // the driver accepted it; waiting for its effect
+	StepSucceeded StepState = "succeeded" // its effect was observed
+	StepFailed    StepState = "failed"    // the driver refused it or its effect never came
+	StepSkipped   StepState = "skipped"   // no longer needed
+)
+
+// Done reports whether the step is finished.
+func (s StepState) Done() bool {
+	return s == StepSucceeded || s == StepFailed || s == StepSkipped
+}
+
+// Step is one action of a recovery, journaled before and after it runs.
+type Step struct {
+	ID       int64     `json:"id"`
+	Incident int64     `json:"incident"`
+	Seq      int       `json:"seq"`
+	Action   Action    `json:"action"`
+	Server   string    `json:"server,omitempty"`
+	Host     string    `json:"host,omitempty"`   // the host acted on (fence, mark-down) or the source
+	Target   string    `json:"target,omitempty"` // evacuation target; empty lets the cloud place
+	State    StepState `json:"state"`
+	Rule     string    `json:"rule"`
+	Error    string    `json:"error,omitempty"`
+	Planned  time.Time `json:"planned"`
+	Started  time.Time `json:"started,omitzero"`
+	Issued   time.Time `json:"issued,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	Attempt  int       `json:"attempt"`
+}
+
+// InstanceAction is what the cloud recorded doing to a server (Nova's
+// os-instance-actions): used to resume a step whose outcome was not journaled.
+type InstanceAction struct {
+	Action    string    `json:"action"`
+	RequestID string    `json:"request_id,omitempty"`
+	Start     time.Time `json:"start"`
+}
+
+// Event is one line of the journal shown by the timeline and `explain`.
+type Event struct {
+	ID       int64     `json:"id"`
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"` // verdict, incident, step, escalation, cloud, ...
+	Subject  string    `json:"subject"`
+	Incident int64     `json:"incident,omitempty"`
+	Message  string    `json:"message"`
+}

@@ -1,0 +1,112 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Action is a recovery step kind.
+type Action string
+
+const (
+	ActFence      Action = "fence"       // BMC power off, verified off
+	ActMarkDown   Action = "mark-down"   // force the compute service down
+	ActReboot     Action = "reboot"      // soft reboot
+	ActHardReboot Action = "hard-reboot" // hard reboot
+	ActRebuild    Action = "rebuild"     // rebuild in place: same ID, name, ports, volumes
+	ActEvacuate   Action = "evacuate"    // restart on another host
+)
+
+// ServerLadder are the actions a policy may list for a failed server, in ladder order.
+var ServerLadder = []Action{ActReboot, ActHardReboot, ActRebuild, ActEvacuate}
+
+// Policy says how a cluster's servers are recovered.
+type Policy struct {
+	Name string `json:"name" yaml:"name"`
+	// Ladder for a failed server, tried in order; each rung gets StepTimeout to bring
+	// the server back before the next is taken.
+	Ladder      []Action      `json:"ladder" yaml:"ladder"`
+	StepTimeout time.Duration `json:"step_timeout" yaml:"step_timeout"`
+	// HostDownGrace: a host's compute service must be down this long before it is dead.
+	HostDownGrace time.Duration `json:"host_down_grace" yaml:"host_down_grace"`
+	// Deadline: a failure not recovered within it is escalated.
+	Deadline time.Duration `json:"deadline" yaml:"deadline"`
+	// MaxAttempts caps the actions one incident may take (retries included).
+	MaxAttempts int `json:"max_attempts" yaml:"max_attempts"`
+	// ServiceFenceOnly allows evacuating from a host with no BMC once its compute
+	// service is forced down. Off by default: forced down is not proof the VMs are off.
+	ServiceFenceOnly bool `json:"service_fence_only" yaml:"service_fence_only"`
+	// Evacuate servers of a dead host at all (false: escalate instead).
+	EvacuateOnHostFailure bool `json:"evacuate_on_host_failure" yaml:"evacuate_on_host_failure"`
+}
+
+// DefaultPolicy is the built-in "default" policy.
+func DefaultPolicy() Policy {
+	return Policy{
+		Name:                  "default",
+		Ladder:                slices.Clone(ServerLadder),
+		StepTimeout:           60 * time.Second,
+		HostDownGrace:         10 * time.Second,
+		Deadline:              10 * time.Minute,
+		MaxAttempts:           8,
+		EvacuateOnHostFailure: true,
+	}
+}
+
+// Validate says what is wrong with a policy, naming the field.
+func (p Policy) Validate() error {
+	if p.Name == "" {
+		return fmt.Errorf("policy: name: must not be empty")
+	}
+	if len(p.Ladder) == 0 {
+		return fmt.Errorf("policy %q: ladder: must list at least one action of %v", p.Name, ServerLadder)
+	}
+	for i, a := range p.Ladder {
+		if !slices.Contains(ServerLadder, a) {
+			return fmt.Errorf("policy %q: ladder[%d]: unknown action %q (want one of %v)", p.Name, i, a, ServerLadder)
+		}
+	}
+	switch {
+	case p.StepTimeout <= 0:
+		return fmt.Errorf("policy %q: step_timeout: must be positive, got %s", p.Name, p.StepTimeout)
+	case p.HostDownGrace < 0:
+		return fmt.Errorf("policy %q: host_down_grace: must not be negative, got %s", p.Name, p.HostDownGrace)
+	case p.Deadline <= 0:
+		return fmt.Errorf("policy %q: deadline: must be positive, got %s", p.Name, p.Deadline)
+	case p.MaxAttempts <= 0:
+		return fmt.Errorf("policy %q: max_attempts: must be positive, got %d", p.Name, p.MaxAttempts)
+	}
+	return nil
+}
+
+// Cluster is a protected group of servers with a desired size and a policy.
+type Cluster struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+	Desired int      `json:"desired"`
+	Policy  string   `json:"policy"`
+}
+
+// ClusterStatus is a cluster with its health, as the API shows it.
+type ClusterStatus struct {
+	Cluster
+	Health  ClusterHealth `json:"health"`
+	Healthy int           `json:"healthy"`
+	Reason  string        `json:"reason,omitempty"`
+}
+
+// Limits are the engine-wide caps that keep recoveries from storming.
+type Limits struct {
+	// MaxConcurrent recoveries (incidents with a step in flight) at once.
+	MaxConcurrent int `json:"max_concurrent" yaml:"max_concurrent"`
+	// BrakeFraction: when at least this share of a segment's hosts (and at least
+	// BrakeMinHosts of them) look down at once, nothing is fenced or evacuated there.
+	BrakeFraction float64 `json:"brake_fraction" yaml:"brake_fraction"`
+	BrakeMinHosts int     `json:"brake_min_hosts" yaml:"brake_min_hosts"`
+}
+
+// DefaultLimits are conservative defaults for a small cloud.
+func DefaultLimits() Limits {
+	return Limits{MaxConcurrent: 20, BrakeFraction: 0.5, BrakeMinHosts: 3}
+}
