@@ -36,7 +36,7 @@ type Incident struct {
 	Steps []Step `json:"steps"`
 }
 
-// Recovering returns the step in flight, if any.
+// InFlight returns the first step not yet finished, if any.
 func (in *Incident) InFlight() *Step {
 	for i := range in.Steps {
 		if !in.Steps[i].State.Done() {
@@ -65,22 +65,29 @@ func (s StepState) Done() bool {
 
 // Step is one action of a recovery, journaled before and after it runs.
 type Step struct {
-	ID       int64     `json:"id"`
-	Incident int64     `json:"incident"`
-	Seq      int       `json:"seq"`
-	Action   Action    `json:"action"`
-	Server   string    `json:"server,omitempty"`
-	Host     string    `json:"host,omitempty"`   // the host acted on (fence, mark-down) or the source
-	Target   string    `json:"target,omitempty"` // evacuation target; empty lets the cloud place
-	State    StepState `json:"state"`
-	Rule     string    `json:"rule"`
-	Error    string    `json:"error,omitempty"`
-	Planned  time.Time `json:"planned"`
-	Started  time.Time `json:"started,omitzero"`
-	Issued   time.Time `json:"issued,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-	Deadline time.Time `json:"deadline,omitzero"`
-	Attempt  int       `json:"attempt"`
+	ID       int64  `json:"id"`
+	Incident int64  `json:"incident"`
+	Seq      int    `json:"seq"`
+	Action   Action `json:"action"`
+	Server   string `json:"server,omitempty"`
+	Host     string `json:"host,omitempty"`   // the host acted on (fence, mark-down) or the source
+	Target   string `json:"target,omitempty"` // evacuation target; empty lets the cloud place
+	// Hard: a reboot rung taken as a hard reboot (the server's state refuses a soft one).
+	Hard  bool      `json:"hard,omitempty"`
+	State StepState `json:"state"`
+	Rule  string    `json:"rule"`
+	Error string    `json:"error,omitempty"`
+	// Retryable: the step failed for a passing reason (cloud unreachable, 5xx) and
+	// the same action may be tried again; otherwise the ladder moves on.
+	Retryable bool      `json:"retryable,omitempty"`
+	Planned   time.Time `json:"planned"`
+	Started   time.Time `json:"started,omitzero"`
+	Issued    time.Time `json:"issued,omitzero"`
+	Finished  time.Time `json:"finished,omitzero"`
+	Deadline  time.Time `json:"deadline,omitzero"`
+	// Timeout is how long the step's effect may take once issued (Deadline = Issued + Timeout).
+	Timeout time.Duration `json:"timeout"`
+	Attempt int           `json:"attempt"`
 }
 
 // InstanceAction is what the cloud recorded doing to a server (Nova's

@@ -142,4 +142,3 @@ func (d *Driver) Actions(ctx context.Context, server string) ([]model.InstanceAc
 	slices.SortStableFunc(out, func(a, b model.InstanceAction) int { return a.Start.Compare(b.Start) })
 	return out, nil
 }
-

@@ -1,0 +1,525 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/detect"
+	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/plan"
+	"github.com/vigil-ha/vigil/recover"
+	"github.com/vigil-ha/vigil/store"
+)
+
+// Config wires an engine.
+type Config struct {
+	Compute  cloud.Compute
+	Fencer   cloud.Fencer // nil: no host has a fence device
+	Store    store.Store
+	Policies map[string]model.Policy // "default" is added when missing
+	Limits   model.Limits
+	Now      func() time.Time
+	// FullEvery: a full listing repairs drift from incremental (changes-since) polls.
+	FullEvery time.Duration
+	// Hook lets tests stop the executor at exact points.
+	Hook recover.Hook
+	// OnEvent receives every journaled event (the demo's timeline), in order.
+	OnEvent func(model.Event)
+}
+
+// Engine is one owner of Vigil's recoveries.
+type Engine struct {
+	cfg   Config
+	epoch int64
+	exec  *recover.Executor
+
+	run sync.Mutex // one reconcile at a time
+
+	mu         sync.RWMutex // guards everything below
+	det        *detect.Detector
+	clusters   []model.Cluster
+	open       []model.Incident
+	lastClosed map[model.Subject]model.Incident
+	lastPoll   time.Time
+	lastFull   time.Time
+	stats      Stats
+}
+
+// Stats counts what the engine did.
+type Stats struct {
+	Ticks      int `json:"ticks"`
+	PollErrors int `json:"poll_errors"`
+}
+
+// New claims the store's open recoveries, loads the clusters and resumes any step
+// a previous owner left in flight.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Policies == nil {
+		cfg.Policies = map[string]model.Policy{}
+	}
+	if _, ok := cfg.Policies["default"]; !ok {
+		cfg.Policies["default"] = model.DefaultPolicy()
+	}
+	if cfg.Limits.MaxConcurrent == 0 {
+		cfg.Limits = model.DefaultLimits()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.FullEvery == 0 {
+		cfg.FullEvery = time.Minute
+	}
+	epoch, err := cfg.Store.Claim(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{}}
+	e.det = detect.New(detect.Config{HostDownGrace: minGrace(cfg.Policies)})
+	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
+		Now: cfg.Now, Hook: cfg.Hook, Skew: time.Second}
+	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
+		return nil, err
+	}
+	e.protect()
+	if e.open, err = cfg.Store.OpenIncidents(ctx); err != nil {
+		return nil, err
+	}
+	if e.lastClosed, err = cfg.Store.LastClosed(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.exec.Resume(ctx, e.open); err != nil {
+		return nil, fmt.Errorf("resume open recoveries: %w", err)
+	}
+	return e, nil
+}
+
+func minGrace(pols map[string]model.Policy) time.Duration {
+	g := time.Duration(-1)
+	for _, p := range pols {
+		if g < 0 || p.HostDownGrace < g {
+			g = p.HostDownGrace
+		}
+	}
+	return max(g, 0)
+}
+
+func (e *Engine) protect() {
+	var ids []string
+	for _, c := range e.clusters {
+		ids = append(ids, c.Members...)
+	}
+	e.det.Protect(ids)
+}
+
+// Epoch is this engine's ownership token.
+func (e *Engine) Epoch() int64 { return e.epoch }
+
+// Tick polls the cloud and reconciles once.
+func (e *Engine) Tick(ctx context.Context) error {
+	e.run.Lock()
+	defer e.run.Unlock()
+	return e.reconcile(ctx, e.observe(ctx))
+}
+
+// Observe reconciles once on an observation pushed by a source (a notification).
+func (e *Engine) Observe(ctx context.Context, obs model.Observation) error {
+	e.run.Lock()
+	defer e.run.Unlock()
+	return e.reconcile(ctx, obs)
+}
+
+// observe lists hosts and servers in bulk: a full listing every FullEvery, else only
+// what changed since the last poll (with a second of overlap for clock skew).
+func (e *Engine) observe(ctx context.Context) model.Observation {
+	now := e.cfg.Now()
+	obs := model.Observation{At: now, Source: "poll"}
+	hosts, err := e.cfg.Compute.ListHosts(ctx)
+	if err != nil {
+		return e.pollFailed(obs, err)
+	}
+	obs.Hosts = hosts
+	since := time.Time{}
+	obs.Full = e.lastFull.IsZero() || now.Sub(e.lastFull) >= e.cfg.FullEvery
+	if !obs.Full {
+		since = e.lastPoll.Add(-time.Second)
+	}
+	servers, err := e.cfg.Compute.ListServers(ctx, since)
+	if err != nil {
+		return e.pollFailed(obs, err)
+	}
+	obs.Servers = servers
+	e.lastPoll = now
+	if obs.Full {
+		e.lastFull = now
+	}
+	obs.Power = e.fencePower(ctx)
+	return obs
+}
+
+func (e *Engine) pollFailed(obs model.Observation, err error) model.Observation {
+	e.mu.Lock()
+	e.stats.PollErrors++
+	e.mu.Unlock()
+	obs.Err = err.Error()
+	return obs
+}
+
+// fencePower asks the BMC of each host being fenced for its power state.
+func (e *Engine) fencePower(ctx context.Context) map[string]model.Power {
+	if e.cfg.Fencer == nil {
+		return nil
+	}
+	var out map[string]model.Power
+	for _, inc := range e.open {
+		for _, st := range inc.Steps {
+			if st.Action != model.ActFence || st.State != model.StepIssued {
+				continue
+			}
+			p, err := e.cfg.Fencer.PowerStatus(ctx, st.Host)
+			if err != nil {
+				continue // unknown: the fence stays unconfirmed
+			}
+			if out == nil {
+				out = map[string]model.Power{}
+			}
+			out[st.Host] = p
+		}
+	}
+	return out
+}
+
+// reconcile folds an observation in, plans, and carries the plan out.
+func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
+	now := e.cfg.Now()
+	e.mu.Lock()
+	e.stats.Ticks++
+	changed := e.det.Step(now, obs)
+	in := e.input(now)
+	out := plan.Plan(in)
+	e.mu.Unlock()
+
+	var evs []model.Event
+	for _, v := range changed {
+		if v.Failed || v.Rule != "" && e.wasFailed(v) {
+			evs = append(evs, model.Event{At: now, Kind: "verdict", Subject: v.Subject.String(),
+				Message: fmt.Sprintf("%s: %s (%s)", health(v), strings.Join(v.Evidence, "; "), v.Rule)})
+		}
+	}
+	if obs.Err != "" && in.CloudErr != "" {
+		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: "cloud unreachable: " + obs.Err})
+	}
+	if err := e.emit(ctx, evs...); err != nil {
+		return err
+	}
+	return e.apply(ctx, now, out)
+}
+
+func (e *Engine) wasFailed(v model.Verdict) bool {
+	_, open := e.incidentFor(v.Subject)
+	return open
+}
+
+func health(v model.Verdict) string {
+	if v.Host != "" {
+		return "host " + v.Host
+	}
+	return "server " + v.Server
+}
+
+func (e *Engine) input(now time.Time) plan.Input {
+	view := e.det.View()
+	canFence := map[string]bool{}
+	if e.cfg.Fencer != nil {
+		for name := range view.Hosts {
+			canFence[name] = e.cfg.Fencer.CanFence(name)
+		}
+	}
+	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
+		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
+		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence}
+}
+
+func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {
+	for i := range e.open {
+		if e.open[i].Subject == s {
+			return &e.open[i], true
+		}
+	}
+	return nil, false
+}
+
+// apply journals the plan and carries out its steps.
+func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) error {
+	ids := map[int64]int64{} // temporary -> stored incident IDs
+	for _, inc := range out.Open {
+		tmp := inc.ID
+		inc.Steps = nil
+		if err := e.cfg.Store.CreateIncident(ctx, e.epoch, &inc); err != nil {
+			return err
+		}
+		ids[tmp] = inc.ID
+		e.mu.Lock()
+		e.open = append(e.open, inc)
+		e.mu.Unlock()
+		if err := e.emit(ctx, model.Event{At: now, Kind: "incident", Subject: inc.Subject.String(), Incident: inc.ID,
+			Message: fmt.Sprintf("incident %d opened (%s, policy %s): %s", inc.ID, inc.Rule, inc.Policy, strings.Join(inc.Evidence, "; "))}); err != nil {
+			return err
+		}
+	}
+	real := func(id int64) int64 {
+		if r, ok := ids[id]; ok {
+			return r
+		}
+		return id
+	}
+	e.mu.Lock()
+	byID := map[int64]*model.Incident{}
+	for i := range e.open {
+		byID[e.open[i].ID] = &e.open[i]
+	}
+	e.mu.Unlock()
+
+	for _, u := range out.Updates {
+		inc := byID[real(u.Incident)]
+		if inc == nil {
+			continue
+		}
+		for i := range inc.Steps {
+			st := &inc.Steps[i]
+			if st.ID != u.Step {
+				continue
+			}
+			e.mu.Lock()
+			st.State, st.Error, st.Finished, st.Retryable = u.State, u.Error, now, u.Retryable
+			cp := *st
+			e.mu.Unlock()
+			if err := e.cfg.Store.UpdateStep(ctx, e.epoch, cp); err != nil {
+				return err
+			}
+			msg := fmt.Sprintf("%s %s: %s", cp.Action, target(cp), cp.State)
+			if cp.Error != "" {
+				msg += ": " + cp.Error
+			}
+			if err := e.emit(ctx, model.Event{At: now, Kind: "step", Subject: subject(cp), Incident: cp.Incident, Message: msg}); err != nil {
+				return err
+			}
+		}
+	}
+	type ref struct {
+		inc *model.Incident
+		i   int
+	}
+	var refs []ref
+	e.mu.Lock()
+	for _, st := range out.Steps {
+		inc := byID[real(st.Incident)]
+		if inc == nil {
+			continue
+		}
+		st.Incident = inc.ID
+		inc.Steps = append(inc.Steps, st)
+		refs = append(refs, ref{inc, len(inc.Steps) - 1})
+	}
+	run := make([]*model.Step, len(refs))
+	for i, r := range refs {
+		run[i] = &r.inc.Steps[r.i]
+	}
+	e.mu.Unlock()
+	// The executor writes into the steps; the API may read them meanwhile, so it
+	// works on copies that are folded back after.
+	copies := make([]*model.Step, len(run))
+	for i, st := range run {
+		cp := *st
+		copies[i] = &cp
+	}
+	err := e.exec.Run(ctx, copies)
+	e.mu.Lock()
+	for i, st := range run {
+		*st = *copies[i]
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, c := range out.Changes {
+		inc := byID[real(c.Incident)]
+		if inc == nil {
+			continue
+		}
+		e.mu.Lock()
+		inc.State, inc.Reason, inc.Updated = c.State, c.Reason, now
+		if c.State.Closed() {
+			inc.Closed = now
+		}
+		cp := *inc
+		e.mu.Unlock()
+		if err := e.cfg.Store.UpdateIncident(ctx, e.epoch, cp); err != nil {
+			return err
+		}
+		if err := e.emit(ctx, model.Event{At: now, Kind: "incident", Subject: cp.Subject.String(), Incident: cp.ID,
+			Message: fmt.Sprintf("incident %d %s: %s", cp.ID, cp.State, cp.Reason)}); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.open = slices.DeleteFunc(e.open, func(in model.Incident) bool {
+		if in.State.Closed() {
+			e.lastClosed[in.Subject] = in
+			return true
+		}
+		return false
+	})
+	e.mu.Unlock()
+	return nil
+}
+
+func subject(st model.Step) string {
+	if st.Server != "" {
+		return model.Subject{Kind: model.KindServer, ID: st.Server}.String()
+	}
+	return model.Subject{Kind: model.KindHost, ID: st.Host}.String()
+}
+
+func target(st model.Step) string {
+	if st.Server != "" {
+		return st.Server
+	}
+	return st.Host
+}
+
+func (e *Engine) emit(ctx context.Context, evs ...model.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := e.cfg.Store.AppendEvents(ctx, evs...); err != nil {
+		return err
+	}
+	if e.cfg.OnEvent != nil {
+		for _, ev := range evs {
+			e.cfg.OnEvent(ev)
+		}
+	}
+	return nil
+}
+
+// journal forwards the executor's writes to the store and its events to OnEvent.
+type journal struct{ e *Engine }
+
+func (j journal) AddStep(ctx context.Context, epoch int64, st *model.Step) error {
+	return j.e.cfg.Store.AddStep(ctx, epoch, st)
+}
+func (j journal) UpdateStep(ctx context.Context, epoch int64, st model.Step) error {
+	return j.e.cfg.Store.UpdateStep(ctx, epoch, st)
+}
+func (j journal) AppendEvents(ctx context.Context, evs ...model.Event) error {
+	return j.e.emit(ctx, evs...)
+}
+
+// Run reconciles every interval and on every observation a source pushes, until ctx
+// ends. Errors are reported to onErr and the loop goes on; a stale epoch ends it.
+func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan model.Observation, onErr func(error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			err = e.Tick(ctx)
+		case obs := <-pushed:
+			err = e.Observe(ctx, obs)
+		}
+		if errors.Is(err, store.ErrStale) {
+			return fmt.Errorf("another Vigil took over the recoveries: %w", err)
+		}
+		if err != nil && ctx.Err() == nil && onErr != nil {
+			onErr(err)
+		}
+	}
+}
+
+// Clusters returns every cluster with its health.
+func (e *Engine) Clusters() []model.ClusterStatus {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	v := e.det.View()
+	out := make([]model.ClusterStatus, 0, len(e.clusters))
+	for _, c := range e.clusters {
+		out = append(out, plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed))
+	}
+	return out
+}
+
+// Hosts returns the observed hosts with their verdicts, sorted by name.
+func (e *Engine) Hosts() []HostStatus {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	v := e.det.View()
+	out := make([]HostStatus, 0, len(v.Hosts))
+	for _, name := range slices.Sorted(maps.Keys(v.Hosts)) {
+		out = append(out, HostStatus{Host: v.Hosts[name], Verdict: v.Verdicts[model.Subject{Kind: model.KindHost, ID: name}]})
+	}
+	return out
+}
+
+// Servers returns the observed servers with their verdicts, sorted by ID.
+func (e *Engine) Servers() []ServerStatus {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	v := e.det.View()
+	out := make([]ServerStatus, 0, len(v.Servers))
+	for _, id := range slices.Sorted(maps.Keys(v.Servers)) {
+		out = append(out, ServerStatus{Server: v.Servers[id], Verdict: v.Verdicts[model.Subject{Kind: model.KindServer, ID: id}]})
+	}
+	return out
+}
+
+// Cloud reports whether the cloud can be seen, and since when it cannot.
+func (e *Engine) Cloud() CloudStatus {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	v := e.det.View()
+	return CloudStatus{Reachable: v.CloudErr == "", Error: v.CloudErr, Since: v.CloudErrSince, LastFull: v.LastSeen, Stats: e.stats, Epoch: e.epoch}
+}
+
+// OpenIncidents returns copies of the open incidents.
+func (e *Engine) OpenIncidents() []model.Incident {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]model.Incident, len(e.open))
+	for i, in := range e.open {
+		in.Steps = slices.Clone(in.Steps)
+		out[i] = in
+	}
+	return out
+}
+
+// HostStatus is a host and Vigil's verdict on it.
+type HostStatus struct {
+	model.Host
+	Verdict model.Verdict `json:"verdict"`
+}
+
+// ServerStatus is a server and Vigil's verdict on it.
+type ServerStatus struct {
+	model.Server
+	Verdict model.Verdict `json:"verdict"`
+}
+
+// CloudStatus says whether the cloud is visible.
+type CloudStatus struct {
+	Reachable bool      `json:"reachable"`
+	Error     string    `json:"error,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	LastFull  time.Time `json:"last_full_listing,omitzero"`
+	Stats     Stats     `json:"stats"`
+	Epoch     int64     `json:"epoch"`
+}

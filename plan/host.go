@@ -1,0 +1,245 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// evacuees are the protected servers a host incident must move: those it already
+// has evacuate steps for, and the protected servers still placed on the host.
+func (p *planner) evacuees(inc *model.Incident) []string {
+	set := map[string]bool{}
+	for _, st := range inc.Steps {
+		if st.Action == model.ActEvacuate {
+			set[st.Server] = true
+		}
+	}
+	for _, id := range p.protectedOn(inc.Subject.ID) {
+		set[id] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// host advances one host incident: fence (power off, verified), mark the service
+// down, then evacuate each protected server. Nothing is evacuated without the fence.
+func (p *planner) host(inc *model.Incident) {
+	in := p.in
+	name := inc.Subject.ID
+	h := in.Hosts[name]
+	v := in.Verdicts[inc.Subject]
+	servers := p.evacuees(inc)
+	pol := p.hostPolicy(servers)
+
+	// Outcomes of the steps in flight.
+	pending := false
+	for i := range inc.Steps {
+		st := &inc.Steps[i]
+		switch st.State {
+		case model.StepPlanned, model.StepIntent:
+			pending = true
+		case model.StepIssued:
+			done := false
+			switch st.Action {
+			case model.ActFence:
+				done = h.Power == model.PowerOff
+			case model.ActMarkDown:
+				done = h.ForcedDown
+			case model.ActEvacuate:
+				done = p.activeSince(st.Server, st.Issued, name)
+			}
+			switch {
+			case done:
+				p.finish(inc, st, model.StepSucceeded, "", false)
+			case !in.Now.Before(st.Deadline):
+				p.finish(inc, st, model.StepFailed, fmt.Sprintf("not confirmed within %s", st.Timeout), true)
+			default:
+				pending = true
+			}
+		}
+	}
+	fenced := succeeded(inc.Steps, model.ActFence, "")
+	markedDown := succeeded(inc.Steps, model.ActMarkDown, "")
+	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
+
+	if !acted && !v.Failed {
+		if h.Maintenance || v.Host == string(model.HostMaintenance) {
+			p.change(inc, model.IncidentResolved, "an operator put the host in maintenance before any action")
+		} else {
+			p.change(inc, model.IncidentResolved, "host came back before any action: "+strings.Join(v.Evidence, "; "))
+		}
+		return
+	}
+	if in.CloudErr != "" {
+		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
+		return
+	}
+	if in.Now.Sub(inc.Opened) >= pol.Deadline {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
+		return
+	}
+	if reason, ok := p.braked[h.Segment]; ok {
+		p.change(inc, model.IncidentWaiting, reason)
+		return
+	}
+	if pending && (!fenced || !markedDown) {
+		return // one fencing step at a time
+	}
+
+	// 1. Fence: proof that the host's copies are off.
+	if !fenced {
+		if !in.CanFence[name] {
+			if !pol.ServiceFenceOnly {
+				p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+					"no fence proof: host %s has no BMC configured and policy %s does not allow evacuating on a forced-down service alone (forced down is not proof its VMs are off); configure its BMC or set service_fence_only", name, pol.Name))
+				return
+			}
+			if !skipped(inc.Steps, model.ActFence) {
+				p.take(inc, model.Step{Action: model.ActFence, Host: name, State: model.StepSkipped,
+					Rule: fmt.Sprintf("policy %s: service_fence_only: no BMC for %s, forcing its service down is the fence", pol.Name, name)})
+				p.skipLast(inc)
+			}
+		} else {
+			p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout,
+				Rule: fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name)},
+				"fence failed: no evacuation without proof the host is off")
+			return
+		}
+	}
+	// 2. Mark the compute service forced down, so the cloud allows evacuation.
+	if !markedDown {
+		p.retryOrEscalate(inc, pol, model.Step{Action: model.ActMarkDown, Host: name, Timeout: pol.StepTimeout,
+			Rule: fmt.Sprintf("force the compute service of %s down: the cloud evacuates only from a down service", name)},
+			"could not force the compute service down")
+		return
+	}
+	if !pol.EvacuateOnHostFailure {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("host %s fenced; policy %s does not evacuate on host failure: an operator must restore its servers", name, pol.Name))
+		return
+	}
+	// 3. Evacuate each protected server.
+	remaining := 0
+	for _, id := range servers {
+		if succeeded(inc.Steps, model.ActEvacuate, id) {
+			continue
+		}
+		remaining++
+		if inFlight(inc.Steps, id) {
+			continue
+		}
+		target, why := p.place(name, id)
+		if why != "" {
+			p.change(inc, model.IncidentWaiting, why)
+			continue
+		}
+		if !p.retryOrEscalate(inc, pol, model.Step{Action: model.ActEvacuate, Server: id, Host: name, Target: target,
+			Timeout: pol.StepTimeout, Rule: fmt.Sprintf("host %s fenced and marked down: evacuate protected server %s%s", name, id, placedOn(target))},
+			"evacuation of "+id+" failed") {
+			return
+		}
+	}
+	if remaining == 0 {
+		p.change(inc, model.IncidentResolved, fmt.Sprintf("host fenced; all %d protected servers ACTIVE on other hosts", len(servers)))
+	}
+}
+
+func placedOn(target string) string {
+	if target == "" {
+		return " (the cloud's scheduler places it)"
+	}
+	return " to " + target
+}
+
+// retryOrEscalate plans st, or a retry of the last failed step of its kind after its
+// backoff, or escalates when the policy's attempts are spent. It returns false when
+// the incident was escalated.
+func (p *planner) retryOrEscalate(inc *model.Incident, pol model.Policy, st model.Step, what string) bool {
+	same := func(s model.Step) bool { return s.Action == st.Action && s.Server == st.Server }
+	n := attempts(inc.Steps, same)
+	if n >= pol.MaxAttempts {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("%s after %d attempts (policy max_attempts); %s", what, n, lastError(inc.Steps)))
+		return false
+	}
+	if n > 0 {
+		for i := len(inc.Steps) - 1; i >= 0; i-- {
+			if last := inc.Steps[i]; same(last) && last.State == model.StepFailed {
+				if p.in.Now.Sub(last.Finished) < backoff(n) {
+					return true
+				}
+				st.Rule = fmt.Sprintf("retry %s (attempt %d) after: %s", st.Action, n+1, last.Error)
+				break
+			}
+		}
+	}
+	st.Attempt = n + 1
+	p.take(inc, st)
+	return true
+}
+
+// skipLast records the step just taken as skipped (no action; the reason is its rule).
+func (p *planner) skipLast(inc *model.Incident) {
+	i := len(p.out.Steps) - 1
+	if i < 0 || p.out.Steps[i].Incident != inc.ID {
+		return
+	}
+	p.out.Steps[i].State = model.StepSkipped
+	inc.Steps[len(inc.Steps)-1].State = model.StepSkipped
+	p.budget++
+}
+
+// place picks an evacuation target with room. With no capacity known anywhere, the
+// cloud's scheduler places (target ""). A non-empty reason means no room.
+func (p *planner) place(source, server string) (string, string) {
+	best, bestFree, known := "", 0, false
+	for _, name := range slices.Sorted(maps.Keys(p.in.Hosts)) {
+		h := p.in.Hosts[name]
+		v := p.in.Verdicts[model.Subject{Kind: model.KindHost, ID: name}]
+		if h.Capacity > 0 {
+			known = true
+		}
+		if name == source || h.Disabled || h.Maintenance || h.ForcedDown || v.Host != string(model.HostUp) || h.Capacity <= 0 {
+			continue
+		}
+		if free := h.Capacity - p.used[name]; free > bestFree {
+			best, bestFree = name, free
+		}
+	}
+	if !known {
+		return "", ""
+	}
+	if best == "" {
+		return "", fmt.Sprintf("waiting: no up host has room for server %s", server)
+	}
+	p.used[best]++
+	return best, ""
+}
+
+func succeeded(steps []model.Step, a model.Action, server string) bool {
+	for _, st := range steps {
+		if st.Action == a && st.Server == server && st.State == model.StepSucceeded {
+			return true
+		}
+	}
+	return false
+}
+
+func skipped(steps []model.Step, a model.Action) bool {
+	for _, st := range steps {
+		if st.Action == a && st.State == model.StepSkipped {
+			return true
+		}
+	}
+	return false
+}
+
+func inFlight(steps []model.Step, server string) bool {
+	for _, st := range steps {
+		if st.Server == server && !st.State.Done() {
+			return true
+		}
+	}
+	return false
+}

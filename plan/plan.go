@@ -1,0 +1,288 @@
+package plan
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// Input is everything a decision may depend on.
+type Input struct {
+	Now      time.Time
+	Hosts    map[string]model.Host
+	Servers  map[string]model.Server
+	Verdicts map[model.Subject]model.Verdict
+	// CloudErr is set while the cloud cannot be seen: no new action is taken.
+	CloudErr string
+	Clusters []model.Cluster
+	Policies map[string]model.Policy
+	// Open incidents (not closed), with their steps.
+	Open []model.Incident
+	// LastClosed is the most recently closed incident per subject.
+	LastClosed map[model.Subject]model.Incident
+	Limits     model.Limits
+	// CanFence lists the hosts with a fence device (BMC).
+	CanFence map[string]bool
+}
+
+// Output is what the shell must journal and carry out. New incidents carry negative
+// IDs, which their new steps reference until the store assigns real ones.
+type Output struct {
+	Open    []model.Incident
+	Steps   []model.Step
+	Updates []StepUpdate
+	Changes []Change
+}
+
+// StepUpdate records the observed outcome of an issued step.
+type StepUpdate struct {
+	Incident int64
+	Step     int64
+	State    model.StepState
+	Error    string
+	// Retryable: the same action may be taken again (else the ladder moves on).
+	Retryable bool
+}
+
+// Change moves an incident to a new state, with the reason shown to operators.
+type Change struct {
+	Incident int64
+	State    model.IncidentState
+	Reason   string
+}
+
+type planner struct {
+	in       *Input
+	out      Output
+	member   map[string]string // server -> cluster
+	budget   int
+	used     map[string]int // servers per host, with this round's placements
+	braked   map[string]string
+	nextTemp int64
+}
+
+// Plan decides the next steps.
+func Plan(in Input) Output {
+	p := &planner{in: &in, member: map[string]string{}, used: map[string]int{}}
+	for _, c := range in.Clusters {
+		for _, id := range c.Members {
+			if _, ok := p.member[id]; !ok {
+				p.member[id] = c.Name
+			}
+		}
+	}
+	for _, s := range in.Servers {
+		p.used[s.Host]++
+	}
+	inflight := 0
+	for _, inc := range in.Open {
+		for _, st := range inc.Steps {
+			if st.State == model.StepIntent || st.State == model.StepIssued {
+				inflight++
+			}
+		}
+	}
+	p.budget = in.Limits.MaxConcurrent - inflight
+	p.braked = Brakes(in.Hosts, in.Verdicts, in.Limits)
+
+	open := slices.Clone(in.Open)
+	if in.CloudErr == "" {
+		open = append(open, p.openIncidents(open)...)
+	}
+	// Host incidents first: a server whose host failed is theirs.
+	slices.SortStableFunc(open, func(a, b model.Incident) int {
+		return cmp.Or(cmp.Compare(kindOrder(a.Subject.Kind), kindOrder(b.Subject.Kind)), cmp.Compare(a.Opened.UnixNano(), b.Opened.UnixNano()), cmp.Compare(a.ID, b.ID))
+	})
+	hostIncident := map[string]int64{}
+	for _, inc := range open {
+		if inc.Subject.Kind == model.KindHost {
+			hostIncident[inc.Subject.ID] = inc.ID
+		}
+	}
+	for i := range open {
+		inc := &open[i]
+		if inc.Subject.Kind == model.KindHost {
+			p.host(inc)
+		} else {
+			p.server(inc, hostIncident)
+		}
+	}
+	return p.out
+}
+
+func kindOrder(k string) int {
+	if k == model.KindHost {
+		return 0
+	}
+	return 1
+}
+
+func (p *planner) policy(name string) model.Policy {
+	if pol, ok := p.in.Policies[name]; ok {
+		return pol
+	}
+	return model.DefaultPolicy()
+}
+
+// openIncidents opens one incident per newly failed protected subject.
+func (p *planner) openIncidents(open []model.Incident) []model.Incident {
+	busy := map[model.Subject]bool{}
+	for _, inc := range open {
+		busy[inc.Subject] = true
+	}
+	subjects := slices.SortedFunc(maps.Keys(p.in.Verdicts), func(a, b model.Subject) int {
+		return cmp.Or(cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)), cmp.Compare(a.ID, b.ID))
+	})
+	var opened []model.Incident
+	for _, subj := range subjects {
+		v := p.in.Verdicts[subj]
+		if !v.Failed || busy[subj] {
+			continue
+		}
+		if last, ok := p.in.LastClosed[subj]; ok && !last.Closed.Before(v.Since) {
+			continue // the same failure was already answered (resolved while it persisted, or escalated)
+		}
+		inc := model.Incident{Subject: subj, State: model.IncidentOpen, Rule: v.Rule,
+			Evidence: slices.Clone(v.Evidence), Opened: p.in.Now, Updated: p.in.Now}
+		switch subj.Kind {
+		case model.KindServer:
+			c, ok := p.member[subj.ID]
+			if !ok || v.Server == string(model.ServerFailed) && p.hostFailed(p.in.Servers[subj.ID].Host) {
+				continue // unprotected, or its host's incident answers it
+			}
+			inc.Cluster = c
+			inc.Policy = p.clusterPolicy(c)
+		case model.KindHost:
+			prot := p.protectedOn(subj.ID)
+			if len(prot) == 0 {
+				continue
+			}
+			inc.Policy = p.hostPolicy(prot).Name
+			inc.Evidence = append(inc.Evidence, fmt.Sprintf("protected servers on it: %s", strings.Join(prot, ", ")))
+		}
+		p.nextTemp--
+		inc.ID = p.nextTemp
+		p.out.Open = append(p.out.Open, inc)
+		opened = append(opened, inc)
+	}
+	return opened
+}
+
+func (p *planner) clusterPolicy(cluster string) string {
+	for _, c := range p.in.Clusters {
+		if c.Name == cluster {
+			return c.Policy
+		}
+	}
+	return "default"
+}
+
+func (p *planner) hostFailed(host string) bool {
+	v, ok := p.in.Verdicts[model.Subject{Kind: model.KindHost, ID: host}]
+	return ok && v.Failed
+}
+
+// protectedOn lists the protected servers that the cloud places on host.
+func (p *planner) protectedOn(host string) []string {
+	var ids []string
+	for id, s := range p.in.Servers {
+		if _, ok := p.member[id]; ok && s.Host == host {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// hostPolicy merges the policies of the servers on a host, strictest first.
+func (p *planner) hostPolicy(servers []string) model.Policy {
+	var names []string
+	for _, id := range servers {
+		names = append(names, p.clusterPolicy(p.member[id]))
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) == 0 {
+		return model.DefaultPolicy()
+	}
+	merged := p.policy(names[0])
+	for _, n := range names[1:] {
+		pol := p.policy(n)
+		merged.Name += "+" + n
+		merged.StepTimeout = min(merged.StepTimeout, pol.StepTimeout)
+		merged.Deadline = min(merged.Deadline, pol.Deadline)
+		merged.MaxAttempts = min(merged.MaxAttempts, pol.MaxAttempts)
+		merged.ServiceFenceOnly = merged.ServiceFenceOnly && pol.ServiceFenceOnly
+		merged.EvacuateOnHostFailure = merged.EvacuateOnHostFailure && pol.EvacuateOnHostFailure
+	}
+	return merged
+}
+
+func (p *planner) policyOf(inc *model.Incident) model.Policy {
+	if inc.Subject.Kind == model.KindHost {
+		return p.hostPolicy(p.evacuees(inc))
+	}
+	return p.policy(inc.Policy)
+}
+
+func (p *planner) change(inc *model.Incident, state model.IncidentState, reason string) {
+	if inc.State == state && inc.Reason == reason {
+		return
+	}
+	inc.State, inc.Reason = state, reason
+	p.out.Changes = append(p.out.Changes, Change{Incident: inc.ID, State: state, Reason: reason})
+}
+
+func (p *planner) finish(inc *model.Incident, st *model.Step, state model.StepState, errText string, retryable bool) {
+	st.State, st.Error, st.Finished, st.Retryable = state, errText, p.in.Now, retryable
+	p.out.Updates = append(p.out.Updates, StepUpdate{Incident: inc.ID, Step: st.ID, State: state, Error: errText, Retryable: retryable})
+}
+
+// take plans a step if the concurrency budget allows; false means the incident waits.
+func (p *planner) take(inc *model.Incident, st model.Step) bool {
+	if p.budget <= 0 {
+		p.change(inc, model.IncidentWaiting, fmt.Sprintf(
+			"waiting: %d steps already in flight (limits.max_concurrent)", p.in.Limits.MaxConcurrent))
+		return false
+	}
+	p.budget--
+	st.Incident, st.State, st.Planned = inc.ID, model.StepPlanned, p.in.Now
+	st.Seq = len(inc.Steps) + 1
+	inc.Steps = append(inc.Steps, st)
+	p.out.Steps = append(p.out.Steps, st)
+	if inc.State == model.IncidentWaiting {
+		p.change(inc, model.IncidentOpen, "")
+	}
+	return true
+}
+
+// activeSince reports whether the server has been seen ACTIVE and idle, on a host
+// other than notOn (if set), by an observation made no earlier than t.
+func (p *planner) activeSince(id string, t time.Time, notOn string) bool {
+	s, ok := p.in.Servers[id]
+	if !ok || s.Status != model.StatusActive || s.TaskState != "" || (notOn != "" && s.Host == notOn) {
+		return false
+	}
+	v, ok := p.in.Verdicts[model.Subject{Kind: model.KindServer, ID: id}]
+	return ok && v.Server == string(model.ServerHealthy) && !v.Since.Before(t)
+}
+
+func backoff(attempt int) time.Duration {
+	d := time.Second << min(attempt, 5)
+	return min(d, 30*time.Second)
+}
+
+func attempts(steps []model.Step, match func(model.Step) bool) int {
+	n := 0
+	for _, st := range steps {
+		if st.State != model.StepSkipped && st.State != model.StepPlanned && match(st) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,133 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// server advances one server incident along its policy's ladder.
+func (p *planner) server(inc *model.Incident, hostIncident map[string]int64) {
+	in := p.in
+	id := inc.Subject.ID
+	pol := p.policy(inc.Policy)
+	srv, present := in.Servers[id]
+	v := in.Verdicts[inc.Subject]
+
+	if st := inc.InFlight(); st != nil {
+		switch st.State {
+		case model.StepPlanned, model.StepIntent:
+			return // the executor owns it (and resumes it after a restart)
+		case model.StepIssued:
+			if p.activeSince(id, st.Issued, "") {
+				p.finish(inc, st, model.StepSucceeded, "", false)
+				p.change(inc, model.IncidentResolved, fmt.Sprintf("server ACTIVE again after %s (step %d)", st.Action, st.Seq))
+				return
+			}
+			if in.Now.Before(st.Deadline) {
+				return
+			}
+			p.finish(inc, st, model.StepFailed, fmt.Sprintf("server not ACTIVE within %s of the %s (status %s)", st.Timeout, st.Action, srv.Status), false)
+		}
+	}
+	if present && !v.Failed && v.Server == string(model.ServerHealthy) {
+		p.change(inc, model.IncidentResolved, "server healthy again without further action: "+strings.Join(v.Evidence, "; "))
+		return
+	}
+	if v.Rule == "server-host-down" || present && p.hostFailed(srv.Host) {
+		if hid, ok := hostIncident[srv.Host]; ok {
+			p.change(inc, model.IncidentSuperseded, fmt.Sprintf("host %s failed; its incident %d recovers this server", srv.Host, hid))
+			return
+		}
+	}
+	if in.Now.Sub(inc.Opened) >= pol.Deadline {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
+		return
+	}
+	if !present && in.CloudErr == "" {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+			"server %s no longer exists in the cloud (deleted outside Vigil); Vigil does not recreate servers: re-create it and update the cluster", id))
+		return
+	}
+	if in.CloudErr != "" {
+		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
+		return
+	}
+	if hv, ok := in.Verdicts[model.Subject{Kind: model.KindHost, ID: srv.Host}]; ok && hv.Host != string(model.HostUp) {
+		p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: its host %s is %s; no action on its servers until that is settled", srv.Host, hv.Host))
+		return
+	}
+	if v.Server == string(model.ServerRecovering) {
+		return // a task is running on it (ours or someone else's); its outcome decides
+	}
+	if n := attempts(inc.Steps, func(model.Step) bool { return true }); n >= pol.MaxAttempts {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("gave up after %d attempts (policy max_attempts); %s", n, lastError(inc.Steps)))
+		return
+	}
+
+	action, attempt, why := nextRung(pol, inc.Steps)
+	if action == "" {
+		p.change(inc, model.IncidentEscalated, why)
+		return
+	}
+	if last := lastFinished(inc.Steps); last != nil && last.Retryable && in.Now.Sub(last.Finished) < backoff(attempt) {
+		return
+	}
+	st := model.Step{Action: action, Server: id, Host: srv.Host, Attempt: attempt, Timeout: pol.StepTimeout, Rule: why}
+	switch {
+	case action == model.ActHardReboot:
+		st.Hard = true
+	case action == model.ActReboot && srv.Status != model.StatusActive:
+		st.Hard = true // Nova allows a soft reboot only from ACTIVE
+		st.Rule += fmt.Sprintf("; status %s refuses a soft reboot, so a hard one", srv.Status)
+	}
+	p.take(inc, st)
+}
+
+// nextRung picks the ladder's next action: the same one again after a passing
+// failure, the next rung after a refusal or a timeout.
+func nextRung(pol model.Policy, steps []model.Step) (model.Action, int, string) {
+	last := lastFinished(steps)
+	if last == nil {
+		return pol.Ladder[0], 1, fmt.Sprintf("policy %s: ladder rung 1 of %d (%s): server failed", pol.Name, len(pol.Ladder), pol.Ladder[0])
+	}
+	i := slices.Index(pol.Ladder, last.Action)
+	if last.Retryable {
+		return last.Action, last.Attempt + 1, fmt.Sprintf("policy %s: retry %s (attempt %d): %s", pol.Name, last.Action, last.Attempt+1, last.Error)
+	}
+	if i < 0 || i+1 >= len(pol.Ladder) {
+		return "", 0, fmt.Sprintf("policy %s: ladder exhausted (%s); %s", pol.Name, tried(steps), lastError(steps))
+	}
+	next := pol.Ladder[i+1]
+	return next, 1, fmt.Sprintf("policy %s: ladder rung %d of %d (%s) after %s failed: %s", pol.Name, i+2, len(pol.Ladder), next, last.Action, last.Error)
+}
+
+func lastFinished(steps []model.Step) *model.Step {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].State == model.StepFailed || steps[i].State == model.StepSucceeded {
+			return &steps[i]
+		}
+	}
+	return nil
+}
+
+func lastError(steps []model.Step) string {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Error != "" {
+			return fmt.Sprintf("last error: %s: %s", steps[i].Action, steps[i].Error)
+		}
+	}
+	return "no step failed"
+}
+
+func tried(steps []model.Step) string {
+	var names []string
+	for _, st := range steps {
+		if st.State != model.StepSkipped {
+			names = append(names, string(st.Action))
+		}
+	}
+	return "tried " + strings.Join(slices.Compact(names), " → ")
+}

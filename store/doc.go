@@ -1,0 +1,8 @@
+// Package store defines what Vigil keeps durably: clusters, incidents with their
+// recovery steps (the journal every step is written to before and after it runs),
+// and the event log that explains every decision. Implementations live in
+// sub-packages: store/sqlite is the embedded default.
+//
+// Every write to a recovery carries the owner's epoch; a write from a stale owner
+// (a process that was replaced) fails with ErrStale and changes nothing.
+package store

@@ -1,0 +1,374 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go driver
+
+	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
+)
+
+// DB is a Store on one SQLite file.
+type DB struct {
+	db   *sql.DB
+	path string
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database at path and migrates its schema.
+func Open(ctx context.Context, path string) (*DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // one writer; SQLite serializes writes anyway
+	s := &DB{db: db, path: path}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this binary knows (%d): upgrade vigil", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// Close implements store.Store.
+func (s *DB) Close() error { return s.db.Close() }
+
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func tm(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Claim implements store.Store.
+func (s *DB) Claim(ctx context.Context) (int64, error) {
+	var epoch int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "UPDATE meta SET value = value + 1 WHERE key = 'epoch' RETURNING value").Scan(&epoch); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE incidents SET epoch = ? WHERE closed = 0", epoch)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim recoveries: %w", err)
+	}
+	return epoch, nil
+}
+
+func (s *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// checkEpoch fails with ErrStale unless incident id is owned by epoch.
+func checkEpoch(ctx context.Context, tx *sql.Tx, id, epoch int64) error {
+	var cur int64
+	err := tx.QueryRowContext(ctx, "SELECT epoch FROM incidents WHERE id = ?", id).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("incident %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if cur != epoch {
+		return fmt.Errorf("incident %d owned by epoch %d, write from %d: %w", id, cur, epoch, store.ErrStale)
+	}
+	return nil
+}
+
+// CreateCluster implements store.Store.
+func (s *DB) CreateCluster(ctx context.Context, c model.Cluster) error {
+	members, _ := json.Marshal(c.Members)
+	_, err := s.db.ExecContext(ctx, "INSERT INTO clusters (name, members, desired, policy) VALUES (?, ?, ?, ?)",
+		c.Name, string(members), c.Desired, c.Policy)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return fmt.Errorf("cluster %q: %w", c.Name, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create cluster %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// DeleteCluster implements store.Store.
+func (s *DB) DeleteCluster(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM clusters WHERE name = ?", name)
+	if err != nil {
+		return fmt.Errorf("delete cluster %q: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("cluster %q: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Clusters implements store.Store.
+func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT name, members, desired, policy FROM clusters ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []model.Cluster
+	for rows.Next() {
+		var c model.Cluster
+		var members string
+		if err := rows.Scan(&c.Name, &members, &c.Desired, &c.Policy); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(members), &c.Members); err != nil {
+			return nil, fmt.Errorf("cluster %q: members: %w", c.Name, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CreateIncident implements store.Store.
+func (s *DB) CreateIncident(ctx context.Context, epoch int64, in *model.Incident) error {
+	ev, _ := json.Marshal(in.Evidence)
+	err := s.db.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		in.Subject.Kind, in.Subject.ID, in.Cluster, in.Policy, in.State, in.Reason, in.Rule, string(ev),
+		ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch).Scan(&in.ID)
+	if err != nil {
+		return fmt.Errorf("create incident for %s: %w", in.Subject, err)
+	}
+	in.Epoch = epoch
+	return nil
+}
+
+// UpdateIncident implements store.Store.
+func (s *DB) UpdateIncident(ctx context.Context, epoch int64, in model.Incident) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkEpoch(ctx, tx, in.ID, epoch); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE incidents SET state = ?, reason = ?, updated = ?, closed = ? WHERE id = ?",
+			in.State, in.Reason, ns(in.Updated), ns(in.Closed), in.ID)
+		return err
+	})
+}
+
+// AddStep implements store.Store.
+func (s *DB) AddStep(ctx context.Context, epoch int64, st *model.Step) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkEpoch(ctx, tx, st.Incident, epoch); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO steps (incident, seq, action, server, host, target, hard, state, rule, error, retryable,
+			planned, started, issued, finished, deadline, timeout, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			st.Incident, st.Seq, st.Action, st.Server, st.Host, st.Target, st.Hard, st.State, st.Rule, st.Error, st.Retryable,
+			ns(st.Planned), ns(st.Started), ns(st.Issued), ns(st.Finished), ns(st.Deadline), int64(st.Timeout), st.Attempt).Scan(&st.ID)
+	})
+}
+
+// UpdateStep implements store.Store.
+func (s *DB) UpdateStep(ctx context.Context, epoch int64, st model.Step) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkEpoch(ctx, tx, st.Incident, epoch); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE steps SET state = ?, error = ?, retryable = ?, target = ?, started = ?, issued = ?,
+			finished = ?, deadline = ? WHERE id = ? AND incident = ?`,
+			st.State, st.Error, st.Retryable, st.Target, ns(st.Started), ns(st.Issued), ns(st.Finished), ns(st.Deadline), st.ID, st.Incident)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("step %d of incident %d: %w", st.ID, st.Incident, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+const incidentCols = "id, kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch"
+
+func (s *DB) queryIncidents(ctx context.Context, where string, args ...any) ([]model.Incident, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+incidentCols+" FROM incidents "+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	var out []model.Incident
+	byID := map[int64]int{}
+	for rows.Next() {
+		var in model.Incident
+		var ev string
+		var opened, updated, closed int64
+		if err := rows.Scan(&in.ID, &in.Subject.Kind, &in.Subject.ID, &in.Cluster, &in.Policy, &in.State, &in.Reason,
+			&in.Rule, &ev, &opened, &updated, &closed, &in.Epoch); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		_ = json.Unmarshal([]byte(ev), &in.Evidence)
+		in.Opened, in.Updated, in.Closed = tm(opened), tm(updated), tm(closed)
+		byID[in.ID] = len(out)
+		out = append(out, in)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, 0, len(out))
+	for _, in := range out {
+		ids = append(ids, fmt.Sprint(in.ID))
+	}
+	srows, err := s.db.QueryContext(ctx, `SELECT id, incident, seq, action, server, host, target, hard, state, rule, error, retryable,
+		planned, started, issued, finished, deadline, timeout, attempt FROM steps WHERE incident IN (`+strings.Join(ids, ",")+`) ORDER BY incident, seq, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list steps: %w", err)
+	}
+	defer srows.Close()
+	for srows.Next() {
+		var st model.Step
+		var planned, started, issued, finished, deadline, timeout int64
+		if err := srows.Scan(&st.ID, &st.Incident, &st.Seq, &st.Action, &st.Server, &st.Host, &st.Target, &st.Hard, &st.State, &st.Rule,
+			&st.Error, &st.Retryable, &planned, &started, &issued, &finished, &deadline, &timeout, &st.Attempt); err != nil {
+			return nil, err
+		}
+		st.Planned, st.Started, st.Issued, st.Finished, st.Deadline = tm(planned), tm(started), tm(issued), tm(finished), tm(deadline)
+		st.Timeout = time.Duration(timeout)
+		in := &out[byID[st.Incident]]
+		in.Steps = append(in.Steps, st)
+	}
+	return out, srows.Err()
+}
+
+// OpenIncidents implements store.Store.
+func (s *DB) OpenIncidents(ctx context.Context) ([]model.Incident, error) {
+	return s.queryIncidents(ctx, "WHERE closed = 0 ORDER BY id")
+}
+
+// LastClosed implements store.Store.
+func (s *DB) LastClosed(ctx context.Context) (map[model.Subject]model.Incident, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT i.kind, i.subject, i.state, i.reason, i.closed, i.id FROM incidents i
+		JOIN (SELECT kind, subject, MAX(closed) AS c FROM incidents WHERE closed > 0 GROUP BY kind, subject) m
+		ON i.kind = m.kind AND i.subject = m.subject AND i.closed = m.c`)
+	if err != nil {
+		return nil, fmt.Errorf("last closed incidents: %w", err)
+	}
+	defer rows.Close()
+	out := map[model.Subject]model.Incident{}
+	for rows.Next() {
+		var in model.Incident
+		var closed int64
+		if err := rows.Scan(&in.Subject.Kind, &in.Subject.ID, &in.State, &in.Reason, &closed, &in.ID); err != nil {
+			return nil, err
+		}
+		in.Closed = tm(closed)
+		out[in.Subject] = in
+	}
+	return out, rows.Err()
+}
+
+// Incidents implements store.Store.
+func (s *DB) Incidents(ctx context.Context, limit int) ([]model.Incident, error) {
+	return s.queryIncidents(ctx, "ORDER BY id DESC LIMIT ?", limit)
+}
+
+// Incident implements store.Store.
+func (s *DB) Incident(ctx context.Context, id int64) (model.Incident, error) {
+	out, err := s.queryIncidents(ctx, "WHERE id = ?", id)
+	if err != nil {
+		return model.Incident{}, err
+	}
+	if len(out) == 0 {
+		return model.Incident{}, fmt.Errorf("incident %d: %w", id, store.ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// AppendEvents implements store.Store.
+func (s *DB) AppendEvents(ctx context.Context, evs ...model.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, e := range evs {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO events (at, kind, subject, incident, message) VALUES (?, ?, ?, ?, ?)",
+				ns(e.At), e.Kind, e.Subject, e.Incident, e.Message); err != nil {
+				return fmt.Errorf("append event: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Events implements store.Store.
+func (s *DB) Events(ctx context.Context, after int64, limit int) ([]model.Event, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id, at, kind, subject, incident, message FROM events WHERE id > ? ORDER BY id LIMIT ?", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []model.Event
+	for rows.Next() {
+		var e model.Event
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Kind, &e.Subject, &e.Incident, &e.Message); err != nil {
+			return nil, err
+		}
+		e.At = tm(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
