@@ -165,3 +165,150 @@ func TestCrashedServerIsRebooted(t *testing.T) {
 	}
 	t.Log("\n" + w.timeline())
 }
+
+func TestLadderClimbsInOrderWhenEachRungFails(t *testing.T) {
+	w := newWorld(t, 3, 2)
+	w.cluster("db", w.ids[0])
+	w.tick()
+	w.cloud.BreakServer(w.ids[0], true) // every action on it ends in ERROR
+	if err := w.cloud.Crash(w.ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	w.until(10*time.Minute, "incident closed", func() bool {
+		return len(w.eng.OpenIncidents()) == 0 && w.now.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) > 10*time.Second
+	})
+	in := w.lastIncident()
+	var ladder []string
+	for _, st := range in.Steps {
+		ladder = append(ladder, string(st.Action))
+	}
+	if want := []string{"reboot", "hard-reboot", "rebuild", "evacuate"}; !slices.Equal(ladder, want) {
+		t.Fatalf("ladder = %v, want %v\n%s", ladder, want, w.timeline())
+	}
+	// Nova evacuates only from a down host: on a live host the last rung is refused,
+	// and the incident escalates with that reason; the cluster turns Red.
+	if in.State != model.IncidentEscalated || !strings.Contains(in.Reason, "still in use") {
+		t.Fatalf("incident %s: %q, want escalated naming the refusal", in.State, in.Reason)
+	}
+	if h := w.health("db"); h != model.Red {
+		t.Fatalf("health = %s, want Red", h)
+	}
+	// The operator repairs it: the server comes back, the cluster is Green again.
+	w.cloud.BreakServer(w.ids[0], false)
+	if err := w.cloud.Reboot(context.Background(), w.ids[0], true); err != nil {
+		t.Fatal(err)
+	}
+	w.until(30*time.Second, "cluster Green after repair", func() bool { return w.health("db") == model.Green })
+}
+
+func TestLadderStopsAtTheRungThatWorks(t *testing.T) {
+	w := newWorld(t, 3, 2)
+	w.cluster("db", w.ids[0])
+	w.tick()
+	w.cloud.BreakServer(w.ids[0], true)
+	if err := w.cloud.Crash(w.ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Reboot and hard reboot end in ERROR; the rebuild works.
+	w.until(time.Minute, "hard reboot issued", func() bool {
+		in := w.eng.OpenIncidents()
+		return len(in) == 1 && len(in[0].Steps) == 2 && in[0].Steps[1].State == model.StepIssued
+	})
+	w.cloud.BreakServer(w.ids[0], false)
+	w.until(2*time.Minute, "server ACTIVE", func() bool { return w.health("db") == model.Green })
+	in := w.lastIncident()
+	if got := actions(in); !slices.Equal(got, []string{"reboot(hard):failed", "hard-reboot:failed", "rebuild:succeeded"}) {
+		t.Fatalf("steps = %v\n%s", got, w.timeline())
+	}
+	if s := w.status(w.ids[0]); s.ID != w.ids[0] || s.Name != "vm-1-0" || s.Host != "host-1" {
+		t.Fatalf("rebuild changed identity or place: %+v", s)
+	}
+}
+
+func TestOwnerStoppedServerIsNotFailed(t *testing.T) {
+	w := newWorld(t, 2, 2)
+	w.cluster("web", w.ids[0], w.ids[1])
+	w.tick()
+	if err := w.cloud.Stop(w.ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		w.tick()
+	}
+	if in := w.eng.OpenIncidents(); len(in) != 0 {
+		t.Fatalf("incident opened for a server its owner stopped: %+v", in)
+	}
+	if calls := w.cloud.Calls(); calls["reboot"]+calls["hard-reboot"] != 0 {
+		t.Fatalf("actions taken on a stopped server: %v", calls)
+	}
+}
+
+func TestDeadHostIsFencedThenEvacuated(t *testing.T) {
+	w := newWorld(t, 4, 3)
+	w.cluster("web", w.ids[0], w.ids[1], w.ids[3])
+	w.cluster("db", w.ids[2])
+	w.tick()
+	if err := w.cloud.KillHost("host-1"); err != nil {
+		t.Fatal(err)
+	}
+	sawRed := false
+	w.until(2*time.Minute, "all protected servers ACTIVE elsewhere", func() bool {
+		if w.health("db") != model.Green {
+			sawRed = sawRed || w.health("db") != model.Green
+		}
+		for _, id := range w.ids[:3] {
+			if s := w.status(id); s.Status != model.StatusActive || s.Host == "host-1" {
+				return false
+			}
+		}
+		return w.health("web") == model.Green && w.health("db") == model.Green
+	})
+	if !sawRed {
+		t.Fatal("cluster db never left Green while its only server was down")
+	}
+	in := w.lastIncident()
+	if in.Subject.Kind != model.KindHost || in.State != model.IncidentResolved {
+		t.Fatalf("last incident %s %s: %s", in.Subject, in.State, in.Reason)
+	}
+	got := actions(in)
+	want := []string{"fence:succeeded", "mark-down:succeeded", "evacuate:succeeded", "evacuate:succeeded", "evacuate:succeeded"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("steps = %v, want %v\n%s", got, want, w.timeline())
+	}
+	fenced := in.Steps[0].Finished
+	for _, st := range in.Steps[2:] {
+		if st.Started.Before(fenced) {
+			t.Fatalf("evacuation of %s started at %s, before the fence was confirmed at %s", st.Server, st.Started, fenced)
+		}
+	}
+	for id, copies := range w.cloud.Copies() {
+		if len(copies) > 1 {
+			t.Fatalf("server %s runs twice: %v", id, copies)
+		}
+	}
+	t.Log("\n" + w.timeline())
+}
+
+func TestHostDownWithinGraceIsNotDead(t *testing.T) {
+	w := newWorld(t, 3, 1)
+	w.cluster("web", w.ids[0])
+	w.tick()
+	// Isolated for a moment: the service is reported down, but for less than the grace.
+	if err := w.cloud.IsolateHost("host-1", true); err != nil {
+		t.Fatal(err)
+	}
+	w.until(time.Minute, "host suspect", func() bool { return w.eng.Hosts()[0].Verdict.Host == string(model.HostSuspect) })
+	for range 5 {
+		w.tick()
+	}
+	if err := w.cloud.IsolateHost("host-1", false); err != nil {
+		t.Fatal(err)
+	}
+	w.until(time.Minute, "host up", func() bool { return w.eng.Hosts()[0].Verdict.Host == string(model.HostUp) })
+	if c := w.cloud.Calls(); c["bmc-power-off"]+c["evacuate"]+c["force-down"] != 0 {
+		t.Fatalf("a host down for less than its grace was acted on: %v", c)
+	}
+	if w.cloud.HostPower("host-1") != model.PowerOn {
+		t.Fatal("host-1 was fenced")
+	}
+}

@@ -24,6 +24,8 @@ var ErrCrash = errors.New("executor stopped by hook (simulated crash)")
 type Hook struct {
 	// AfterIntent runs once a step's intent is journaled, before its action.
 	AfterIntent func(model.Step) error
+	// AfterAction runs once the driver accepted the action, before its outcome is journaled.
+	AfterAction func(model.Step) error
 }
 
 // Executor carries out steps for one owner epoch.
@@ -76,6 +78,11 @@ func (x *Executor) run(ctx context.Context, st *model.Step) error {
 // act carries out a journaled intent and journals its outcome.
 func (x *Executor) act(ctx context.Context, st *model.Step) error {
 	err := x.do(ctx, *st)
+	if err == nil && x.Hook.AfterAction != nil {
+		if herr := x.Hook.AfterAction(*st); herr != nil {
+			return herr
+		}
+	}
 	now := x.Now()
 	if err != nil {
 		st.State, st.Finished, st.Error = model.StepFailed, now, err.Error()

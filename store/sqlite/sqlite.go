@@ -183,10 +183,19 @@ func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
 // CreateIncident implements store.Store.
 func (s *DB) CreateIncident(ctx context.Context, epoch int64, in *model.Incident) error {
 	ev, _ := json.Marshal(in.Evidence)
-	err := s.db.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var cur int64
+		if err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'epoch'").Scan(&cur); err != nil {
+			return err
+		}
+		if cur != epoch {
+			return fmt.Errorf("current owner is epoch %d, write from %d: %w", cur, epoch, store.ErrStale)
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		in.Subject.Kind, in.Subject.ID, in.Cluster, in.Policy, in.State, in.Reason, in.Rule, string(ev),
 		ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch).Scan(&in.ID)
+	})
 	if err != nil {
 		return fmt.Errorf("create incident for %s: %w", in.Subject, err)
 	}
