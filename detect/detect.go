@@ -17,7 +17,7 @@ const (
 	RuleStoppedByOwner  = "server-stopped-by-owner"
 	RuleServerBusy      = "server-task-in-progress"
 	RuleServerMissing   = "server-missing"
-	RuleServerHostDown  = "server-host-down"
+	RuleServerHostDown  = model.RuleServerHostDown
 	RuleHostUp          = "host-service-up"
 	RuleHostSuspect     = "host-service-down-within-grace"
 	RuleHostDown        = "host-service-down-past-grace"

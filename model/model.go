@@ -163,3 +163,7 @@ func (v Verdict) health() string {
 	}
 	return v.Server
 }
+
+// RuleServerHostDown is the verdict rule for a server whose host failed: the host's
+// incident answers it, never a server incident of its own.
+const RuleServerHostDown = "server-host-down"

@@ -152,7 +152,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		switch subj.Kind {
 		case model.KindServer:
 			c, ok := p.member[subj.ID]
-			if !ok || v.Server == string(model.ServerFailed) && p.hostFailed(p.in.Servers[subj.ID].Host) {
+			if !ok || v.Rule == model.RuleServerHostDown || p.hostFailed(p.in.Servers[subj.ID].Host) {
 				continue // unprotected, or its host's incident answers it
 			}
 			inc.Cluster = c

@@ -36,7 +36,7 @@ func (p *planner) server(inc *model.Incident, hostIncident map[string]int64) {
 		p.change(inc, model.IncidentResolved, "server healthy again without further action: "+strings.Join(v.Evidence, "; "))
 		return
 	}
-	if v.Rule == "server-host-down" || present && p.hostFailed(srv.Host) {
+	if v.Rule == model.RuleServerHostDown || present && p.hostFailed(srv.Host) {
 		if hid, ok := hostIncident[srv.Host]; ok {
 			p.change(inc, model.IncidentSuperseded, fmt.Sprintf("host %s failed; its incident %d recovers this server", srv.Host, hid))
 			return

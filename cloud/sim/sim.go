@@ -60,10 +60,10 @@ type server struct {
 }
 
 type transition struct {
-	due     time.Time
-	host    string // where the server ends up
-	status  string
-	failTo  string // when set, the action ends in this status (ERROR)
+	due    time.Time
+	host   string // where the server ends up
+	status string
+	failTo string // when set, the action ends in this status (ERROR)
 }
 
 // Cloud is the simulated cloud.

@@ -193,8 +193,8 @@ func (s *DB) CreateIncident(ctx context.Context, epoch int64, in *model.Incident
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		in.Subject.Kind, in.Subject.ID, in.Cluster, in.Policy, in.State, in.Reason, in.Rule, string(ev),
-		ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch).Scan(&in.ID)
+			in.Subject.Kind, in.Subject.ID, in.Cluster, in.Policy, in.State, in.Reason, in.Rule, string(ev),
+			ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch).Scan(&in.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("create incident for %s: %w", in.Subject, err)
