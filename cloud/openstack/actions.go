@@ -132,7 +132,9 @@ func (d *Driver) Actions(ctx context.Context, server string) ([]model.InstanceAc
 		return nil, fmt.Errorf("instance actions of %s: %w", server, err)
 	}
 	out := make([]model.InstanceAction, 0, len(raw))
-	for _, a := range raw {
+	// Nova lists newest first, and start times have one-second resolution: reverse
+	// its order, then sort stably, so that ties keep Nova's order.
+	for _, a := range slices.Backward(raw) {
 		t, err := parseNovaTime(a.StartTime)
 		if err != nil {
 			return nil, fmt.Errorf("instance actions of %s: action %s (%s): %w", server, a.Action, a.RequestID, err)

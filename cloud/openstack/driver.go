@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	defer cancel()
 	if err := gopenstack.Authenticate(withOp(actx, "auth"), provider, authOpts); err != nil {
 		return nil, fmt.Errorf("authenticate to cloud %q (%s, from %s) as user %q: %w",
-			cfg.CloudName, authOpts.IdentityEndpoint, file, authOpts.Username, classify("authenticate", err))
+			cfg.CloudName, authOpts.IdentityEndpoint, file, authOpts.Username, classify(err))
 	}
 	d.compute, err = gopenstack.NewComputeV2(provider, endpointOpts)
 	if err != nil {

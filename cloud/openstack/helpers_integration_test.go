@@ -95,13 +95,19 @@ func tinyImage(t *testing.T, d *Driver) string {
 // registers their deletion; it returns their IDs once all are ACTIVE.
 func bootServers(t *testing.T, d *Driver, prefix string, n int, zone string) []string {
 	t.Helper()
+	return bootServersAs(t, d, d, prefix, n, zone)
+}
+
+// bootServersAs boots with creator's credentials and watches with admin's.
+func bootServersAs(t *testing.T, d, creator *Driver, prefix string, n int, zone string) []string {
+	t.Helper()
 	ctx := context.Background()
 	srv := map[string]any{"name": prefix, "flavorRef": "1", "imageRef": tinyImage(t, d),
 		"networks": "none", "min_count": n, "max_count": n}
 	if zone != "" {
 		srv["availability_zone"] = zone
 	}
-	if err := d.send(ctx, "test-create", http.MethodPost, d.compute.ServiceURL("servers"), map[string]any{"server": srv}); err != nil {
+	if err := creator.send(ctx, "test-create", http.MethodPost, creator.compute.ServiceURL("servers"), map[string]any{"server": srv}); err != nil {
 		t.Fatalf("boot %d servers %s: %v", n, prefix, err)
 	}
 	var ids []string

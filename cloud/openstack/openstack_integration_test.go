@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
-	"github.com/vigil-ha/vigil/model"
 )
 
 func TestIntegrationMicroversion(t *testing.T) {
@@ -125,11 +124,12 @@ func TestIntegrationNovaAPIPaused(t *testing.T) {
 	}
 	t.Logf("%d more polls failed as unavailable while paused", polls)
 	resume()
+	resumedAt := time.Now()
 	waitFor(t, 30*time.Second, "ListServers after resume", func() (bool, string) {
 		_, err := d.ListServers(ctx, time.Time{})
 		return err == nil, "error: " + errString(err)
 	})
-	t.Logf("ListServers works again %v after resume", time.Since(start).Round(time.Millisecond))
+	t.Logf("ListServers works again %v after resume", time.Since(resumedAt).Round(time.Millisecond))
 }
 
 func errString(err error) string {
@@ -138,5 +138,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
-var _ = model.StatusActive

@@ -31,7 +31,7 @@ func (d *Driver) get(ctx context.Context, op, url string, out any) error {
 		if err == nil {
 			return nil
 		}
-		err = classify(op, err)
+		err = classify(err)
 		if !errors.Is(err, cloud.ErrUnavailable) || attempt == getAttempts || ctx.Err() != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ func (d *Driver) send(ctx context.Context, op, method, url string, body any) err
 	_, err := d.compute.Request(ctx, method, url, &gophercloud.RequestOpts{
 		JSONBody: body, OkCodes: []int{200, 201, 202, 204}})
 	if err != nil {
-		return classify(op, err)
+		return classify(err)
 	}
 	return nil
 }
@@ -94,7 +94,7 @@ func (e *httpError) Error() string {
 }
 
 // classify turns what gophercloud returned into Vigil's error classes.
-func classify(op string, err error) error {
+func classify(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -106,26 +106,26 @@ func classify(op string, err error) error {
 		code = *pcode
 	default:
 		if isUnavailable(err) {
-			return fmt.Errorf("%s: %w: %v", op, cloud.ErrUnavailable, err)
+			return fmt.Errorf("%w: %v", cloud.ErrUnavailable, err)
 		}
-		return fmt.Errorf("%s: %w", op, err)
+		return err
 	}
 	he := &httpError{Status: code.Actual, Message: novaMessage(code.Body)}
 	switch {
 	case code.Actual >= 500:
-		return fmt.Errorf("%s: %w: %w", op, cloud.ErrUnavailable, he)
+		return fmt.Errorf("%w: %w", cloud.ErrUnavailable, he)
 	case code.Actual == http.StatusConflict:
-		return fmt.Errorf("%s: %w: %w", op, cloud.ErrConflict, he)
+		return fmt.Errorf("%w: %w", cloud.ErrConflict, he)
 	case code.Actual == http.StatusNotFound:
-		return cloud.Terminal(fmt.Errorf("%s: %w: %w", op, cloud.ErrNotFound, he))
+		return cloud.Terminal(fmt.Errorf("%w: %w", cloud.ErrNotFound, he))
 	case code.Actual == http.StatusTooManyRequests:
-		return fmt.Errorf("%s: %w: rate limited: %w", op, cloud.ErrUnavailable, he)
+		return fmt.Errorf("%w: rate limited: %w", cloud.ErrUnavailable, he)
 	case code.Actual == http.StatusUnauthorized:
-		return cloud.Terminal(fmt.Errorf("%s: credentials rejected (check clouds.yaml): %w", op, he))
+		return cloud.Terminal(fmt.Errorf("credentials rejected (check clouds.yaml): %w", he))
 	case code.Actual == http.StatusForbidden:
-		return cloud.Terminal(fmt.Errorf("%s: not allowed for this user (Vigil needs an admin role): %w", op, he))
+		return cloud.Terminal(fmt.Errorf("not allowed for this user (Vigil needs an admin role): %w", he))
 	default:
-		return cloud.Terminal(fmt.Errorf("%s: request refused: %w", op, he))
+		return cloud.Terminal(fmt.Errorf("request refused: %w", he))
 	}
 }
 
