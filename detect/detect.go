@@ -242,7 +242,7 @@ func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 	if old, ok := d.view.Verdicts[subj]; ok && (old.Rule == RuleHostSuspect || old.Rule == RuleHostDown) {
 		since = old.Since
 	}
-	ev := []string{fmt.Sprintf("compute service down since %s", since.Format(time.RFC3339Nano))}
+	ev := []string{fmt.Sprintf("compute service down since %s", since.Format("15:04:05.000"))}
 	if h.ForcedDown {
 		ev = append(ev, "service forced down")
 	}

@@ -435,7 +435,11 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan 
 		case <-t.C:
 			err = e.Tick(ctx)
 		case obs := <-pushed:
-			err = e.Observe(ctx, obs)
+			if obs.Poll {
+				err = e.Tick(ctx)
+			} else {
+				err = e.Observe(ctx, obs)
+			}
 		}
 		if errors.Is(err, store.ErrStale) {
 			return fmt.Errorf("another Vigil took over the recoveries: %w", err)

@@ -125,6 +125,9 @@ type Observation struct {
 	Power map[string]Power `json:"power,omitempty"`
 	// Err says the source could not see the cloud; nothing may be concluded from it.
 	Err string `json:"error,omitempty"`
+	// Poll asks for a bulk poll now: the source saw a change it cannot describe
+	// fully (a compute service update), so the cloud is read level-triggered.
+	Poll bool `json:"poll,omitempty"`
 }
 
 // Subject names what a verdict or incident is about.

@@ -1,0 +1,261 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/vigil-ha/vigil/engine"
+	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
+)
+
+// Engine is what the API needs of the engine.
+type Engine interface {
+	Clusters() []model.ClusterStatus
+	Hosts() []engine.HostStatus
+	Servers() []engine.ServerStatus
+	Cloud() engine.CloudStatus
+	CreateCluster(ctx context.Context, c model.Cluster) error
+	DeleteCluster(ctx context.Context, name string) error
+	Policies() map[string]model.Policy
+}
+
+// Records is what the API needs of the store.
+type Records interface {
+	Incidents(ctx context.Context, limit int) ([]model.Incident, error)
+	Incident(ctx context.Context, id int64) (model.Incident, error)
+	Events(ctx context.Context, after int64, limit int) ([]model.Event, error)
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// Handler returns the API's routes.
+func Handler(eng Engine, rec Records, log *slog.Logger) http.Handler {
+	h := &handler{eng: eng, rec: rec, log: log}
+	r := chi.NewRouter()
+	r.Get("/healthz", h.healthz)
+	r.Route("/v1", func(r chi.Router) {
+		r.Get("/clusters", h.listClusters)
+		r.Post("/clusters", h.createCluster)
+		r.Get("/clusters/{name}", h.getCluster)
+		r.Delete("/clusters/{name}", h.deleteCluster)
+		r.Get("/hosts", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Hosts()) })
+		r.Get("/servers", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Servers()) })
+		r.Get("/cloud", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Cloud()) })
+		r.Get("/policies", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Policies()) })
+		r.Get("/incidents", h.listIncidents)
+		r.Get("/incidents/{id}", h.getIncident)
+		r.Get("/events", h.listEvents)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		write(w, http.StatusNotFound, Error{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		write(w, http.StatusMethodNotAllowed, Error{Error: "method " + r.Method + " not allowed on " + r.URL.Path})
+	})
+	return r
+}
+
+type handler struct {
+	eng Engine
+	rec Records
+	log *slog.Logger
+}
+
+func write(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (h *handler) fail(w http.ResponseWriter, err error) {
+	var ie *engine.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		write(w, http.StatusBadRequest, Error{Error: ie.Error(), Field: ie.Field})
+	case errors.Is(err, store.ErrNotFound):
+		write(w, http.StatusNotFound, Error{Error: err.Error()})
+	case errors.Is(err, store.ErrExists):
+		write(w, http.StatusConflict, Error{Error: err.Error()})
+	default:
+		h.log.Error("api", "err", err)
+		write(w, http.StatusInternalServerError, Error{Error: err.Error()})
+	}
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	c := h.eng.Cloud()
+	body := map[string]any{"status": "ok", "cloud_reachable": c.Reachable}
+	if !c.Reachable {
+		body["cloud_error"] = c.Error
+	}
+	write(w, http.StatusOK, body)
+}
+
+func (h *handler) listClusters(w http.ResponseWriter, r *http.Request) {
+	write(w, http.StatusOK, h.eng.Clusters())
+}
+
+func (h *handler) getCluster(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	for _, c := range h.eng.Clusters() {
+		if c.Name == name {
+			write(w, http.StatusOK, c)
+			return
+		}
+	}
+	h.fail(w, fmt.Errorf("cluster %q: %w", name, store.ErrNotFound))
+}
+
+// clusterRequest mirrors model.Cluster with pointers, to tell a missing field from a zero.
+type clusterRequest struct {
+	Name    *string  `json:"name"`
+	Members []string `json:"members"`
+	Desired *int     `json:"desired"`
+	Policy  string   `json:"policy"`
+}
+
+func (h *handler) createCluster(w http.ResponseWriter, r *http.Request) {
+	var req clusterRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, err)
+		return
+	}
+	if req.Name == nil {
+		h.fail(w, &engine.InvalidError{Field: "name", Msg: "is required"})
+		return
+	}
+	c := model.Cluster{Name: *req.Name, Members: req.Members, Policy: req.Policy, Desired: len(req.Members)}
+	if req.Desired != nil {
+		c.Desired = *req.Desired
+	}
+	if c.Policy == "" {
+		c.Policy = "default"
+	}
+	if err := h.eng.CreateCluster(r.Context(), c); err != nil {
+		h.fail(w, err)
+		return
+	}
+	for _, st := range h.eng.Clusters() {
+		if st.Name == c.Name {
+			write(w, http.StatusCreated, st)
+			return
+		}
+	}
+	write(w, http.StatusCreated, c)
+}
+
+// decode reads a JSON body strictly; its errors name the field or the offset.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			return &engine.InvalidError{Field: te.Field, Msg: fmt.Sprintf("must be %s, got JSON %s", te.Type, te.Value)}
+		case errors.As(err, &se):
+			return &engine.InvalidError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
+		case errors.Is(err, io.EOF):
+			return &engine.InvalidError{Field: "body", Msg: "empty; want a JSON object"}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return &engine.InvalidError{Field: f, Msg: "unknown field"}
+		default:
+			return &engine.InvalidError{Field: "body", Msg: err.Error()}
+		}
+	}
+	if dec.More() {
+		return &engine.InvalidError{Field: "body", Msg: "trailing data after the JSON object"}
+	}
+	return nil
+}
+
+func (h *handler) deleteCluster(w http.ResponseWriter, r *http.Request) {
+	if err := h.eng.DeleteCluster(r.Context(), chi.URLParam(r, "name")); err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func intParam(r *http.Request, name string, def, max int64) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > max {
+		return 0, &engine.InvalidError{Field: name, Msg: fmt.Sprintf("must be an integer from 0 to %d, got %q", max, s)}
+	}
+	return n, nil
+}
+
+func (h *handler) listIncidents(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", 100, 10000)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	incs, err := h.rec.Incidents(r.Context(), int(limit))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if incs == nil {
+		incs = []model.Incident{}
+	}
+	write(w, http.StatusOK, incs)
+}
+
+func (h *handler) getIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil {
+		h.fail(w, &engine.InvalidError{Field: "id", Msg: "must be an integer"})
+		return
+	}
+	in, err := h.rec.Incident(r.Context(), id)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	write(w, http.StatusOK, in)
+}
+
+func (h *handler) listEvents(w http.ResponseWriter, r *http.Request) {
+	after, err := intParam(r, "after", 0, 1<<62)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 500, 10000)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	evs, err := h.rec.Events(r.Context(), after, int(limit))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if evs == nil {
+		evs = []model.Event{}
+	}
+	write(w, http.StatusOK, evs)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-ha/vigil/cloud/openstack"
+	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/source/notifications"
+	"github.com/vigil-ha/vigil/vigil"
+)
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "vigil",
+		Short:         "Vigil keeps virtual machines running: detect, fence, recover, explain",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), versionCmd())
+	return root
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			v := version
+			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "vigil %s\n", v)
+		},
+	}
+}
+
+func demoCmd() *cobra.Command {
+	o := vigil.DemoOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run Vigil on an embedded simulated cloud and inject faults live",
+		Long: `Runs Vigil against an in-memory simulated cloud (hosts, servers, BMCs, Nova's
+state machine) with a SQLite store, and injects faults every few seconds: crashed
+servers, servers powered off behind their owner's back, owner stops (left alone),
+stubborn servers (watch the ladder), hosts losing power (fenced, then evacuated).
+The timeline shows each fault, verdict, step and recovery with its timing; the REST
+API serves the same state. Ctrl-C stops it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Out = cmd.OutOrStdout()
+			rep, err := vigil.Demo(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if rep.ServerRecoveries == 0 && rep.HostEvacuations == 0 && o.Duration >= 30*time.Second {
+				return fmt.Errorf("no recovery completed in %s", o.Duration)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "REST API address")
+	f.StringVar(&o.DB, "db", "", "SQLite file (default: a temporary one, removed at exit)")
+	f.Uint64Var(&o.Seed, "seed", uint64(time.Now().UnixNano()%1000), "seed of the fault schedule (same seed, same faults)")
+	f.DurationVar(&o.Duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
+	f.IntVar(&o.Hosts, "hosts", 8, "simulated hosts")
+	f.IntVar(&o.Servers, "servers", 40, "simulated servers")
+	f.DurationVar(&o.FaultEvery, "fault-every", 6*time.Second, "time between faults")
+	return cmd
+}
+
+func serveCmd() *cobra.Command {
+	var (
+		listen, db, osCloud, cloudsFile, policyFile, amqpURL string
+		interval, fullEvery                                  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Watch and protect a real cloud (OpenStack Nova)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			if osCloud == "" {
+				osCloud = os.Getenv("OS_CLOUD")
+			}
+			if osCloud == "" {
+				return fmt.Errorf("no cloud to watch: give --os-cloud NAME (an entry of clouds.yaml) or set OS_CLOUD; to try Vigil without a cloud, run `vigil demo`")
+			}
+			cfg := vigil.DefaultConfig()
+			if policyFile != "" {
+				var err error
+				if cfg, err = vigil.LoadConfig(policyFile); err != nil {
+					return err
+				}
+			}
+			drv, err := openstack.New(ctx, openstack.Config{CloudName: osCloud, CloudsFile: cloudsFile})
+			if err != nil {
+				return err
+			}
+			log.Info("connected", "cloud", osCloud, "compute_microversion", drv.Microversion())
+			pushed := make(chan model.Observation, 256)
+			if amqpURL != "" {
+				startNotifications(ctx, amqpURL, pushed, log)
+			}
+			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
+				Config: cfg, Compute: drv, Log: log, Pushed: pushed,
+				OnEvent: func(e model.Event) { log.Info(e.Message, "kind", e.Kind, "subject", e.Subject, "incident", e.Incident) }})
+			if err != nil {
+				return err
+			}
+			log.Info("serving", "api", "http://"+app.Addr(), "db", db)
+			return app.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "REST API address")
+	f.StringVar(&db, "db", "vigil.db", "SQLite file")
+	f.StringVar(&osCloud, "os-cloud", "", "clouds.yaml entry (default $OS_CLOUD)")
+	f.StringVar(&cloudsFile, "os-client-config-file", "", "clouds.yaml path (default $OS_CLIENT_CONFIG_FILE, then the standard places)")
+	f.StringVar(&policyFile, "policy", "", "policy file (YAML); default: the built-in policy")
+	f.StringVar(&amqpURL, "amqp", os.Getenv("VIGIL_AMQP_URL"), "RabbitMQ URL of Nova's versioned notifications (optional; polling alone works, slower)")
+	f.DurationVar(&interval, "interval", 2*time.Second, "poll interval")
+	f.DurationVar(&fullEvery, "full-every", 5*time.Minute, "interval of full listings between changes-since polls")
+	return cmd
+}
+
+// startNotifications feeds Nova's notifications to the engine: server changes as
+// partial observations, service changes as a request to poll now.
+func startNotifications(ctx context.Context, url string, pushed chan<- model.Observation, log *slog.Logger) {
+	c := notifications.New(notifications.Config{URL: url, Logger: log})
+	go func() {
+		_ = c.Run(ctx, func(ev notifications.Event) {
+			obs := ev.Obs
+			if ev.Host != nil || (len(obs.Servers) == 0 && len(obs.Deleted) == 0) {
+				obs = model.Observation{At: obs.At, Source: notifications.Source, Poll: true}
+			}
+			select {
+			case pushed <- obs:
+			case <-ctx.Done():
+			}
+		})
+	}()
+}

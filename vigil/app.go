@@ -1,0 +1,114 @@
+package vigil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/vigil-ha/vigil/api"
+	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/engine"
+	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store/sqlite"
+)
+
+// Options configure one Vigil process.
+type Options struct {
+	Listen   string        // API address, e.g. 127.0.0.1:8080 (":0" picks a port)
+	DB       string        // SQLite file
+	Interval time.Duration // poll interval
+	Config   Config        // policies and limits
+	Compute  cloud.Compute
+	Fencer   cloud.Fencer
+	Now      func() time.Time
+	Log      *slog.Logger
+	OnEvent  func(model.Event)
+	// Pushed carries observations from event sources (notifications).
+	Pushed <-chan model.Observation
+	// FullEvery: interval of full listings between incremental ones.
+	FullEvery time.Duration
+}
+
+// App is a running Vigil.
+type App struct {
+	Engine *engine.Engine
+	Store  *sqlite.DB
+	opts   Options
+	ln     net.Listener
+	srv    *http.Server
+}
+
+// Start opens the store, claims the recoveries, resumes what was in flight and binds
+// the API's address. Run then serves until its context ends.
+func Start(ctx context.Context, o Options) (*App, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Interval == 0 {
+		o.Interval = 2 * time.Second
+	}
+	db, err := sqlite.Open(ctx, o.DB)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := engine.New(ctx, engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
+		Policies: o.Config.Policies, Limits: o.Config.Limits, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	a := &App{Engine: eng, Store: db, opts: o, ln: ln}
+	a.srv = &http.Server{Handler: api.Handler(eng, db, o.Log), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// Addr is the API's bound address.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Run reconciles and serves the API until ctx ends, then stops both and closes the store.
+func (a *App) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errc := make(chan error, 2)
+	go func() {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("api: %w", err)
+		}
+	}()
+	// A first reconcile at once, then one per interval.
+	if err := a.Engine.Tick(ctx); err != nil {
+		a.opts.Log.Warn("reconcile", "err", err)
+	}
+	engDone := make(chan error, 1)
+	go func() {
+		engDone <- a.Engine.Run(ctx, a.opts.Interval, a.opts.Pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })
+	}()
+	var err error
+	engineStopped := false
+	select {
+	case err = <-errc:
+	case err = <-engDone: // only a stale epoch stops it: another Vigil took over
+		engineStopped = true
+	case <-ctx.Done():
+	}
+	stop()
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.srv.Shutdown(shut)
+	if !engineStopped {
+		<-engDone // the engine ends with ctx
+	}
+	if cerr := a.Store.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,115 @@
+package vigil
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// Config is the policy file: the named policies clusters refer to, and the limits.
+type Config struct {
+	Policies map[string]model.Policy
+	Limits   model.Limits
+}
+
+// DefaultConfig holds the built-in "default" policy and the default limits.
+func DefaultConfig() Config {
+	return Config{Policies: map[string]model.Policy{"default": model.DefaultPolicy()}, Limits: model.DefaultLimits()}
+}
+
+type fileLimits struct {
+	MaxConcurrent *int     `yaml:"max_concurrent"`
+	BrakeFraction *float64 `yaml:"brake_fraction"`
+	BrakeMinHosts *int     `yaml:"brake_min_hosts"`
+}
+
+type filePolicy struct {
+	Name                  string         `yaml:"name"`
+	Ladder                []model.Action `yaml:"ladder"`
+	StepTimeout           *time.Duration `yaml:"step_timeout"`
+	HostDownGrace         *time.Duration `yaml:"host_down_grace"`
+	Deadline              *time.Duration `yaml:"deadline"`
+	MaxAttempts           *int           `yaml:"max_attempts"`
+	ServiceFenceOnly      *bool          `yaml:"service_fence_only"`
+	EvacuateOnHostFailure *bool          `yaml:"evacuate_on_host_failure"`
+}
+
+type file struct {
+	Limits   fileLimits   `yaml:"limits"`
+	Policies []filePolicy `yaml:"policies"`
+}
+
+// LoadConfig reads a policy file. Fields left out take the defaults of the built-in
+// "default" policy; unknown fields and invalid values are errors naming the file,
+// the policy and the field.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("policy file: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("policy file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses a policy file's contents.
+func ParseConfig(data []byte) (Config, error) {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return Config{}, err
+	}
+	cfg := DefaultConfig()
+	if f.Limits.MaxConcurrent != nil {
+		cfg.Limits.MaxConcurrent = *f.Limits.MaxConcurrent
+	}
+	if f.Limits.BrakeFraction != nil {
+		cfg.Limits.BrakeFraction = *f.Limits.BrakeFraction
+	}
+	if f.Limits.BrakeMinHosts != nil {
+		cfg.Limits.BrakeMinHosts = *f.Limits.BrakeMinHosts
+	}
+	switch l := cfg.Limits; {
+	case l.MaxConcurrent <= 0:
+		return Config{}, fmt.Errorf("limits.max_concurrent: must be positive, got %d", l.MaxConcurrent)
+	case l.BrakeFraction <= 0 || l.BrakeFraction > 1:
+		return Config{}, fmt.Errorf("limits.brake_fraction: must be in (0, 1], got %g", l.BrakeFraction)
+	case l.BrakeMinHosts < 1:
+		return Config{}, fmt.Errorf("limits.brake_min_hosts: must be at least 1, got %d", l.BrakeMinHosts)
+	}
+	for i, fp := range f.Policies {
+		p := model.DefaultPolicy()
+		p.Name = fp.Name
+		if fp.Ladder != nil {
+			p.Ladder = fp.Ladder
+		}
+		assign(&p.StepTimeout, fp.StepTimeout)
+		assign(&p.HostDownGrace, fp.HostDownGrace)
+		assign(&p.Deadline, fp.Deadline)
+		assign(&p.MaxAttempts, fp.MaxAttempts)
+		assign(&p.ServiceFenceOnly, fp.ServiceFenceOnly)
+		assign(&p.EvacuateOnHostFailure, fp.EvacuateOnHostFailure)
+		if err := p.Validate(); err != nil {
+			return Config{}, fmt.Errorf("policies[%d]: %w", i, err)
+		}
+		if _, dup := cfg.Policies[p.Name]; dup && p.Name != "default" {
+			return Config{}, fmt.Errorf("policies[%d]: policy %q is defined twice", i, p.Name)
+		}
+		cfg.Policies[p.Name] = p
+	}
+	return cfg, nil
+}
+
+func assign[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
