@@ -172,6 +172,8 @@ func decode(r *http.Request, v any) error {
 			return &engine.InvalidError{Field: te.Field, Msg: fmt.Sprintf("must be %s, got JSON %s", te.Type, te.Value)}
 		case errors.As(err, &se):
 			return &engine.InvalidError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return &engine.InvalidError{Field: "body", Msg: "malformed JSON: it ends before the object is complete"}
 		case errors.Is(err, io.EOF):
 			return &engine.InvalidError{Field: "body", Msg: "empty; want a JSON object"}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
 )
 
 // InvalidError says which field of a request is wrong and why.
@@ -77,6 +78,9 @@ func (e *Engine) CreateCluster(ctx context.Context, c model.Cluster) error {
 	if c.Policy == "" {
 		c.Policy = "default"
 	}
+	if e.hasCluster(c.Name) {
+		return fmt.Errorf("cluster %q: %w", c.Name, store.ErrExists)
+	}
 	if err := e.ValidateCluster(c); err != nil {
 		return err
 	}
@@ -90,6 +94,12 @@ func (e *Engine) CreateCluster(ctx context.Context, c model.Cluster) error {
 	e.mu.Unlock()
 	return e.emit(ctx, model.Event{At: e.cfg.Now(), Kind: "cluster", Subject: "cluster/" + c.Name,
 		Message: fmt.Sprintf("cluster %s created: %d members, desired %d, policy %s", c.Name, len(c.Members), c.Desired, c.Policy)})
+}
+
+func (e *Engine) hasCluster(name string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.ContainsFunc(e.clusters, func(c model.Cluster) bool { return c.Name == name })
 }
 
 // DeleteCluster removes a cluster; its servers are no longer protected.
