@@ -26,6 +26,9 @@ type Actor interface {
 	Rebuild(ctx context.Context, server string) error
 	// Evacuate restarts the server on another host; target "" lets the cloud place it.
 	Evacuate(ctx context.Context, server, target string) error
+	// ResetState puts a server into ERROR and clears its task (Nova's os-resetState):
+	// a task left hanging on a dead, fenced host otherwise blocks its evacuation.
+	ResetState(ctx context.Context, server string) error
 	// ForceDown marks a host's compute service forced down (true) or up (false).
 	ForceDown(ctx context.Context, host string, down bool) error
 	// Actions returns what the cloud recorded doing to the server, oldest first.

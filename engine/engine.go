@@ -32,6 +32,8 @@ type Config struct {
 	Hook recover.Hook
 	// OnEvent receives every journaled event (the demo's timeline), in order.
 	OnEvent func(model.Event)
+	// Sabotage: deliberate bugs, for the simulation's checker tests only.
+	Sabotage model.Sabotage
 }
 
 // Engine is one owner of Vigil's recoveries.
@@ -83,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{}}
 	e.det = detect.New(detect.Config{HostDownGrace: minGrace(cfg.Policies)})
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
-		Now: cfg.Now, Hook: cfg.Hook, Skew: time.Second}
+		Now: cfg.Now, Hook: cfg.Hook, Skew: time.Second, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
 	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
 		return nil, err
 	}
@@ -116,6 +118,21 @@ func (e *Engine) protect() {
 		ids = append(ids, c.Members...)
 	}
 	e.det.Protect(ids)
+}
+
+func (e *Engine) hostNames() []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Sorted(maps.Keys(e.det.View().Hosts))
+}
+
+// SetMaintenance puts a host in or out of maintenance: no failure verdict, no
+// incident, no placement on it. (Held in memory: an operator sets it again after a
+// restart of Vigil.)
+func (e *Engine) SetMaintenance(host string, on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.det.SetMaintenance(host, on)
 }
 
 // Epoch is this engine's ownership token.
@@ -200,6 +217,7 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	e.stats.Ticks++
+	wasErr, errSince := e.det.View().CloudErr, e.det.View().CloudErrSince
 	changed := e.det.Step(now, obs)
 	in := e.input(now)
 	out := plan.Plan(in)
@@ -212,8 +230,11 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 				Message: fmt.Sprintf("%s: %s (%s)", health(v), strings.Join(v.Evidence, "; "), v.Rule)})
 		}
 	}
-	if obs.Err != "" && in.CloudErr != "" {
-		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: "cloud unreachable: " + obs.Err})
+	switch {
+	case obs.Err != "" && wasErr == "":
+		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: "cloud unreachable: " + obs.Err + "; no verdict and no action until it answers"})
+	case obs.Err == "" && wasErr != "":
+		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: fmt.Sprintf("cloud reachable again after %s", now.Sub(errSince).Round(time.Millisecond))})
 	}
 	if err := e.emit(ctx, evs...); err != nil {
 		return err
@@ -243,7 +264,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 	}
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
-		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence}
+		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, Sabotage: e.cfg.Sabotage}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {

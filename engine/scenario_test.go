@@ -182,12 +182,12 @@ func TestLadderClimbsInOrderWhenEachRungFails(t *testing.T) {
 	for _, st := range in.Steps {
 		ladder = append(ladder, string(st.Action))
 	}
-	if want := []string{"reboot", "hard-reboot", "rebuild", "evacuate"}; !slices.Equal(ladder, want) {
+	if want := []string{"reboot", "hard-reboot", "rebuild"}; !slices.Equal(ladder, want) {
 		t.Fatalf("ladder = %v, want %v\n%s", ladder, want, w.timeline())
 	}
-	// Nova evacuates only from a down host: on a live host the last rung is refused,
-	// and the incident escalates with that reason; the cluster turns Red.
-	if in.State != model.IncidentEscalated || !strings.Contains(in.Reason, "still in use") {
+	// The last rung, evacuate, needs a fenced host: on a live host Vigil does not try
+	// (it would make two copies); the incident escalates with that reason, cluster Red.
+	if in.State != model.IncidentEscalated || !strings.Contains(in.Reason, "next rung is evacuate") || w.cloud.Calls()["evacuate"] != 0 {
 		t.Fatalf("incident %s: %q, want escalated naming the refusal", in.State, in.Reason)
 	}
 	if h := w.health("db"); h != model.Red {
@@ -310,5 +310,47 @@ func TestHostDownWithinGraceIsNotDead(t *testing.T) {
 	}
 	if w.cloud.HostPower("host-1") != model.PowerOn {
 		t.Fatal("host-1 was fenced")
+	}
+}
+
+// The whole ladder: reboot, hard reboot and rebuild fail in place; when the host
+// itself then fails, the last rung, evacuate, is taken through the host's fence.
+func TestLadderEndsInEvacuationThroughTheFence(t *testing.T) {
+	w := newWorld(t, 3, 2)
+	w.cluster("db", w.ids[0])
+	w.tick()
+	w.cloud.BreakServer(w.ids[0], true)
+	if err := w.cloud.Crash(w.ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	w.until(5*time.Minute, "rebuild issued", func() bool {
+		in := w.eng.OpenIncidents()
+		return len(in) == 1 && len(in[0].Steps) == 3 && in[0].Steps[2].State == model.StepIssued
+	})
+	w.cloud.BreakServer(w.ids[0], false)
+	if err := w.cloud.KillHost("host-1"); err != nil {
+		t.Fatal(err)
+	}
+	w.until(3*time.Minute, "server ACTIVE on another host", func() bool {
+		s := w.status(w.ids[0])
+		return s.Status == model.StatusActive && s.Host != "host-1" && w.health("db") == model.Green
+	})
+	incs, err := w.db.Incidents(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for i := len(incs) - 1; i >= 0; i-- {
+		for _, st := range incs[i].Steps {
+			all = append(all, string(st.Action))
+		}
+	}
+	// The rebuild was left hanging on the dead host: it is reset before the evacuation.
+	want := []string{"reboot", "hard-reboot", "rebuild", "fence", "mark-down", "reset-state", "evacuate"}
+	if !slices.Equal(all, want) {
+		t.Fatalf("steps %v, want %v\n%s", all, want, w.timeline())
+	}
+	if incs[1].State != model.IncidentSuperseded || incs[0].State != model.IncidentResolved {
+		t.Fatalf("server incident %s (%s), host incident %s", incs[1].State, incs[1].Reason, incs[0].State)
 	}
 }

@@ -16,6 +16,7 @@ const (
 	ActHardReboot Action = "hard-reboot" // hard reboot
 	ActRebuild    Action = "rebuild"     // rebuild in place: same ID, name, ports, volumes
 	ActEvacuate   Action = "evacuate"    // restart on another host
+	ActResetState Action = "reset-state" // clear a task left hanging on a fenced host
 )
 
 // ServerLadder are the actions a policy may list for a failed server, in ladder order.
@@ -109,4 +110,16 @@ type Limits struct {
 // DefaultLimits are conservative defaults for a small cloud.
 func DefaultLimits() Limits {
 	return Limits{MaxConcurrent: 20, BrakeFraction: 0.5, BrakeMinHosts: 3}
+}
+
+// Sabotage holds deliberate bugs. The simulation turns them on to prove that its
+// invariant checkers catch what they are for; nothing else may set them.
+type Sabotage struct {
+	SkipFence          bool `json:"skip_fence,omitempty"`           // evacuate without fencing
+	RepeatAfterRestart bool `json:"repeat_after_restart,omitempty"` // redo in-flight steps without asking the cloud
+	IgnoreLimits       bool `json:"ignore_limits,omitempty"`        // no concurrency cap
+	IgnoreBrake        bool `json:"ignore_brake,omitempty"`         // act in a braked segment
+	FenceWrongHost     bool `json:"fence_wrong_host,omitempty"`     // power off a neighbour instead
+	GiveUpSilently     bool `json:"give_up_silently,omitempty"`     // close incidents as resolved without checking
+	DropEvidence       bool `json:"drop_evidence,omitempty"`        // plan steps without their rule
 }

@@ -50,6 +50,9 @@ func (p *planner) host(inc *model.Incident) {
 				done = h.ForcedDown
 			case model.ActEvacuate:
 				done = p.activeSince(st.Server, st.Issued, name)
+			case model.ActResetState:
+				s := in.Servers[st.Server]
+				done = s.TaskState == "" && s.Status == model.StatusError
 			}
 			switch {
 			case done:
@@ -61,7 +64,7 @@ func (p *planner) host(inc *model.Incident) {
 			}
 		}
 	}
-	fenced := succeeded(inc.Steps, model.ActFence, "")
+	fenced := succeeded(inc.Steps, model.ActFence, "") || in.Sabotage.SkipFence
 	markedDown := succeeded(inc.Steps, model.ActMarkDown, "")
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
 
@@ -130,6 +133,16 @@ func (p *planner) host(inc *model.Incident) {
 		if inFlight(inc.Steps, id) {
 			continue
 		}
+		if s := in.Servers[id]; s.Host == name && (s.TaskState != "" || !evacuable(s.Status)) {
+			// A task left hanging on the dead host blocks evacuation; the host is fenced,
+			// so the task can never finish: clear it.
+			if !p.retryOrEscalate(inc, pol, model.Step{Action: model.ActResetState, Server: id, Host: name, Timeout: pol.StepTimeout,
+				Rule: fmt.Sprintf("server %s is %s with task %q on fenced host %s: reset it to ERROR so it can be evacuated", id, s.Status, s.TaskState, name)},
+				"reset-state of "+id+" failed") {
+				return
+			}
+			continue
+		}
 		target, why := p.place(name, id)
 		if why != "" {
 			p.change(inc, model.IncidentWaiting, why)
@@ -144,6 +157,10 @@ func (p *planner) host(inc *model.Incident) {
 	if remaining == 0 {
 		p.change(inc, model.IncidentResolved, fmt.Sprintf("host fenced; all %d protected servers ACTIVE on other hosts", len(servers)))
 	}
+}
+
+func evacuable(status string) bool {
+	return status == model.StatusActive || status == model.StatusShutoff || status == model.StatusError
 }
 
 func placedOn(target string) string {

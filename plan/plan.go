@@ -28,6 +28,8 @@ type Input struct {
 	Limits     model.Limits
 	// CanFence lists the hosts with a fence device (BMC).
 	CanFence map[string]bool
+	// Sabotage: deliberate bugs, for the simulation's checker tests only.
+	Sabotage model.Sabotage
 }
 
 // Output is what the shell must journal and carry out. New incidents carry negative
@@ -88,7 +90,13 @@ func Plan(in Input) Output {
 		}
 	}
 	p.budget = in.Limits.MaxConcurrent - inflight
+	if in.Sabotage.IgnoreLimits {
+		p.budget = 1 << 30
+	}
 	p.braked = Brakes(in.Hosts, in.Verdicts, in.Limits)
+	if in.Sabotage.IgnoreBrake {
+		p.braked = nil
+	}
 
 	open := slices.Clone(in.Open)
 	if in.CloudErr == "" {
@@ -251,6 +259,9 @@ func (p *planner) take(inc *model.Incident, st model.Step) bool {
 		return false
 	}
 	p.budget--
+	if p.in.Sabotage.DropEvidence {
+		st.Rule = ""
+	}
 	st.Incident, st.State, st.Planned = inc.ID, model.StepPlanned, p.in.Now
 	st.Seq = len(inc.Steps) + 1
 	inc.Steps = append(inc.Steps, st)

@@ -138,12 +138,17 @@ func TestServerLadder(t *testing.T) {
 			{0, nil, model.StepIssued, "reboot(hard)", ""},
 			{time.Second, func(f *fixture) { f.server("a", "h1", model.StatusActive) }, "", "", "resolved"},
 		}},
-		{"refused rungs climb the ladder in order, then escalate", model.StatusError, []round{
+		{"refused rungs climb the ladder in order; evacuate from a live host escalates instead", model.StatusError, []round{
 			{0, nil, model.StepFailed, "reboot(hard)", ""},
 			{0, refuse, model.StepFailed, "hard-reboot", ""},
 			{0, refuse, model.StepFailed, "rebuild", ""},
-			{0, refuse, model.StepFailed, "evacuate", ""},
 			{0, refuse, "", "", "escalated"},
+		}},
+		{"evacuate rung when the host is down: the host's incident takes it", model.StatusError, []round{
+			{0, nil, model.StepFailed, "reboot(hard)", ""},
+			{0, refuse, model.StepFailed, "hard-reboot", ""},
+			{0, refuse, model.StepFailed, "rebuild", ""},
+			{0, func(f *fixture) { refuse(f); f.hostDown("h1") }, "", "fence", "superseded"},
 		}},
 		{"a rung that times out moves on", model.StatusError, []round{
 			{0, nil, model.StepIssued, "reboot(hard)", ""},

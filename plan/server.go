@@ -16,6 +16,10 @@ func (p *planner) server(inc *model.Incident, hostIncident map[string]int64) {
 	srv, present := in.Servers[id]
 	v := in.Verdicts[inc.Subject]
 
+	if in.Sabotage.GiveUpSilently && len(inc.Steps) > 0 {
+		p.change(inc, model.IncidentResolved, "")
+		return
+	}
 	if st := inc.InFlight(); st != nil {
 		switch st.State {
 		case model.StepPlanned, model.StepIntent:
@@ -73,6 +77,15 @@ func (p *planner) server(inc *model.Incident, hostIncident map[string]int64) {
 		return
 	}
 	if last := lastFinished(inc.Steps); last != nil && last.Retryable && in.Now.Sub(last.Finished) < backoff(attempt) {
+		return
+	}
+	if action == model.ActEvacuate {
+		// Evacuating from a live host would start a second copy beside the first; the
+		// host cannot be fenced for one server without killing its others. (Its host's
+		// failure is the other path to evacuation, through a host incident and a fence.)
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+			"policy %s: the next rung is evacuate, but host %s is up: evacuation needs a fenced host and Vigil does not power off a live host for one server; %s; an operator must move or repair the server (e.g. cold migration)",
+			pol.Name, srv.Host, lastError(inc.Steps)))
 		return
 	}
 	st := model.Step{Action: action, Server: id, Host: srv.Host, Attempt: attempt, Timeout: pol.StepTimeout, Rule: why}

@@ -39,6 +39,10 @@ type Executor struct {
 	// Skew tolerated between Vigil's clock and the cloud's when matching a journaled
 	// intent to the cloud's record of the action.
 	Skew time.Duration
+	// Sabotage: deliberate bugs, for the simulation's checker tests only.
+	Sabotage model.Sabotage
+	// Hosts lists every known host, sorted (FenceWrongHost sabotage only).
+	Hosts func() []string
 }
 
 // Run journals and takes each step, in order. It stops at the first journal error
@@ -123,11 +127,22 @@ func (x *Executor) do(ctx context.Context, st model.Step) error {
 		return x.Compute.Evacuate(ctx, st.Server, st.Target)
 	case model.ActMarkDown:
 		return x.Compute.ForceDown(ctx, st.Host, true)
+	case model.ActResetState:
+		return x.Compute.ResetState(ctx, st.Server)
 	case model.ActFence:
 		if x.Fencer == nil || !x.Fencer.CanFence(st.Host) {
 			return cloud.Terminal(fmt.Errorf("fence %s: no fence device configured", st.Host))
 		}
-		return x.Fencer.PowerOff(ctx, st.Host)
+		host := st.Host
+		if x.Sabotage.FenceWrongHost && x.Hosts != nil {
+			for _, h := range x.Hosts() {
+				if h > host {
+					host = h
+					break
+				}
+			}
+		}
+		return x.Fencer.PowerOff(ctx, host)
 	}
 	return cloud.Terminal(fmt.Errorf("unknown action %q", st.Action))
 }
@@ -143,6 +158,9 @@ func (x *Executor) Resume(ctx context.Context, open []model.Incident) error {
 				continue
 			}
 			at, done, err := x.happened(ctx, *st)
+			if x.Sabotage.RepeatAfterRestart {
+				done = false
+			}
 			if err != nil {
 				return fmt.Errorf("resume %s: cannot tell whether it was taken: %w", describe(*st), err)
 			}

@@ -15,6 +15,14 @@ func (d *Driver) action(ctx context.Context, op, server string, body any) error 
 	return d.send(ctx, op, http.MethodPost, d.compute.ServiceURL("servers", server, "action"), body)
 }
 
+// ResetState implements cloud.Actor: os-resetState to error, which clears the task.
+func (d *Driver) ResetState(ctx context.Context, server string) error {
+	if err := d.action(ctx, "reset-state", server, map[string]any{"os-resetState": map[string]string{"state": "error"}}); err != nil {
+		return fmt.Errorf("reset-state %s: %w", server, err)
+	}
+	return nil
+}
+
 // Reboot implements cloud.Actor.
 func (d *Driver) Reboot(ctx context.Context, server string, hard bool) error {
 	op, typ := "reboot", "SOFT"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/model"
@@ -87,6 +88,9 @@ func (c *Cloud) PowerOnHost(name string) error {
 		for _, s := range c.servers {
 			if s.host != name {
 				s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == name })
+			} else if !s.deleted && len(s.copies) == 0 && s.status == model.StatusActive {
+				// Nova's power-state sync: found not running, the instance is stopped.
+				s.status, s.task, s.updated = model.StatusShutoff, "", c.now()
 			}
 		}
 	})
@@ -105,6 +109,58 @@ func (c *Cloud) SetBMC(name string, down, lies bool) error {
 // SetDisabled disables or enables a host's compute service for scheduling.
 func (c *Cloud) SetDisabled(name string, disabled bool) error {
 	return c.withHost(name, func(h *host) { h.disabled = disabled })
+}
+
+// SetErrorRate sets the probability that an API call fails with ErrUnavailable.
+func (c *Cloud) SetErrorRate(p float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.ErrorRate = p
+}
+
+// SetCallLatency sets the time every API call takes (spent in Config.Sleep).
+func (c *Cloud) SetCallLatency(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.CallLatency = d
+}
+
+// HostTruth is what really holds for a host, which the API does not show.
+type HostTruth struct {
+	Power     model.Power
+	Reporting bool      // alive and reaching the controller
+	Since     time.Time // reporting continuously since then
+	Segment   string
+}
+
+// Truth returns a host's real state.
+func (c *Cloud) Truth(name string) HostTruth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	h, ok := c.hosts[name]
+	if !ok {
+		return HostTruth{}
+	}
+	return HostTruth{Power: h.power, Reporting: h.reporting(), Since: h.since, Segment: h.segment}
+}
+
+// Quiet reports whether nothing is about to change by itself: no action in flight.
+func (c *Cloud) Quiet() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	return len(c.pending) == 0
+}
+
+// ServerHost returns the host the cloud places a server on.
+func (c *Cloud) ServerHost(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.servers[id]; ok {
+		return s.host
+	}
+	return ""
 }
 
 // SetAPIDown makes every API call fail as unreachable (a controller partition).

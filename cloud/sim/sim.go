@@ -44,6 +44,7 @@ type host struct {
 	forcedDown    bool
 	disabled      bool
 	lastSeen      time.Time // last heartbeat that reached the controller
+	since         time.Time // when it last started reporting (after a gap)
 	bmcDown       bool      // BMC does not answer
 	bmcLies       bool      // BMC accepts power off but nothing happens
 }
@@ -96,7 +97,7 @@ func (c *Cloud) AddHost(name, segment string, capacity int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.hosts[name] = &host{name: name, segment: segment, capacity: capacity,
-		power: model.PowerOn, computeAlive: true, lastSeen: c.now()}
+		power: model.PowerOn, computeAlive: true, lastSeen: c.now(), since: c.now()}
 }
 
 // CreateServer boots a server on host (ACTIVE at once) and returns its ID.
@@ -155,6 +156,9 @@ func (c *Cloud) advanceLocked() {
 	now := c.now()
 	for _, h := range c.hosts {
 		if h.reporting() {
+			if now.Sub(h.lastSeen) > time.Second {
+				h.since = now // reports again after a gap
+			}
 			h.lastSeen = now
 		}
 	}
@@ -336,8 +340,11 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 	if src != nil && c.serviceStateLocked(src) == model.ServiceUp {
 		return fmt.Errorf("evacuate %s: %w: compute service of %s is still in use", id, cloud.ErrConflict, s.host)
 	}
-	if s.task != "" && s.task != cloud.ActionReboot {
+	if s.task != "" {
 		return fmt.Errorf("evacuate %s: %w: task %q in progress", id, cloud.ErrConflict, s.task)
+	}
+	if !slices.Contains([]string{model.StatusActive, model.StatusShutoff, model.StatusError}, s.status) {
+		return fmt.Errorf("evacuate %s: %w: cannot evacuate while status %s", id, cloud.ErrConflict, s.status)
 	}
 	if target == "" {
 		target = c.pickHostLocked(s.host)
@@ -352,9 +359,6 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 		if t.capacity > 0 && c.usedLocked(target) >= t.capacity {
 			return fmt.Errorf("evacuate %s: %w: target %s is full", id, cloud.ErrConflict, target)
 		}
-	}
-	if s.pending != nil && s.pending.host == s.host {
-		s.pending = nil // a task stuck on the dead host is abandoned
 	}
 	c.startLocked(s, cloud.ActionEvacuate, model.StatusRebuild,
 		transition{host: target, status: model.StatusActive})
@@ -394,6 +398,22 @@ func (c *Cloud) ForceDown(ctx context.Context, hostName string, down bool) error
 		return cloud.Terminal(fmt.Errorf("force-down %s: host %w", hostName, cloud.ErrNotFound))
 	}
 	h.forcedDown = down
+	return nil
+}
+
+// ResetState implements cloud.Actor: ERROR, no task, whatever was in flight is dropped.
+func (c *Cloud) ResetState(ctx context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("reset-state"); err != nil {
+		return err
+	}
+	s, err := c.serverLocked("reset-state", id)
+	if err != nil {
+		return err
+	}
+	s.status, s.task, s.pending, s.updated = model.StatusError, "", nil, c.now()
+	delete(c.pending, id)
 	return nil
 }
 

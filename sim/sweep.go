@@ -1,0 +1,91 @@
+package sim
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SweepResult sums up many seeds.
+type SweepResult struct {
+	Seeds    int
+	Failed   []Result // failing seeds, with their logs
+	Errors   []error
+	Elapsed  time.Duration
+	Stats    Stats
+	Checked  int // invariant checks that ran (ticks)
+	Invalids map[int]int
+}
+
+// SeedsPerMinute is the sweep's speed.
+func (s SweepResult) SeedsPerMinute() float64 {
+	return float64(s.Seeds) / s.Elapsed.Minutes()
+}
+
+// Sweep runs seeds from..to (inclusive) on workers goroutines (0: one per CPU).
+func Sweep(from, to uint64, cfg Config, workers int) SweepResult {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	start := time.Now()
+	seeds := make(chan uint64)
+	var mu sync.Mutex
+	res := SweepResult{Invalids: map[int]int{}}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := range seeds {
+				r, err := Run(seed, cfg)
+				mu.Lock()
+				res.Seeds++
+				res.Stats.add(r.Stats)
+				if err != nil {
+					res.Errors = append(res.Errors, err)
+				}
+				if len(r.Violations) > 0 {
+					res.Failed = append(res.Failed, r)
+					for _, v := range r.Violations {
+						res.Invalids[v.Invariant]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for s := from; s <= to; s++ {
+		seeds <- s
+	}
+	close(seeds)
+	wg.Wait()
+	sort.Slice(res.Failed, func(i, j int) bool { return res.Failed[i].Seed < res.Failed[j].Seed })
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+func (s *Stats) add(o Stats) {
+	s.Faults += o.Faults
+	s.Incidents += o.Incidents
+	s.Resolved += o.Resolved
+	s.Escalated += o.Escalated
+	s.Restarts += o.Restarts
+	s.Ticks += o.Ticks
+}
+
+// ReplayCommand is the command that replays one seed of cfg.
+func ReplayCommand(seed uint64, cfg Config) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vigil sim --seed %d --hosts %d --servers %d --segments %d --until %s --settle %s",
+		seed, cfg.Hosts, cfg.Servers, cfg.Segments, cfg.Until, cfg.Settle)
+	if len(cfg.Faults) > 0 {
+		fmt.Fprintf(&b, " --faults %s", strings.Join(cfg.Faults, ","))
+	}
+	if s := SabotageFlags(cfg); s != "" {
+		fmt.Fprintf(&b, " --sabotage %s", s)
+	}
+	return b.String()
+}
