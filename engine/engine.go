@@ -52,6 +52,7 @@ type Engine struct {
 	lastPoll   time.Time
 	lastFull   time.Time
 	stats      Stats
+	unresumed  bool // open recoveries not yet resumed after start
 }
 
 // Stats counts what the engine did.
@@ -96,9 +97,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.lastClosed, err = cfg.Store.LastClosed(ctx); err != nil {
 		return nil, err
 	}
-	if err := e.exec.Resume(ctx, e.open); err != nil {
-		return nil, fmt.Errorf("resume open recoveries: %w", err)
-	}
+	// Steps a previous owner left in flight are settled at the first reconcile that
+	// can reach the cloud: starting must not depend on the cloud answering.
+	e.unresumed = true
 	return e, nil
 }
 
@@ -188,32 +189,74 @@ func (e *Engine) pollFailed(obs model.Observation, err error) model.Observation 
 	return obs
 }
 
-// fencePower asks the BMC of each host being fenced for its power state.
+// fencePower asks the BMC of each host being fenced, or fenced and not yet
+// evacuated, for its power state: a fence is proof only while the power stays off.
 func (e *Engine) fencePower(ctx context.Context) map[string]model.Power {
 	if e.cfg.Fencer == nil {
 		return nil
 	}
-	var out map[string]model.Power
+	e.mu.RLock()
+	var hosts []string
 	for _, inc := range e.open {
 		for _, st := range inc.Steps {
-			if st.Action != model.ActFence || st.State != model.StepIssued {
-				continue
+			if st.Action == model.ActFence && (st.State == model.StepIssued || st.State == model.StepSucceeded) {
+				hosts = append(hosts, st.Host)
+				break
 			}
-			p, err := e.cfg.Fencer.PowerStatus(ctx, st.Host)
-			if err != nil {
-				continue // unknown: the fence stays unconfirmed
-			}
-			if out == nil {
-				out = map[string]model.Power{}
-			}
-			out[st.Host] = p
 		}
+	}
+	e.mu.RUnlock()
+	var out map[string]model.Power
+	for _, h := range hosts {
+		p, err := e.cfg.Fencer.PowerStatus(ctx, h)
+		if err != nil {
+			p = model.PowerUnknown // no answer: no proof
+		}
+		if out == nil {
+			out = map[string]model.Power{}
+		}
+		out[h] = p
 	}
 	return out
 }
 
+// resume settles the steps a previous owner left in flight (see recover.Resume).
+func (e *Engine) resume(ctx context.Context) error {
+	e.mu.Lock()
+	open := make([]model.Incident, len(e.open))
+	for i, in := range e.open {
+		in.Steps = slices.Clone(in.Steps)
+		open[i] = in
+	}
+	e.mu.Unlock()
+	err := e.exec.Resume(ctx, open)
+	e.mu.Lock()
+	for i := range open { // fold back what was settled, even on error
+		for j := range open[i].Steps {
+			if j < len(e.open[i].Steps) {
+				e.open[i].Steps[j] = open[i].Steps[j]
+			}
+		}
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	e.unresumed = false
+	return nil
+}
+
 // reconcile folds an observation in, plans, and carries the plan out.
 func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
+	if e.unresumed && obs.Err == "" {
+		if err := e.resume(ctx); err != nil {
+			if errors.Is(err, store.ErrStale) {
+				return err
+			}
+			// The steps stay in flight (plan waits on them); the next reconcile retries.
+			_ = e.emit(ctx, model.Event{At: e.cfg.Now(), Kind: "cloud", Subject: "cloud", Message: "cannot resume the recoveries in flight yet: " + err.Error()})
+		}
+	}
 	now := e.cfg.Now()
 	e.mu.Lock()
 	e.stats.Ticks++
@@ -364,6 +407,13 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 	e.mu.Lock()
 	for i, st := range run {
 		*st = *copies[i]
+	}
+	if err != nil {
+		// Steps never journaled (the executor stopped before them) are forgotten:
+		// the next plan decides again from what the journal holds.
+		for i := range e.open {
+			e.open[i].Steps = slices.DeleteFunc(e.open[i].Steps, func(st model.Step) bool { return st.ID == 0 })
+		}
 	}
 	e.mu.Unlock()
 	if err != nil {

@@ -105,7 +105,7 @@ func TestRestartMidEvacuationNeverRepeatsAStep(t *testing.T) {
 			w.now = w.now.Add(time.Second)
 			err := old.Tick(context.Background())
 			if !errors.Is(err, store.ErrStale) {
-				t.Fatalf("old engine tick: %v, want ErrStale", err)
+				t.Fatalf("old engine tick: %v, want ErrStale\n%s", err, w.timeline())
 			}
 		})
 	}

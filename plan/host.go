@@ -65,6 +65,19 @@ func (p *planner) host(inc *model.Incident) {
 		}
 	}
 	fenced := succeeded(inc.Steps, model.ActFence, "") || in.Sabotage.SkipFence
+	if fenced && in.CanFence[name] && h.Power != model.PowerOff && !in.Sabotage.SkipFence {
+		// The proof is gone: the host was powered on again after its fence.
+		if v.Host == string(model.HostUp) {
+			p.change(inc, model.IncidentResolved, fmt.Sprintf("host %s is back (power on, service up) after its fence; servers still on it are recovered there by their own incidents", name))
+			return
+		}
+		fenced = false
+		for i := range inc.Steps {
+			if inc.Steps[i].Action == model.ActFence && inc.Steps[i].State == model.StepSucceeded {
+				inc.Steps[i].State = model.StepFailed // for this round's decisions only
+			}
+		}
+	}
 	markedDown := succeeded(inc.Steps, model.ActMarkDown, "")
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
 
@@ -125,13 +138,22 @@ func (p *planner) host(inc *model.Incident) {
 	}
 	// 3. Evacuate each protected server.
 	remaining := 0
+	handed := 0
 	for _, id := range servers {
 		if succeeded(inc.Steps, model.ActEvacuate, id) {
 			continue
 		}
-		remaining++
 		if inFlight(inc.Steps, id) {
+			remaining++
 			continue
+		}
+		if s, ok := in.Servers[id]; !ok || s.Host != name {
+			handed++ // it left the host (evacuated but failed there, or deleted): its own incident answers it
+			continue
+		}
+		remaining++
+		if owner, ok := p.owner[id]; ok && owner != inc.ID {
+			continue // another incident's step is in flight on it; wait for its outcome
 		}
 		if s := in.Servers[id]; s.Host == name && (s.TaskState != "" || !evacuable(s.Status)) {
 			// A task left hanging on the dead host blocks evacuation; the host is fenced,
@@ -155,7 +177,11 @@ func (p *planner) host(inc *model.Incident) {
 		}
 	}
 	if remaining == 0 {
-		p.change(inc, model.IncidentResolved, fmt.Sprintf("host fenced; all %d protected servers ACTIVE on other hosts", len(servers)))
+		msg := fmt.Sprintf("host fenced; all %d protected servers ACTIVE on other hosts", len(servers))
+		if handed > 0 {
+			msg = fmt.Sprintf("host fenced; %d of %d protected servers ACTIVE on other hosts, %d left it and are answered by their own incidents", len(servers)-handed, len(servers), handed)
+		}
+		p.change(inc, model.IncidentResolved, msg)
 	}
 }
 

@@ -64,13 +64,18 @@ type planner struct {
 	member   map[string]string // server -> cluster
 	budget   int
 	used     map[string]int // servers per host, with this round's placements
+	// owner maps a server to the incident with a step in flight on it: one
+	// recovery per server at a time.
+	owner map[string]int64
+	// hostIncident maps a host to its open incident.
+	hostIncident map[string]int64
 	braked   map[string]string
 	nextTemp int64
 }
 
 // Plan decides the next steps.
 func Plan(in Input) Output {
-	p := &planner{in: &in, member: map[string]string{}, used: map[string]int{}}
+	p := &planner{in: &in, member: map[string]string{}, used: map[string]int{}, owner: map[string]int64{}, hostIncident: map[string]int64{}}
 	for _, c := range in.Clusters {
 		for _, id := range c.Members {
 			if _, ok := p.member[id]; !ok {
@@ -83,9 +88,17 @@ func Plan(in Input) Output {
 	}
 	inflight := 0
 	for _, inc := range in.Open {
+		if inc.Subject.Kind == model.KindHost {
+			p.hostIncident[inc.Subject.ID] = inc.ID
+		}
 		for _, st := range inc.Steps {
-			if st.State == model.StepIntent || st.State == model.StepIssued {
-				inflight++
+			if !st.State.Done() {
+				if st.State != model.StepPlanned {
+					inflight++
+				}
+				if st.Server != "" {
+					p.owner[st.Server] = inc.ID
+				}
 			}
 		}
 	}
@@ -106,18 +119,12 @@ func Plan(in Input) Output {
 	slices.SortStableFunc(open, func(a, b model.Incident) int {
 		return cmp.Or(cmp.Compare(kindOrder(a.Subject.Kind), kindOrder(b.Subject.Kind)), cmp.Compare(a.Opened.UnixNano(), b.Opened.UnixNano()), cmp.Compare(a.ID, b.ID))
 	})
-	hostIncident := map[string]int64{}
-	for _, inc := range open {
-		if inc.Subject.Kind == model.KindHost {
-			hostIncident[inc.Subject.ID] = inc.ID
-		}
-	}
 	for i := range open {
 		inc := &open[i]
 		if inc.Subject.Kind == model.KindHost {
 			p.host(inc)
 		} else {
-			p.server(inc, hostIncident)
+			p.server(inc)
 		}
 	}
 	return p.out
@@ -155,12 +162,16 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		if last, ok := p.in.LastClosed[subj]; ok && !last.Closed.Before(v.Since) {
 			continue // the same failure was already answered (resolved while it persisted, or escalated)
 		}
+		if _, ok := p.owner[subj.ID]; ok && subj.Kind == model.KindServer {
+			continue // another incident has a step in flight on it; its outcome decides
+		}
 		inc := model.Incident{Subject: subj, State: model.IncidentOpen, Rule: v.Rule,
 			Evidence: slices.Clone(v.Evidence), Opened: p.in.Now, Updated: p.in.Now}
 		switch subj.Kind {
 		case model.KindServer:
 			c, ok := p.member[subj.ID]
-			if !ok || v.Rule == model.RuleServerHostDown || p.hostFailed(p.in.Servers[subj.ID].Host) {
+			host := p.in.Servers[subj.ID].Host
+			if _, hostOpen := p.hostIncident[host]; !ok || hostOpen || v.Rule == model.RuleServerHostDown || p.hostFailed(host) {
 				continue // unprotected, or its host's incident answers it
 			}
 			inc.Cluster = c
@@ -175,6 +186,9 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		}
 		p.nextTemp--
 		inc.ID = p.nextTemp
+		if subj.Kind == model.KindHost {
+			p.hostIncident[subj.ID] = inc.ID
+		}
 		p.out.Open = append(p.out.Open, inc)
 		opened = append(opened, inc)
 	}

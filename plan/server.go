@@ -9,7 +9,7 @@ import (
 )
 
 // server advances one server incident along its policy's ladder.
-func (p *planner) server(inc *model.Incident, hostIncident map[string]int64) {
+func (p *planner) server(inc *model.Incident) {
 	in := p.in
 	id := inc.Subject.ID
 	pol := p.policy(inc.Policy)
@@ -40,11 +40,19 @@ func (p *planner) server(inc *model.Incident, hostIncident map[string]int64) {
 		p.change(inc, model.IncidentResolved, "server healthy again without further action: "+strings.Join(v.Evidence, "; "))
 		return
 	}
-	if v.Rule == model.RuleServerHostDown || present && p.hostFailed(srv.Host) {
-		if hid, ok := hostIncident[srv.Host]; ok {
-			p.change(inc, model.IncidentSuperseded, fmt.Sprintf("host %s failed; its incident %d recovers this server", srv.Host, hid))
-			return
+	if hid, ok := p.hostIncident[srv.Host]; ok && present {
+		// The host's incident owns its servers now; a step of ours still in flight
+		// is abandoned (its effect, if any, is seen by the host's incident).
+		for i := range inc.Steps {
+			if st := &inc.Steps[i]; !st.State.Done() && st.State != model.StepIntent {
+				p.finish(inc, st, model.StepSkipped, fmt.Sprintf("superseded by host %s's incident %d", srv.Host, hid), false)
+				delete(p.owner, st.Server)
+			}
 		}
+		if inc.InFlight() == nil {
+			p.change(inc, model.IncidentSuperseded, fmt.Sprintf("host %s failed; its incident %d recovers this server", srv.Host, hid))
+		}
+		return
 	}
 	if in.Now.Sub(inc.Opened) >= pol.Deadline {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
