@@ -38,7 +38,8 @@ type Config struct {
 	// CloudsFile is the clouds.yaml path; "" means $OS_CLIENT_CONFIG_FILE, then
 	// ./clouds.yaml, ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml.
 	CloudsFile string
-	// Timeout bounds each driver call, retries included (default 10 s).
+	// Timeout bounds each request to the cloud, a GET's retries included (default
+	// 10 s); a listing of many pages makes one request per page.
 	Timeout time.Duration
 	// ResyncInterval is how often a poller should list everything instead of
 	// changes-since, to repair drift (default 5 min); see ResyncDue.

@@ -3,11 +3,13 @@ package openstack
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -68,7 +70,10 @@ type intentEntry struct {
 
 // ListServers implements cloud.Lister: one GET per page of 1000 (Nova's default
 // max_limit), plus one instance-actions GET for each SHUTOFF server that changed
-// since the driver last saw it.
+// since the driver last saw it. since is sent to the second (Nova compares
+// updated_at >= changes-since), so the answer may include a little more than
+// asked, never less; pass a time read from the same clock as Nova's, or
+// overlap polls by a margin.
 func (d *Driver) ListServers(ctx context.Context, since time.Time) ([]model.Server, error) {
 	q := url.Values{"all_tenants": {"1"}}
 	if !since.IsZero() {
@@ -150,6 +155,9 @@ func (d *Driver) intent(ctx context.Context, ns novaServer) (model.PowerIntent, 
 		return e.intent, nil
 	}
 	acts, err := d.rawActions(ctx, ns.ID)
+	if errors.Is(err, cloud.ErrNotFound) {
+		return model.IntentUnknown, nil // deleted since the listing: the next poll says so
+	}
 	if err != nil {
 		return model.IntentUnknown, err
 	}

@@ -18,6 +18,10 @@
 // complete list), so service.update arrives as Event.Host, beside an empty
 // observation, rather than in model.Observation.
 //
+// instance.delete.end lists the server with status DELETED in Obs.Servers, as a
+// changes-since listing does, and its ID in Obs.Deleted. Obs.At is Nova's own
+// timestamp of the notification (UTC).
+//
 // Power intent from a notification: IntentOff only when a real user (not the
 // request context of Nova's own periodic tasks, which has no user, nor a
 // configured service user) powered the server off; IntentOn for servers running
