@@ -191,8 +191,9 @@ func (d *Driver) negotiate(ctx context.Context) error {
 			MinVersion string `json:"min_version"`
 		} `json:"version"`
 	}
-	if err := d.get(ctx, "version", d.compute.Endpoint, &doc); err != nil {
-		return fmt.Errorf("read compute version document at %s: %w", d.compute.Endpoint, err)
+	root := versionRoot(d.compute.Endpoint)
+	if err := d.get(ctx, "version", root, &doc); err != nil {
+		return fmt.Errorf("read compute version document at %s: %w", root, err)
 	}
 	max := doc.Version.Version
 	if max == "" {
@@ -210,6 +211,15 @@ func (d *Driver) negotiate(ctx context.Context) error {
 	d.version = v
 	d.compute.Microversion = v
 	return nil
+}
+
+// versionRoot is the compute endpoint up to its API version: catalogs may still
+// carry the old ".../v2.1/{project_id}/" form, whose root is ".../v2.1/".
+func versionRoot(endpoint string) string {
+	if i := strings.Index(endpoint, "/v2.1"); i >= 0 {
+		return endpoint[:i] + "/v2.1/"
+	}
+	return endpoint
 }
 
 // Microversion is the negotiated compute microversion.

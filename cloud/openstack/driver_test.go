@@ -67,6 +67,19 @@ func TestMicroversionOrder(t *testing.T) {
 	}
 }
 
+func TestVersionRoot(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8774/v2.1/":                 "http://127.0.0.1:8774/v2.1/",
+		"https://nova.example:8774/v2.1/0123abcd/":    "https://nova.example:8774/v2.1/",
+		"https://cloud.example/compute/v2.1":          "https://cloud.example/compute/v2.1/",
+		"https://cloud.example/compute/v2.1/abcd1234": "https://cloud.example/compute/v2.1/",
+	} {
+		if got := versionRoot(in); got != want {
+			t.Errorf("versionRoot(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
 func TestErrorClasses(t *testing.T) {
 	var hits atomic.Int32
 	d := fakeDriver(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -257,5 +270,29 @@ func TestForceUpRefusedWhileEvacuationRecordsRemain(t *testing.T) {
 	hosts, err := d.ListHosts(ctx)
 	if err != nil || len(hosts) != 1 || hosts[0].Segment != "az1" || hosts[0].Service != model.ServiceDown || !hosts[0].ForcedDown || hosts[0].LastSeenUp.IsZero() {
 		t.Fatalf("hosts %+v, %v", hosts, err)
+	}
+}
+
+func TestNegotiateMicroversion(t *testing.T) {
+	for _, c := range []struct{ max, want, err string }{
+		{"2.96", "2.93", ""}, {"2.93", "2.93", ""}, {"2.60", "2.60", ""}, {"2.38", "", "needs 2.53"}, {"", "", "does not support microversions"},
+	} {
+		d := fakeDriver(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v2.1/" {
+				novaErr(w, 404, "itemNotFound", r.URL.Path)
+				return
+			}
+			fmt.Fprintf(w, `{"version": {"id": "v2.1", "version": %q, "min_version": "2.1"}}`, c.max)
+		}))
+		err := d.negotiate(context.Background())
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("max %q: error %v, want one saying %q", c.max, err, c.err)
+			}
+			continue
+		}
+		if err != nil || d.Microversion() != c.want || d.compute.Microversion != c.want {
+			t.Errorf("max %q: negotiated %q (%v), want %s", c.max, d.Microversion(), err, c.want)
+		}
 	}
 }
