@@ -47,6 +47,8 @@ type Config struct {
 	// ServiceUserIDs are keystone user IDs whose stop actions do not count as an
 	// owner's intent (e.g. the nova service user); requests with no user never do.
 	ServiceUserIDs []string
+	// Now reads the clock for ResyncDue (default time.Now).
+	Now func() time.Time
 }
 
 // Driver is a cloud.Compute for one OpenStack cloud. It is safe for concurrent use.
@@ -76,6 +78,9 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.CloudName == "" {
 		return nil, errors.New("no OpenStack cloud named: set OS_CLOUD or --os-cloud to an entry of clouds.yaml")

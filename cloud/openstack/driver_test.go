@@ -28,7 +28,7 @@ func fakeDriver(t *testing.T, h http.Handler) *Driver {
 	pc := &gophercloud.ProviderClient{}
 	pc.HTTPClient = http.Client{Transport: &countingTransport{next: http.DefaultTransport, counter: counter}}
 	pc.SetToken("test-token")
-	return &Driver{cfg: Config{Timeout: 2 * time.Second, ResyncInterval: time.Minute}, cloud: "fake", counter: counter,
+	return &Driver{cfg: Config{Timeout: 2 * time.Second, ResyncInterval: time.Minute, Now: time.Now}, cloud: "fake", counter: counter,
 		compute:  &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: srv.URL + "/v2.1/", Type: "compute", Microversion: "2.93"},
 		services: map[string]string{}, intents: map[string]intentEntry{}}
 }
@@ -139,6 +139,13 @@ func TestErrorClasses(t *testing.T) {
 	if !errors.Is(err, cloud.ErrConflict) || cloud.IsTerminal(err) || !strings.Contains(err.Error(), "evacuate s400 refused: source compute service is up") ||
 		!strings.Contains(err.Error(), "still in use") {
 		t.Fatalf("evacuate refused: %v", err)
+	}
+	// a caller that gives up is not a cloud that is unavailable
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { <-time.After(100 * time.Millisecond); cancel() }()
+	err = d.Reboot(cctx, "slow", true)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, cloud.ErrUnavailable) {
+		t.Fatalf("cancelled call: %v, want context.Canceled and not ErrUnavailable", err)
 	}
 	// actions are never retried by the driver: one call each
 	before := hits.Load()

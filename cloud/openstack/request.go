@@ -59,7 +59,7 @@ func (d *Driver) send(ctx context.Context, op, method, url string, body any) err
 	return nil
 }
 
-// novaError is the message inside Nova's error bodies, which look like
+// novaMessage is the message inside Nova's error bodies, which look like
 // {"conflictingRequest": {"code": 409, "message": "..."}}.
 func novaMessage(body []byte) string {
 	var doc map[string]json.RawMessage
@@ -105,6 +105,9 @@ func classify(err error) error {
 	case errors.As(err, &pcode):
 		code = *pcode
 	default:
+		if errors.Is(err, context.Canceled) {
+			return err // the caller gave up: not the cloud's fault
+		}
 		if isUnavailable(err) {
 			return fmt.Errorf("%w: %v", cloud.ErrUnavailable, err)
 		}

@@ -121,7 +121,7 @@ func (d *Driver) ListServers(ctx context.Context, since time.Time) ([]model.Serv
 	}
 	if since.IsZero() {
 		d.mu.Lock()
-		d.lastFull = time.Now()
+		d.lastFull = d.cfg.Now()
 		// forget the intents of servers that are gone
 		for id := range d.intents {
 			if !seen[id] {
