@@ -48,20 +48,27 @@ type Detector struct {
 	protected map[string]bool
 	hostMaint map[string]bool
 	view      View
+	// dirty servers are re-judged at the next step; the others keep their verdict
+	// (their observation and their host's verdict did not change).
+	dirty map[string]bool
 }
 
 // New returns a detector with an empty view.
 func New(cfg Config) *Detector {
-	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{},
+	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
 			Verdicts: map[model.Subject]model.Verdict{}}}
 }
 
 // Protect sets the servers that belong to clusters: only these are reported missing.
 func (d *Detector) Protect(ids []string) {
+	for id := range d.protected {
+		d.dirty[id] = true
+	}
 	d.protected = make(map[string]bool, len(ids))
 	for _, id := range ids {
 		d.protected[id] = true
+		d.dirty[id] = true
 	}
 }
 
@@ -119,18 +126,26 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		for id := range v.Servers {
 			if !listed[id] {
 				delete(v.Servers, id)
+				d.dirty[id] = true
 			}
 		}
 	}
 	for _, s := range obs.Servers {
 		if s.Status == model.StatusDeleted {
-			delete(v.Servers, s.ID)
+			if _, ok := v.Servers[s.ID]; ok || d.protected[s.ID] {
+				delete(v.Servers, s.ID)
+				d.dirty[s.ID] = true
+			}
 			continue
 		}
-		v.Servers[s.ID] = s
+		if old, ok := v.Servers[s.ID]; !ok || old != s {
+			v.Servers[s.ID] = s
+			d.dirty[s.ID] = true
+		}
 	}
 	for _, id := range obs.Deleted {
 		delete(v.Servers, id)
+		d.dirty[id] = true
 	}
 	return d.judge(now)
 }
@@ -138,23 +153,40 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 // judge recomputes verdicts for every host and every known or protected server.
 func (d *Detector) judge(now time.Time) []model.Verdict {
 	var changed []model.Verdict
+	var hostChanged map[string]bool
 	for _, name := range slices.Sorted(maps.Keys(d.view.Hosts)) {
-		if v, ok := d.update(now, d.hostVerdict(now, d.view.Hosts[name])); ok {
+		subj := model.Subject{Kind: model.KindHost, ID: name}
+		old, had := d.view.Verdicts[subj]
+		v, ok := d.update(now, d.hostVerdict(now, d.view.Hosts[name]))
+		if ok {
 			changed = append(changed, v)
 		}
-	}
-	ids := slices.Collect(maps.Keys(d.view.Servers))
-	for id := range d.protected {
-		if _, ok := d.view.Servers[id]; !ok {
-			ids = append(ids, id)
+		if !had || old.Failed != v.Failed || old.Host != v.Host {
+			if hostChanged == nil {
+				hostChanged = map[string]bool{}
+			}
+			hostChanged[name] = true
 		}
 	}
-	slices.Sort(ids)
+	if hostChanged != nil {
+		for id, s := range d.view.Servers {
+			if hostChanged[s.Host] {
+				d.dirty[id] = true
+			}
+		}
+	}
+	ids := slices.Sorted(maps.Keys(d.dirty))
+	clear(d.dirty)
 	for _, id := range ids {
 		s, ok := d.view.Servers[id]
 		var nv model.Verdict
 		if !ok {
+			if !d.protected[id] {
+				delete(d.view.Verdicts, model.Subject{Kind: model.KindServer, ID: id})
+				continue
+			}
 			if d.view.LastSeen.IsZero() {
+				d.dirty[id] = true // judged after the first full listing
 				continue // no full listing yet: absence proves nothing
 			}
 			nv = serverVerdict(id, model.ServerFailed, true, RuleServerMissing,
@@ -164,13 +196,6 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 		}
 		if v, ok := d.update(now, nv); ok {
 			changed = append(changed, v)
-		}
-	}
-	for subj := range d.view.Verdicts {
-		if subj.Kind == model.KindServer {
-			if _, known := d.view.Servers[subj.ID]; !known && !d.protected[subj.ID] {
-				delete(d.view.Verdicts, subj)
-			}
 		}
 	}
 	return changed

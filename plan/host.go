@@ -93,6 +93,17 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
 		return
 	}
+	if !fenced && v.Host == string(model.HostUp) {
+		// Alive and reachable again before any fence was confirmed: it must not be
+		// fenced now. A fence still in flight is abandoned.
+		for i := range inc.Steps {
+			if st := &inc.Steps[i]; st.State == model.StepIssued {
+				p.finish(inc, st, model.StepSkipped, "host came back before the fence was confirmed", false)
+			}
+		}
+		p.change(inc, model.IncidentResolved, "host came back (compute service up) before its fence was confirmed; nothing was evacuated: "+strings.Join(v.Evidence, "; "))
+		return
+	}
 	if in.Now.Sub(inc.Opened) >= pol.Deadline {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
 		return

@@ -3,7 +3,6 @@ package plan
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -59,18 +58,18 @@ type Change struct {
 }
 
 type planner struct {
-	in       *Input
-	out      Output
-	member   map[string]string // server -> cluster
-	budget   int
-	used     map[string]int // servers per host, with this round's placements
+	in     *Input
+	out    Output
+	member map[string]string // server -> cluster
+	budget int
+	used   map[string]int // servers per host, with this round's placements
 	// owner maps a server to the incident with a step in flight on it: one
 	// recovery per server at a time.
 	owner map[string]int64
 	// hostIncident maps a host to its open incident.
 	hostIncident map[string]int64
-	braked   map[string]string
-	nextTemp int64
+	braked       map[string]string
+	nextTemp     int64
 }
 
 // Plan decides the next steps.
@@ -150,7 +149,13 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 	for _, inc := range open {
 		busy[inc.Subject] = true
 	}
-	subjects := slices.SortedFunc(maps.Keys(p.in.Verdicts), func(a, b model.Subject) int {
+	var subjects []model.Subject
+	for subj, v := range p.in.Verdicts {
+		if v.Failed && !busy[subj] {
+			subjects = append(subjects, subj)
+		}
+	}
+	slices.SortFunc(subjects, func(a, b model.Subject) int {
 		return cmp.Or(cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)), cmp.Compare(a.ID, b.ID))
 	})
 	var opened []model.Incident

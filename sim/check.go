@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -97,10 +98,9 @@ func (d *driver) checkBrake(what, segment string) {
 // checkTick runs the invariants that must hold after every step.
 func (w *world) checkTick() {
 	// 1. Never two copies.
-	for id, copies := range w.cloud.Copies() {
-		if len(copies) > 1 {
-			w.violate(1, "server %s runs on %v", id, copies)
-		}
+	multi := w.cloud.MultiCopies()
+	for _, id := range slices.Sorted(maps.Keys(multi)) {
+		w.violate(1, "server %s runs on %v", id, multi[id])
 	}
 	// 3 and 4: one step in flight per server; concurrency cap.
 	open := w.eng.OpenIncidents()

@@ -70,7 +70,11 @@ func (c *Cloud) withHost(name string, f func(*host)) error {
 	if !ok {
 		return fmt.Errorf("host %s: %w", name, cloud.ErrNotFound)
 	}
+	was := h.reporting()
 	f(h)
+	if !was && h.reporting() {
+		h.since, h.lastSeen = c.now(), c.now()
+	}
 	return nil
 }
 
@@ -193,6 +197,23 @@ func (c *Cloud) Copies() map[string][]string {
 	out := make(map[string][]string, len(c.servers))
 	for id, s := range c.servers {
 		out[id] = slices.Clone(s.copies)
+	}
+	return out
+}
+
+// MultiCopies returns the servers that run on more than one host, with those hosts.
+func (c *Cloud) MultiCopies() map[string][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	var out map[string][]string
+	for id, s := range c.servers {
+		if len(s.copies) > 1 {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[id] = slices.Clone(s.copies)
+		}
 	}
 	return out
 }

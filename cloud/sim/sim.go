@@ -156,9 +156,6 @@ func (c *Cloud) advanceLocked() {
 	now := c.now()
 	for _, h := range c.hosts {
 		if h.reporting() {
-			if now.Sub(h.lastSeen) > time.Second {
-				h.since = now // reports again after a gap
-			}
 			h.lastSeen = now
 		}
 	}

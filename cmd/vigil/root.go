@@ -23,7 +23,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), versionCmd())
+	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), versionCmd())
 	return root
 }
 
