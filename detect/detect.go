@@ -187,7 +187,7 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 			}
 			if d.view.LastSeen.IsZero() {
 				d.dirty[id] = true // judged after the first full listing
-				continue // no full listing yet: absence proves nothing
+				continue           // no full listing yet: absence proves nothing
 			}
 			nv = serverVerdict(id, model.ServerFailed, true, RuleServerMissing,
 				fmt.Sprintf("server %s is absent from the full listing at %s", id, d.view.LastSeen.Format(time.RFC3339)))
