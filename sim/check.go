@@ -177,7 +177,7 @@ func (w *world) checkEnd() {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if n := w.drv.accepted[k]; n > issued[k] {
-			w.violate(3, "%s taken %d times for %d journaled steps", k, n, issued[k])
+			w.violate(3, "%s: the cloud accepted it %d times but the journal shows %d taken (a step repeated, or its outcome lost)", k, n, issued[k])
 		}
 	}
 	// 6. Every protected server that failed is ACTIVE again, or answered by an

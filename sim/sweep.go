@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sort"
@@ -25,8 +26,9 @@ func (s SweepResult) SeedsPerMinute() float64 {
 	return float64(s.Seeds) / s.Elapsed.Minutes()
 }
 
-// Sweep runs seeds from..to (inclusive) on workers goroutines (0: one per CPU).
-func Sweep(from, to uint64, cfg Config, workers int) SweepResult {
+// Sweep runs seeds from..to (inclusive) on workers goroutines (0: one per CPU). When
+// ctx ends it stops starting seeds and reports those that ran.
+func Sweep(ctx context.Context, from, to uint64, cfg Config, workers int) SweepResult {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -57,8 +59,13 @@ func Sweep(from, to uint64, cfg Config, workers int) SweepResult {
 			}
 		}()
 	}
+feed:
 	for s := from; s <= to; s++ {
-		seeds <- s
+		select {
+		case seeds <- s:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(seeds)
 	wg.Wait()

@@ -70,7 +70,10 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
 			if err != nil {
 				return err
 			}
-			res := sim.Sweep(from, to, cfg, workers)
+			res := sim.Sweep(cmd.Context(), from, to, cfg, workers)
+			if cmd.Context().Err() != nil {
+				fmt.Fprintf(out, "interrupted: only %d of %d seeds ran\n", res.Seeds, to-from+1)
+			}
 			fmt.Fprintf(out, "%d seeds (%d hosts, %d servers, %d segments, %s each) in %s: %.0f seeds/min\n",
 				res.Seeds, cfg.Hosts, cfg.Servers, cfg.Segments, cfg.Until, res.Elapsed.Round(time.Millisecond), res.SeedsPerMinute())
 			fmt.Fprintf(out, "faults %d, incidents %d (resolved %d, escalated %d), Vigil restarts %d, ticks %d\n",
