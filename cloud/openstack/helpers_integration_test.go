@@ -185,8 +185,16 @@ func deleteServers(t *testing.T, d *Driver, prefix string) {
 	t.Logf("servers %s still listed 90 s after delete", prefix)
 }
 
+// resetState puts a server into state; "error" goes through the driver's own
+// ResetState, so that the tests exercise it against Nova.
 func resetState(t *testing.T, d *Driver, id, state string) {
 	t.Helper()
+	if state == "error" {
+		if err := d.ResetState(context.Background(), id); err != nil {
+			t.Fatalf("ResetState %s: %v", id, err)
+		}
+		return
+	}
 	err := d.send(context.Background(), "test-reset-state", http.MethodPost, d.compute.ServiceURL("servers", id, "action"),
 		map[string]any{"os-resetState": map[string]string{"state": state}})
 	if err != nil {
