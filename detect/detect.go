@@ -138,7 +138,11 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 			}
 			continue
 		}
-		if old, ok := v.Servers[s.ID]; !ok || old != s {
+		old, had := v.Servers[s.ID]
+		if had && !obs.Full {
+			s = merge(old, s)
+		}
+		if !had || old != s {
 			v.Servers[s.ID] = s
 			d.dirty[s.ID] = true
 		}
@@ -285,4 +289,23 @@ func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 		fmt.Sprintf("down for %s, at least the grace period %s", down.Round(time.Millisecond), d.cfg.HostDownGrace))...)
 	v.Since = since
 	return v
+}
+
+// merge completes a partial observation of a server (a notification) with what was
+// known: a field it does not carry keeps its value. An unknown power intent in
+// particular must not turn a server its owner stopped into a failed one.
+func merge(old, s model.Server) model.Server {
+	if s.Intent == model.IntentUnknown {
+		s.Intent = old.Intent
+	}
+	if s.Host == "" {
+		s.Host = old.Host
+	}
+	if s.Name == "" {
+		s.Name = old.Name
+	}
+	if s.Image == "" {
+		s.Image = old.Image
+	}
+	return s
 }

@@ -136,3 +136,20 @@ func TestCloudErrorConcludesNothing(t *testing.T) {
 		t.Fatalf("server failed during a cloud outage: %+v", s)
 	}
 }
+
+func TestNotificationKeepsWhatItDoesNotCarry(t *testing.T) {
+	d := New(Config{})
+	d.Protect([]string{"a"})
+	d.Step(t0, model.Observation{At: t0, Full: true, Hosts: []model.Host{up("h1")},
+		Servers: []model.Server{srv("a", model.StatusShutoff, model.IntentOff)}})
+	// A later instance.update says SHUTOFF but nothing of the intent.
+	d.Step(t0.Add(time.Second), model.Observation{At: t0.Add(time.Second), Source: "notification",
+		Servers: []model.Server{{ID: "a", Status: model.StatusShutoff}}})
+	v := d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]
+	if v.Failed || v.Rule != RuleStoppedByOwner {
+		t.Fatalf("owner-stopped server after a notification without intent: %+v", v)
+	}
+	if s := d.View().Servers["a"]; s.Host != "h1" || s.Intent != model.IntentOff {
+		t.Fatalf("merged server %+v", s)
+	}
+}
