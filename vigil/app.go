@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/engine"
 	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/recover"
 	"github.com/vigil-ha/vigil/store/sqlite"
 )
 
@@ -31,6 +32,8 @@ type Options struct {
 	Pushed <-chan model.Observation
 	// FullEvery: interval of full listings between incremental ones.
 	FullEvery time.Duration
+	// Hook stops the executor at exact points (tests of crash recovery).
+	Hook recover.Hook
 }
 
 // App is a running Vigil.
@@ -56,7 +59,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		return nil, err
 	}
 	eng, err := engine.New(ctx, engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
-		Policies: o.Config.Policies, Limits: o.Config.Limits, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery})
+		Policies: o.Config.Policies, Limits: o.Config.Limits, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook})
 	if err != nil {
 		db.Close()
 		return nil, err

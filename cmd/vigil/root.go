@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -109,7 +108,7 @@ func serveCmd() *cobra.Command {
 			log.Info("connected", "cloud", osCloud, "compute_microversion", drv.Microversion())
 			pushed := make(chan model.Observation, 256)
 			if amqpURL != "" {
-				startNotifications(ctx, amqpURL, pushed, log)
+				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
 			}
 			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
 				Config: cfg, Compute: drv, Log: log, Pushed: pushed,
@@ -131,22 +130,4 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&interval, "interval", 2*time.Second, "poll interval")
 	f.DurationVar(&fullEvery, "full-every", 5*time.Minute, "interval of full listings between changes-since polls")
 	return cmd
-}
-
-// startNotifications feeds Nova's notifications to the engine: server changes as
-// partial observations, service changes as a request to poll now.
-func startNotifications(ctx context.Context, url string, pushed chan<- model.Observation, log *slog.Logger) {
-	c := notifications.New(notifications.Config{URL: url, Logger: log})
-	go func() {
-		_ = c.Run(ctx, func(ev notifications.Event) {
-			obs := ev.Obs
-			if ev.Host != nil || (len(obs.Servers) == 0 && len(obs.Deleted) == 0) {
-				obs = model.Observation{At: obs.At, Source: notifications.Source, Poll: true}
-			}
-			select {
-			case pushed <- obs:
-			case <-ctx.Done():
-			}
-		})
-	}()
 }
