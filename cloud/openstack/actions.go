@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/cloud/openstack/novatime"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -143,7 +144,7 @@ func (d *Driver) Actions(ctx context.Context, server string) ([]model.InstanceAc
 	// Nova lists newest first, and start times have one-second resolution: reverse
 	// its order, then sort stably, so that ties keep Nova's order.
 	for _, a := range slices.Backward(raw) {
-		t, err := parseNovaTime(a.StartTime)
+		t, err := novatime.Parse(a.StartTime)
 		if err != nil {
 			return nil, fmt.Errorf("instance actions of %s: action %s (%s): %w", server, a.Action, a.RequestID, err)
 		}

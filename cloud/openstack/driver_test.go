@@ -16,6 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 
 	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/cloud/openstack/novatime"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -43,15 +44,15 @@ func TestParseNovaTime(t *testing.T) {
 	want := time.Date(2026, 11, 24, 11, 44, 56, 694970000, time.UTC)
 	for _, s := range []string{"2026-11-24 11:44:56.694970", "2026-11-24T11:44:56.694970", "2026-11-24T11:44:56.694970Z",
 		"2026-11-24T11:44:56.694970+00:00", "2026-11-24T12:44:56.694970+01:00"} {
-		got, err := parseNovaTime(s)
+		got, err := novatime.Parse(s)
 		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
-			t.Errorf("parseNovaTime(%q) = %v, %v; want %v UTC", s, got, err, want)
+			t.Errorf("novatime.Parse(%q) = %v, %v; want %v UTC", s, got, err, want)
 		}
 	}
-	if got, _ := parseNovaTime("2026-11-24T11:44:56Z"); !got.Equal(want.Truncate(time.Second)) {
+	if got, _ := novatime.Parse("2026-11-24T11:44:56Z"); !got.Equal(want.Truncate(time.Second)) {
 		t.Errorf("whole seconds: %v", got)
 	}
-	if _, err := parseNovaTime("yesterday"); err == nil {
+	if _, err := novatime.Parse("yesterday"); err == nil {
 		t.Error("garbage parsed")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/cloud/openstack/novatime"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -36,7 +37,7 @@ func (s novaService) host() model.Host {
 	if s.State == "up" {
 		h.Service = model.ServiceUp
 	}
-	h.LastSeenUp, _ = parseNovaTime(s.UpdatedAt)
+	h.LastSeenUp, _ = novatime.Parse(s.UpdatedAt)
 	return h
 }
 

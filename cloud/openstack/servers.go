@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/cloud/openstack/novatime"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -42,25 +42,6 @@ func imageID(raw json.RawMessage) string {
 		return img.ID
 	}
 	return ""
-}
-
-// parseNovaTime reads Nova's timestamps, which come with a zone ("Z", "+00:00")
-// or without one ("2026-11-24 11:44:56.694970", "2026-11-24T11:44:56"): those are UTC.
-func parseNovaTime(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
-	}
-	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999",
-		"2006-01-02 15:04:05.999999999Z07:00"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("unrecognised timestamp %q", s)
 }
 
 type intentEntry struct {
@@ -111,7 +92,7 @@ func (d *Driver) ListServers(ctx context.Context, since time.Time) ([]model.Serv
 		if ns.TaskState != nil {
 			s.TaskState = *ns.TaskState
 		}
-		s.Updated, _ = parseNovaTime(ns.Updated)
+		s.Updated, _ = novatime.Parse(ns.Updated)
 		intent, err := d.intent(ctx, ns)
 		if err != nil {
 			return nil, fmt.Errorf("list servers of cloud %q: power intent of %s: %w", d.cloud, ns.ID, err)
@@ -173,7 +154,7 @@ func (d *Driver) intentFromActions(acts []novaAction) model.PowerIntent {
 	newest := -1
 	var newestAt time.Time
 	for i, a := range acts {
-		t, _ := parseNovaTime(a.StartTime)
+		t, _ := novatime.Parse(a.StartTime)
 		if newest < 0 || t.After(newestAt) {
 			newest, newestAt = i, t
 		}

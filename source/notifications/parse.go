@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/vigil-ha/vigil/cloud/openstack/novatime"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -114,7 +114,7 @@ func Parse(body []byte, serviceUsers []string) (Event, error) {
 	ev := Event{Type: msg.EventType, MessageID: msg.MessageID,
 		Obs: model.Observation{Source: Source, Full: false}}
 	if msg.Timestamp != "" {
-		at, err := parseTime(msg.Timestamp)
+		at, err := novatime.Parse(msg.Timestamp)
 		if err != nil {
 			return Event{}, malformed("%s: timestamp: %v", msg.EventType, err)
 		}
@@ -155,7 +155,7 @@ func parseInstance(ev Event, obj versioned, serviceUsers []string) (Event, error
 	}
 	s.Updated = ev.Obs.At
 	if p.UpdatedAt != nil && *p.UpdatedAt != "" {
-		if t, err := parseTime(*p.UpdatedAt); err == nil {
+		if t, err := novatime.Parse(*p.UpdatedAt); err == nil {
 			s.Updated = t
 		}
 	}
@@ -223,7 +223,7 @@ func parseService(ev Event, obj versioned) (Event, error) {
 		h.Segment = *p.Zone
 	}
 	if p.LastSeenUp != nil && *p.LastSeenUp != "" {
-		if t, err := parseTime(*p.LastSeenUp); err == nil {
+		if t, err := novatime.Parse(*p.LastSeenUp); err == nil {
 			h.LastSeenUp = t
 		}
 	}
@@ -290,19 +290,4 @@ func Status(vmState, taskState string) string {
 		return "SHELVED_OFFLOADED"
 	}
 	return strings.ToUpper(vmState)
-}
-
-// parseTime reads Nova's timestamps; those without a zone are UTC.
-func parseTime(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
-	}
-	for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999",
-		"2006-01-02 15:04:05.999999999Z07:00"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("unrecognised time %q", s)
 }
