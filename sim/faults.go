@@ -71,9 +71,12 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 		case "host-power-loss":
 			f.target = hosts[rng.IntN(len(hosts))]
 			f.dur = time.Duration(5+rng.IntN(20)) * time.Minute // until the operator repairs it
-		case "host-isolation", "bmc-unreachable", "bmc-silent", "maintenance":
+		case "host-isolation", "bmc-unreachable", "bmc-silent":
 			f.target = hosts[rng.IntN(len(hosts))]
 			f.dur = time.Duration(5+rng.IntN(900)) * time.Second
+		case "maintenance": // longer than the delay before the operator acts (begin)
+			f.target = hosts[rng.IntN(len(hosts))]
+			f.dur = time.Duration(120+rng.IntN(900)) * time.Second
 		case "segment-partition":
 			f.target = fmt.Sprintf("seg%d", rng.IntN(max(1, cfg.Segments)))
 			f.dur = time.Duration(30+rng.IntN(600)) * time.Second
@@ -151,8 +154,17 @@ func (w *world) begin(f fault) {
 	case "vigil-crash-step":
 		w.crashArmed = []string{"after-intent", "after-action"}[w.rng.IntN(2)]
 	case "maintenance":
-		// Mid-incident: the host is also isolated, so it is failing when the operator acts.
+		// The host fails (cut off); some time later, while Vigil is handling it, an
+		// operator puts it in maintenance.
 		_ = c.IsolateHost(f.target, true)
+		at := w.now.Add(time.Duration(5+w.rng.IntN(90)) * time.Second)
+		i := 0
+		for i < len(w.sched) && !w.sched[i].at.After(at) {
+			i++
+		}
+		w.sched = slices.Insert(w.sched, i, fault{at: at, kind: "maintenance-on", target: f.target})
+		w.stats.Faults-- // the follow-up is part of this fault
+	case "maintenance-on":
 		w.maint[f.target] = true
 		w.eng.SetMaintenance(f.target, true)
 	}
