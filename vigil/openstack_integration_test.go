@@ -378,7 +378,10 @@ func startVigil(t *testing.T, p *peer, o runOpts) *vigilRun {
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = Notifications(ctx, notifications.Config{URL: p.amqp, Logger: log}, pushed) }()
+	go func() {
+		defer wg.Done()
+		_ = Notifications(ctx, notifications.Config{URL: p.amqp, Logger: log}, pushed)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := r.app.Run(ctx); err != nil {
@@ -496,7 +499,7 @@ func (r *vigilRun) incident(subject string) (model.Incident, bool) {
 func describeSteps(steps []model.Step) string {
 	var b strings.Builder
 	for _, st := range steps {
-		fmt.Fprintf(&b, "    %d %s %s%s hard=%v %s (rule: %s) %s\n", st.Seq, st.Action, st.Server, st.Host, st.Hard, st.State, st.Rule, st.Error)
+		fmt.Fprintf(&b, "    %d %s server=%s host=%s hard=%v %s (rule: %s) %s\n", st.Seq, st.Action, st.Server, st.Host, st.Hard, st.State, st.Rule, st.Error)
 	}
 	return b.String()
 }
