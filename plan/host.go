@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -65,18 +66,15 @@ func (p *planner) host(inc *model.Incident) {
 		}
 	}
 	fenced := succeeded(inc.Steps, model.ActFence, "") || in.Sabotage.SkipFence
+	refence := ""
 	if fenced && in.CanFence[name] && h.Power != model.PowerOff && !in.Sabotage.SkipFence {
 		// The proof is gone: the host was powered on again after its fence.
 		if v.Host == string(model.HostUp) {
 			p.change(inc, model.IncidentResolved, fmt.Sprintf("host %s is back (power on, service up) after its fence; servers still on it are recovered there by their own incidents", name))
 			return
 		}
-		fenced = false
-		for i := range inc.Steps {
-			if inc.Steps[i].Action == model.ActFence && inc.Steps[i].State == model.StepSucceeded {
-				inc.Steps[i].State = model.StepFailed // for this round's decisions only
-			}
-		}
+		fenced = false // fenced again below: retryOrEscalate counts this attempt too
+		refence = fmt.Sprintf("host %s was powered on again after its fence and is still down: fence it again before any evacuation", name)
 	}
 	markedDown := succeeded(inc.Steps, model.ActMarkDown, "")
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
@@ -130,8 +128,8 @@ func (p *planner) host(inc *model.Incident) {
 				p.skipLast(inc)
 			}
 		} else {
-			p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout,
-				Rule: fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name)},
+			rule := cmp.Or(refence, fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name))
+			p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout, Rule: rule},
 				"fence failed: no evacuation without proof the host is off")
 			return
 		}

@@ -110,7 +110,11 @@ func Plan(in Input) Output {
 		p.braked = nil
 	}
 
+	// Plan works on its own copies: its input is never modified.
 	open := slices.Clone(in.Open)
+	for i := range open {
+		open[i].Steps = slices.Clone(open[i].Steps)
+	}
 	if in.CloudErr == "" {
 		open = append(open, p.openIncidents(open)...)
 	}
