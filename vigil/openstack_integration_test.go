@@ -458,12 +458,19 @@ func (r *vigilRun) count() int {
 }
 
 // timeline is every event journaled, for failure messages and logs.
-func (r *vigilRun) timeline() string {
+func (r *vigilRun) timeline() string { return r.timelineSince(time.Time{}) }
+
+// timelineSince shows each event's time as an offset from t0 (a fault), when given.
+func (r *vigilRun) timelineSince(t0 time.Time) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var b strings.Builder
 	for _, e := range r.events {
-		fmt.Fprintf(&b, "  %s %-8s %-44s %s\n", e.At.Format("15:04:05.000"), e.Kind, e.Subject, e.Message)
+		at := e.At.Format("15:04:05.000")
+		if !t0.IsZero() {
+			at = fmt.Sprintf("%+7.2fs", e.At.Sub(t0).Seconds())
+		}
+		fmt.Fprintf(&b, "  %s %-8s %-44s %s\n", at, e.Kind, e.Subject, e.Message)
 	}
 	return b.String()
 }
@@ -792,7 +799,7 @@ func TestIntegrationHostFailureVsOracle(t *testing.T) {
 	if !ok || in.State != model.IncidentResolved {
 		t.Fatalf("incident of %s: %+v\n%s", host1, in, v.timeline())
 	}
-	t.Logf("incident %d steps:\n%s", in.ID, describeSteps(in.Steps))
+	t.Logf("incident %d steps:\n%s\nVigil's timeline from the kill:\n%s", in.ID, describeSteps(in.Steps), v.timelineSince(fault))
 	var fence, markDown int
 	evacuated := map[string]int{}
 	for _, st := range in.Steps {
@@ -887,12 +894,12 @@ func TestIntegrationRestartMidEvacuation(t *testing.T) {
 	})
 	v1.stop()
 	t.Logf("Vigil #1 crashed %.1f s after the kill, right after Nova accepted the evacuation of %s:\n%s",
-		time.Since(fault).Seconds(), crashedOn, v1.timeline())
+		time.Since(fault).Seconds(), crashedOn, v1.timelineSince(fault))
 
 	v2 := startVigil(t, p, runOpts{db: db, interval: time.Second, policies: pols})
 	allActiveElsewhere(t, p, ids, host1, 120*time.Second)
 	v2.waitEvent(30*time.Second, host1+" incident resolved", isEvent("incident", "host/"+host1, "resolved"))
-	t.Logf("Vigil #2, kill -> all ACTIVE elsewhere %.1f s:\n%s", time.Since(fault).Seconds(), v2.timeline())
+	t.Logf("Vigil #2, kill -> all ACTIVE elsewhere %.1f s:\n%s", time.Since(fault).Seconds(), v2.timelineSince(fault))
 	if _, ok := v2.find(isEvent("step", "server/"+crashedOn, "resumed after restart: the cloud shows")); !ok {
 		t.Fatalf("Vigil #2 did not settle the evacuation of %s from Nova's instance actions\n%s", crashedOn, v2.timeline())
 	}
