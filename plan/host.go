@@ -65,18 +65,16 @@ func (p *planner) host(inc *model.Incident) {
 			}
 		}
 	}
-	fenced := succeeded(inc.Steps, model.ActFence, "") || in.Sabotage.SkipFence
+	// A fence is proof only while it holds: the BMC still reports the power off, or,
+	// where the policy accepts the service fence alone, the service is still forced down.
+	markedDown := succeeded(inc.Steps, model.ActMarkDown, "") && h.ForcedDown
+	serviceOnly := !in.CanFence[name] && pol.ServiceFenceOnly
+	fenced := in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOff ||
+		serviceOnly && markedDown || in.Sabotage.SkipFence
 	refence := ""
-	if fenced && in.CanFence[name] && h.Power != model.PowerOff && !in.Sabotage.SkipFence {
-		// The proof is gone: the host was powered on again after its fence.
-		if v.Host == string(model.HostUp) {
-			p.change(inc, model.IncidentResolved, fmt.Sprintf("host %s is back (power on, service up) after its fence; servers still on it are recovered there by their own incidents", name))
-			return
-		}
-		fenced = false // fenced again below: retryOrEscalate counts this attempt too
+	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") {
 		refence = fmt.Sprintf("host %s was powered on again after its fence and is still down: fence it again before any evacuation", name)
 	}
-	markedDown := succeeded(inc.Steps, model.ActMarkDown, "")
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
 
 	if !acted && !v.Failed {
@@ -91,15 +89,16 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
 		return
 	}
-	if !fenced && v.Host == string(model.HostUp) {
-		// Alive and reachable again before any fence was confirmed: it must not be
-		// fenced now. A fence still in flight is abandoned.
+	if v.Host == string(model.HostUp) && h.Power != model.PowerOff {
+		// Alive and reachable again (its service reports, its power is not proven
+		// off): it must not be fenced or evacuated now. Steps in flight are abandoned;
+		// servers still on it are recovered in place by their own incidents.
 		for i := range inc.Steps {
 			if st := &inc.Steps[i]; st.State == model.StepIssued {
-				p.finish(inc, st, model.StepSkipped, "host came back before the fence was confirmed", false)
+				p.finish(inc, st, model.StepSkipped, "host came back: compute service up", false)
 			}
 		}
-		p.change(inc, model.IncidentResolved, "host came back (compute service up) before its fence was confirmed; nothing was evacuated: "+strings.Join(v.Evidence, "; "))
+		p.change(inc, model.IncidentResolved, "host came back (compute service up, power not proven off): no fence and no evacuation from a live host; "+strings.Join(v.Evidence, "; "))
 		return
 	}
 	if in.Now.Sub(inc.Opened) >= pol.Deadline {
@@ -139,6 +138,9 @@ func (p *planner) host(inc *model.Incident) {
 		p.retryOrEscalate(inc, pol, model.Step{Action: model.ActMarkDown, Host: name, Timeout: pol.StepTimeout,
 			Rule: fmt.Sprintf("force the compute service of %s down: the cloud evacuates only from a down service", name)},
 			"could not force the compute service down")
+		return
+	}
+	if !fenced || !markedDown {
 		return
 	}
 	if !pol.EvacuateOnHostFailure {
