@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/plan"
 	"github.com/vigil-ha/vigil/recover"
+	"github.com/vigil-ha/vigil/source/poll"
 	"github.com/vigil-ha/vigil/store"
 )
 
@@ -49,8 +50,7 @@ type Engine struct {
 	clusters   []model.Cluster
 	open       []model.Incident
 	lastClosed map[model.Subject]model.Incident
-	lastPoll   time.Time
-	lastFull   time.Time
+	poller     *poll.Poller
 	stats      Stats
 	unresumed  bool // open recoveries not yet resumed after start
 }
@@ -83,7 +83,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{}}
+	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{},
+		poller: &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery}}
 	e.det = detect.New(detect.Config{HostDownGrace: minGrace(cfg.Policies)})
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
 		Now: cfg.Now, Hook: cfg.Hook, Skew: time.Second, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
@@ -153,39 +154,16 @@ func (e *Engine) Observe(ctx context.Context, obs model.Observation) error {
 	return e.reconcile(ctx, obs)
 }
 
-// observe lists hosts and servers in bulk: a full listing every FullEvery, else only
-// what changed since the last poll (with a second of overlap for clock skew).
+// observe polls the cloud in bulk and asks the BMCs of hosts being fenced.
 func (e *Engine) observe(ctx context.Context) model.Observation {
-	now := e.cfg.Now()
-	obs := model.Observation{At: now, Source: "poll"}
-	hosts, err := e.cfg.Compute.ListHosts(ctx)
-	if err != nil {
-		return e.pollFailed(obs, err)
-	}
-	obs.Hosts = hosts
-	since := time.Time{}
-	obs.Full = e.lastFull.IsZero() || now.Sub(e.lastFull) >= e.cfg.FullEvery
-	if !obs.Full {
-		since = e.lastPoll.Add(-time.Second)
-	}
-	servers, err := e.cfg.Compute.ListServers(ctx, since)
-	if err != nil {
-		return e.pollFailed(obs, err)
-	}
-	obs.Servers = servers
-	e.lastPoll = now
-	if obs.Full {
-		e.lastFull = now
+	obs := e.poller.Poll(ctx, e.cfg.Now())
+	if obs.Err != "" {
+		e.mu.Lock()
+		e.stats.PollErrors++
+		e.mu.Unlock()
+		return obs
 	}
 	obs.Power = e.fencePower(ctx)
-	return obs
-}
-
-func (e *Engine) pollFailed(obs model.Observation, err error) model.Observation {
-	e.mu.Lock()
-	e.stats.PollErrors++
-	e.mu.Unlock()
-	obs.Err = err.Error()
 	return obs
 }
 
