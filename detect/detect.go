@@ -94,7 +94,11 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		v.CloudErr = obs.Err
 		return nil // nothing may be concluded from an observation that failed
 	}
-	v.CloudErr, v.CloudErrSince = "", time.Time{}
+	if obs.Hosts != nil {
+		// Only a listing of the cloud (every poll lists the hosts) proves that the
+		// compute API answers again; a notification pushed during an outage does not.
+		v.CloudErr, v.CloudErrSince = "", time.Time{}
+	}
 	if obs.Hosts != nil {
 		seen := make(map[string]bool, len(obs.Hosts))
 		for _, h := range obs.Hosts {

@@ -3,8 +3,8 @@ package plan
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 

@@ -380,14 +380,7 @@ func startVigil(t *testing.T, p *peer, o runOpts) *vigilRun {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		tap := make(chan model.Observation, 256)
-		go func() {
-			for o := range tap {
-				r.logf("NOTIF %s poll=%v servers=%+v", o.At.Format("15:04:05.000"), o.Poll, o.Servers)
-				pushed <- o
-			}
-		}()
-		_ = Notifications(ctx, notifications.Config{URL: p.amqp, Logger: log}, tap)
+		_ = Notifications(ctx, notifications.Config{URL: p.amqp, Logger: log}, pushed)
 	}()
 	go func() {
 		defer wg.Done()
@@ -939,9 +932,6 @@ func TestIntegrationComputeAPIDown(t *testing.T) {
 	t.Logf("cloud unreachable reported %.1f s after nova-api stopped: %s", time.Since(down).Seconds(), v.app.Engine.Cloud().Error)
 	waitFor(t, 40*time.Second, "20 s of outage", func() (bool, string) {
 		if v.app.Engine.Cloud().Reachable {
-			v.mu.Lock()
-			t.Logf("%s", strings.Join(v.logs, "\n"))
-			v.mu.Unlock()
 			t.Fatalf("cloud reachable during the outage: %+v", v.app.Engine.Cloud())
 		}
 		if n := len(v.app.Engine.OpenIncidents()); n != 0 {

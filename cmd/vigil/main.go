@@ -1,4 +1,3 @@
-// Command vigil keeps virtual machines running. See `vigil --help`.
 package main
 
 import (
