@@ -8,13 +8,18 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-ha/vigil/fence/ipmi"
 	"github.com/vigil-ha/vigil/model"
 )
 
-// Config is the policy file: the named policies clusters refer to, and the limits.
+// Config is the policy file: the named policies clusters refer to, the limits, and
+// the BMCs that fence hosts.
 type Config struct {
 	Policies map[string]model.Policy
 	Limits   model.Limits
+	// Fencing: one BMC per host that can be fenced (see Fencer); passwords already
+	// read from their environment variable or file.
+	Fencing []ipmi.BMC
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -42,6 +47,7 @@ type filePolicy struct {
 type file struct {
 	Limits   fileLimits   `yaml:"limits"`
 	Policies []filePolicy `yaml:"policies"`
+	Fencing  yaml.Node    `yaml:"fencing"` // walked by parseFencing
 }
 
 // LoadConfig reads a policy file. Fields left out take the defaults of the built-in
@@ -59,12 +65,14 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
-// ParseConfig parses a policy file's contents.
+// ParseConfig parses a policy file's contents. The fencing section's passwords are
+// read here, from the environment or their files.
 func ParseConfig(data []byte) (Config, error) {
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	err := dec.Decode(&f)
+	if err != nil {
 		return Config{}, err
 	}
 	cfg := DefaultConfig()
@@ -104,6 +112,9 @@ func ParseConfig(data []byte) (Config, error) {
 			return Config{}, fmt.Errorf("policies[%d]: policy %q is defined twice", i, p.Name)
 		}
 		cfg.Policies[p.Name] = p
+	}
+	if cfg.Fencing, err = parseFencing(&f.Fencing); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }

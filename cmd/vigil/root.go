@@ -101,17 +101,28 @@ func serveCmd() *cobra.Command {
 					return err
 				}
 			}
+			fencer, err := cfg.Fencer()
+			if err != nil {
+				return err
+			}
 			drv, err := openstack.New(ctx, openstack.Config{CloudName: osCloud, CloudsFile: cloudsFile})
 			if err != nil {
 				return err
 			}
 			log.Info("connected", "cloud", osCloud, "compute_microversion", drv.Microversion())
+			if fencer == nil {
+				log.Warn("no fencing section in the policy file: no host can be fenced by its BMC; " +
+					"a dead host's servers are evacuated only under a policy with service_fence_only")
+			}
+			for _, b := range cfg.Fencing {
+				log.Info("fencing", "bmc", b) // ipmi.BMC logs without its password
+			}
 			pushed := make(chan model.Observation, 256)
 			if amqpURL != "" {
 				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
 			}
 			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
-				Config: cfg, Compute: drv, Log: log, Pushed: pushed,
+				Config: cfg, Compute: drv, Fencer: fencer, Log: log, Pushed: pushed,
 				OnEvent: func(e model.Event) { log.Info(e.Message, "kind", e.Kind, "subject", e.Subject, "incident", e.Incident) }})
 			if err != nil {
 				return err
@@ -125,7 +136,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&db, "db", "vigil.db", "SQLite file")
 	f.StringVar(&osCloud, "os-cloud", "", "clouds.yaml entry (default $OS_CLOUD)")
 	f.StringVar(&cloudsFile, "os-client-config-file", "", "clouds.yaml path (default $OS_CLIENT_CONFIG_FILE, then the standard places)")
-	f.StringVar(&policyFile, "policy", "", "policy file (YAML); default: the built-in policy")
+	f.StringVar(&policyFile, "policy", "", "policy file (YAML): policies, limits, fencing (BMCs); default: the built-in policy, no fencing")
 	f.StringVar(&amqpURL, "amqp", os.Getenv("VIGIL_AMQP_URL"), "RabbitMQ URL of Nova's versioned notifications (optional; polling alone works, slower)")
 	f.DurationVar(&interval, "interval", 2*time.Second, "poll interval")
 	f.DurationVar(&fullEvery, "full-every", 5*time.Minute, "interval of full listings between changes-since polls")

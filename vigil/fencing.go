@@ -1,0 +1,209 @@
+package vigil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/fence/ipmi"
+)
+
+// Fencer returns the fence driver of the policy file's fencing section, or nil
+// (no host can be fenced) when it names no host.
+func (c Config) Fencer() (cloud.Fencer, error) {
+	if len(c.Fencing) == 0 {
+		return nil, nil
+	}
+	f, err := ipmi.New(c.Fencing)
+	if err != nil {
+		return nil, fmt.Errorf("fencing: %w", err)
+	}
+	return f, nil
+}
+
+// parseFencing reads the fencing section:
+//
+//	fencing:
+//	  hosts:
+//	    - name: fake-compute-1
+//	      ipmi: {address: 10.0.0.11, port: 623, username: admin, password_env: VIGIL_IPMI_PASSWORD,
+//	             interface: lanplus, cipher_suite: 3, timeout: 5s}
+//
+// The password comes from exactly one of password_env (an environment variable),
+// password_file (a file's first line) or password (in the policy file itself:
+// discouraged). It is walked by hand, not decoded into a struct, so that every error
+// names its field's whole path (fencing.hosts[1].ipmi.port).
+func parseFencing(n *yaml.Node) ([]ipmi.BMC, error) {
+	if n == nil || n.Kind == 0 {
+		return nil, nil
+	}
+	var bmcs []ipmi.BMC
+	err := fields(n, "fencing", func(key string, v *yaml.Node, path string) error {
+		if key != "hosts" {
+			return unknown(path)
+		}
+		if v.Kind != yaml.SequenceNode {
+			return fmt.Errorf("%s: must be a list of hosts", path)
+		}
+		seen := map[string]bool{}
+		for i, h := range v.Content {
+			hp := fmt.Sprintf("%s[%d]", path, i)
+			b, err := parseFencedHost(h, hp)
+			if err != nil {
+				return err
+			}
+			if seen[b.Host] {
+				return fmt.Errorf("%s.name: host %q is listed twice", hp, b.Host)
+			}
+			seen[b.Host] = true
+			bmcs = append(bmcs, b)
+		}
+		return nil
+	})
+	return bmcs, err
+}
+
+func parseFencedHost(n *yaml.Node, path string) (ipmi.BMC, error) {
+	var b ipmi.BMC
+	var sawIPMI bool
+	err := fields(n, path, func(key string, v *yaml.Node, p string) error {
+		switch key {
+		case "name":
+			return scalar(v, p, &b.Host)
+		case "ipmi":
+			sawIPMI = true
+			return parseIPMI(v, p, &b)
+		}
+		return unknown(p)
+	})
+	switch {
+	case err != nil:
+		return b, err
+	case b.Host == "":
+		return b, fmt.Errorf("%s.name: must not be empty (the compute host's name, as Nova lists it)", path)
+	case !sawIPMI:
+		return b, fmt.Errorf("%s.ipmi: missing (how to reach the host's BMC)", path)
+	}
+	if err := b.Validate(); err != nil {
+		var fe *ipmi.FieldError
+		if errors.As(err, &fe) {
+			return b, fmt.Errorf("%s.ipmi.%s: %s", path, fe.Field, fe.Msg)
+		}
+		return b, fmt.Errorf("%s.ipmi: %w", path, err)
+	}
+	return b, nil
+}
+
+func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
+	var password, passwordEnv, passwordFile, intf string
+	var sources []string
+	err := fields(n, path, func(key string, v *yaml.Node, p string) error {
+		switch key {
+		case "address":
+			return scalar(v, p, &b.Address)
+		case "port":
+			return scalar(v, p, &b.Port)
+		case "username":
+			return scalar(v, p, &b.Username)
+		case "password":
+			sources = append(sources, key)
+			return scalar(v, p, &password)
+		case "password_env":
+			sources = append(sources, key)
+			return scalar(v, p, &passwordEnv)
+		case "password_file":
+			sources = append(sources, key)
+			return scalar(v, p, &passwordFile)
+		case "interface":
+			return scalar(v, p, &intf)
+		case "cipher_suite":
+			return scalar(v, p, &b.CipherSuite)
+		case "timeout":
+			var d time.Duration
+			if err := scalar(v, p, &d); err != nil {
+				return err
+			}
+			if d <= 0 {
+				return fmt.Errorf("%s: must be positive, got %s", p, d)
+			}
+			b.Timeout = d
+			return nil
+		}
+		return unknown(p)
+	})
+	if err != nil {
+		return err
+	}
+	b.Interface = ipmi.Interface(intf)
+	switch len(sources) {
+	case 0:
+		return fmt.Errorf("%s: no password: give password_env (an environment variable) or password_file", path)
+	case 1:
+	default:
+		return fmt.Errorf("%s: %s: give only one way to the password", path, strings.Join(sources, " and "))
+	}
+	switch {
+	case passwordEnv != "":
+		v, ok := os.LookupEnv(passwordEnv)
+		if !ok || v == "" {
+			return fmt.Errorf("%s.password_env: environment variable %s is not set", path, passwordEnv)
+		}
+		b.Password = v
+	case passwordFile != "":
+		data, err := os.ReadFile(passwordFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is in the message already
+			}
+			return fmt.Errorf("%s.password_file: cannot read %s: %v", path, passwordFile, err)
+		}
+		b.Password, _, _ = strings.Cut(string(data), "\n")
+		b.Password = strings.TrimSuffix(b.Password, "\r")
+		if b.Password == "" {
+			return fmt.Errorf("%s.password_file: %s is empty", path, passwordFile)
+		}
+	default:
+		b.Password = password
+	}
+	return nil
+}
+
+// fields calls fn with each key of a mapping node, its value and its path.
+func fields(n *yaml.Node, path string, fn func(key string, v *yaml.Node, path string) error) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s: must be a mapping (line %d)", path, n.Line)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := n.Content[i].Value
+		p := path + "." + key
+		if seen[key] {
+			return fmt.Errorf("%s: given twice (line %d)", p, n.Content[i].Line)
+		}
+		seen[key] = true
+		if err := fn(key, n.Content[i+1], p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scalar[T any](v *yaml.Node, path string, dst *T) error {
+	if v.Kind != yaml.ScalarNode {
+		return fmt.Errorf("%s: must be a single value (line %d)", path, v.Line)
+	}
+	if err := v.Decode(dst); err != nil {
+		return fmt.Errorf("%s: cannot read %q as %T (line %d)", path, v.Value, *dst, v.Line)
+	}
+	return nil
+}
+
+func unknown(path string) error {
+	return fmt.Errorf("%s: unknown field", path)
+}
