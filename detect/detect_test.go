@@ -137,6 +137,29 @@ func TestCloudErrorConcludesNothing(t *testing.T) {
 	}
 }
 
+// A notification during a compute API outage is folded in, but only a poll that
+// lists the cloud again says the cloud can be seen (found on the Nova peer: a
+// notification during a stopped nova-api made Vigil report the cloud reachable).
+func TestNotificationDoesNotEndACloudOutage(t *testing.T) {
+	d := New(Config{})
+	d.Protect([]string{"a"})
+	d.Step(t0, model.Observation{At: t0, Full: true, Hosts: []model.Host{up("h1")}, Servers: []model.Server{srv("a", model.StatusActive, "")}})
+	d.Step(t0.Add(time.Second), model.Observation{At: t0.Add(time.Second), Err: "connection refused"})
+	d.Step(t0.Add(2*time.Second), model.Observation{At: t0.Add(2 * time.Second), Source: "notification",
+		Servers: []model.Server{srv("a", model.StatusError, "")}})
+	v := d.View()
+	if v.CloudErr == "" || !v.CloudErrSince.Equal(t0.Add(time.Second)) {
+		t.Fatalf("a notification ended the outage: %+v", v)
+	}
+	if s := v.Servers["a"]; s.Status != model.StatusError {
+		t.Fatalf("the notification was not folded in: %+v", s)
+	}
+	d.Step(t0.Add(3*time.Second), model.Observation{At: t0.Add(3 * time.Second), Hosts: []model.Host{up("h1")}})
+	if v.CloudErr != "" {
+		t.Fatalf("a poll that lists the cloud did not end the outage: %q", v.CloudErr)
+	}
+}
+
 func TestNotificationKeepsWhatItDoesNotCarry(t *testing.T) {
 	d := New(Config{})
 	d.Protect([]string{"a"})

@@ -240,6 +240,7 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	e.stats.Ticks++
 	wasErr, errSince := e.det.View().CloudErr, e.det.View().CloudErrSince
 	changed := e.det.Step(now, obs)
+	nowErr := e.det.View().CloudErr
 	in := e.input(now)
 	out := plan.Plan(in)
 	e.mu.Unlock()
@@ -254,7 +255,7 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	switch {
 	case obs.Err != "" && wasErr == "":
 		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: "cloud unreachable: " + obs.Err + "; no verdict and no action until it answers"})
-	case obs.Err == "" && wasErr != "":
+	case nowErr == "" && wasErr != "": // a poll listed the cloud again (a notification does not count)
 		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: fmt.Sprintf("cloud reachable again after %s", now.Sub(errSince).Round(time.Millisecond))})
 	}
 	if err := e.emit(ctx, evs...); err != nil {
