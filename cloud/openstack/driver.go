@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	file, err := findCloudsFile(cfg.CloudsFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cloud %q: %w", cfg.CloudName, err)
 	}
 	if err := checkCloudEntry(file, cfg.CloudName); err != nil {
 		return nil, err
