@@ -916,10 +916,11 @@ func TestIntegrationRestartMidEvacuation(t *testing.T) {
 // unreachable and concludes nothing; once it is back, a new fault is recovered.
 func TestIntegrationComputeAPIDown(t *testing.T) {
 	p := newPeer(t)
-	t.Cleanup(func() { peerScript(t, "up.sh") })
 	pre := prefix(t)
 	p.boot(pre, 2, "", false)
+	t.Cleanup(func() { peerScript(t, "up.sh") }) // nova-api back before the servers' deletion
 	ids := p.waitBooted(pre, 2)
+	s0 := p.find(pre)[0]
 	v := startVigil(t, p, runOpts{interval: time.Second})
 	v.protect("web", "default", ids...)
 
@@ -930,6 +931,22 @@ func TestIntegrationComputeAPIDown(t *testing.T) {
 		return !v.app.Engine.Cloud().Reachable, fmt.Sprintf("%+v", v.app.Engine.Cloud())
 	})
 	t.Logf("cloud unreachable reported %.1f s after nova-api stopped: %s", time.Since(down).Seconds(), v.app.Engine.Cloud().Error)
+
+	// Computes keep notifying while nova-api is down: a notification (here the true
+	// state of a member, as its compute would send it) is not a sign that the compute
+	// API answers again.
+	st := v.app.Engine.Cloud().Stats
+	publish(t, p.amqp, novaNotification("instance.update", s0.Host, map[string]any{
+		"nova_object.name": "InstanceUpdatePayload", "nova_object.namespace": "nova", "nova_object.version": "2.0",
+		"nova_object.data": map[string]any{"uuid": s0.ID, "display_name": s0.Name, "host": s0.Host, "state": "active",
+			"task_state": nil, "image_uuid": p.image}}))
+	waitFor(t, 10*time.Second, "the notification reconciled", func() (bool, string) {
+		now := v.app.Engine.Cloud().Stats
+		return now.Ticks-now.PollErrors > st.Ticks-st.PollErrors, fmt.Sprintf("%+v", now)
+	})
+	if c := v.app.Engine.Cloud(); c.Reachable {
+		t.Fatalf("a notification during the outage made the cloud reachable: %+v\n%s", c, v.timeline())
+	}
 	waitFor(t, 40*time.Second, "20 s of outage", func() (bool, string) {
 		if v.app.Engine.Cloud().Reachable {
 			t.Fatalf("cloud reachable during the outage: %+v", v.app.Engine.Cloud())
@@ -973,30 +990,11 @@ func TestIntegrationMalformedNotification(t *testing.T) {
 	v := startVigil(t, p, runOpts{interval: 30 * time.Second})
 	v.protect("web", "default", id)
 
-	conn, err := amqp.Dial(p.amqp)
-	if err != nil {
-		t.Fatalf("amqp: %v", err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner, _ := json.Marshal(map[string]any{"event_type": "instance.update", "priority": "INFO",
-		"publisher_id": "nova-compute:" + host1, "timestamp": time.Now().UTC().Format("2006-01-02 15:04:05.000000"),
-		"message_id": "vigil-test", "payload": map[string]any{"nova_object.name": "NoSuchPayload", "nova_object.data": "not an object"}})
-	envelope, _ := json.Marshal(map[string]string{"oslo.version": "2.0", "oslo.message": string(inner)})
-	bodies := [][]byte{
+	publish(t, p.amqp,
 		[]byte("{not json"),
 		[]byte(`{"event_type": "instance.update", "payload": {}}`), // no oslo envelope
-		envelope, // unknown payload
-	}
-	for _, b := range bodies {
-		if err := ch.PublishWithContext(context.Background(), "nova", "versioned_notifications.info", false, false,
-			amqp.Publishing{ContentType: "application/json", Body: b}); err != nil {
-			t.Fatalf("publish: %v", err)
-		}
-	}
+		novaNotification("instance.update", host1, map[string]any{"nova_object.name": "NoSuchPayload", "nova_object.data": "not an object"}),
+	)
 	waitFor(t, 10*time.Second, "3 malformed notifications logged", func() (bool, string) {
 		return v.countLogs("skipped a") >= 3, fmt.Sprint(v.countLogs("skipped a"))
 	})
@@ -1010,4 +1008,34 @@ func TestIntegrationMalformedNotification(t *testing.T) {
 	toVerdict, toResolved, verdict := serverFault(t, p, v, id)
 	t.Logf("after the malformed messages: os-resetState error -> verdict %v (%s), -> resolved %v",
 		toVerdict.Round(time.Millisecond), verdict.Message, toResolved.Round(time.Millisecond))
+}
+
+// novaNotification wraps a payload the way oslo.messaging does on Nova's exchange.
+func novaNotification(eventType, host string, payload map[string]any) []byte {
+	inner, _ := json.Marshal(map[string]any{"event_type": eventType, "priority": "INFO",
+		"publisher_id": "nova-compute:" + host, "timestamp": time.Now().UTC().Format("2006-01-02 15:04:05.000000"),
+		"message_id": fmt.Sprintf("vigil-test-%d", time.Now().UnixNano()), "payload": payload})
+	body, _ := json.Marshal(map[string]string{"oslo.version": "2.0", "oslo.message": string(inner)})
+	return body
+}
+
+// publish sends messages to Nova's notification exchange (topic "nova", routing key
+// versioned_notifications.info), as a compute would.
+func publish(t *testing.T, url string, bodies ...[]byte) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("amqp: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("amqp channel: %v", err)
+	}
+	for _, b := range bodies {
+		if err := ch.PublishWithContext(context.Background(), "nova", "versioned_notifications.info", false, false,
+			amqp.Publishing{ContentType: "application/json", Body: b}); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
 }
