@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs ../shared/peers/ipmi/ctl.sh (simulated BMCs; --openstack: one per fake Nova compute).
+# VIGIL_SHARED overrides where shared/ is (CI: a clean clone with ../shared beside it).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+shared=${VIGIL_SHARED:-$(git -C "$here" rev-parse --show-toplevel)/../shared}/peers/ipmi
+[ -f "$shared/ctl.sh" ] || { echo "IPMI peer recipe not found at $shared (set VIGIL_SHARED)" >&2; exit 1; }
+exec bash "$shared/ctl.sh" "$@"
