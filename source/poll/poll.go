@@ -30,6 +30,9 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 		obs.Err = err.Error()
 		return obs
 	}
+	if hosts == nil {
+		hosts = []model.Host{} // a cloud with no compute host was still listed
+	}
 	obs.Hosts = hosts
 	obs.Full = p.lastFull.IsZero() || now.Sub(p.lastFull) >= p.FullEvery
 	since := time.Time{}
