@@ -58,7 +58,7 @@ func (p *planner) host(inc *model.Incident) {
 			switch {
 			case done:
 				p.finish(inc, st, model.StepSucceeded, "", false)
-			case !in.Now.Before(st.Deadline):
+			case !in.Now.Before(st.Deadline) && in.CloudErr == "": // an outage proves nothing
 				p.finish(inc, st, model.StepFailed, fmt.Sprintf("not confirmed within %s", st.Timeout), true)
 			default:
 				pending = true
@@ -71,6 +71,12 @@ func (p *planner) host(inc *model.Incident) {
 	serviceOnly := !in.CanFence[name] && pol.ServiceFenceOnly
 	fenced := in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOff ||
 		serviceOnly && markedDown || in.Sabotage.SkipFence
+	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") && len(p.unmoved(inc, servers)) == 0 {
+		// The proof held while every protected server was moved off: the host's power
+		// coming back now (an operator's repair) starts none of them again, and the
+		// host may well be alive: it is not fenced again.
+		fenced = true
+	}
 	refence := ""
 	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") {
 		refence = fmt.Sprintf("host %s was powered on again after its fence and is still down: fence it again before any evacuation", name)
@@ -194,6 +200,18 @@ func (p *planner) host(inc *model.Incident) {
 		}
 		p.change(inc, model.IncidentResolved, msg)
 	}
+}
+
+// unmoved lists the protected servers still placed on the incident's host with no
+// evacuation in flight or done.
+func (p *planner) unmoved(inc *model.Incident, servers []string) []string {
+	var out []string
+	for _, id := range servers {
+		if s, ok := p.in.Servers[id]; ok && s.Host == inc.Subject.ID && !inFlight(inc.Steps, id) && !succeeded(inc.Steps, model.ActEvacuate, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func evacuable(status string) bool {

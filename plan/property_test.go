@@ -113,6 +113,10 @@ func TestPlanProperties(t *testing.T) {
 				continue
 			}
 			host := st.Host
+			if v := in.Verdicts[model.Subject{Kind: model.KindHost, ID: host}]; st.Action == model.ActFence && st.State != model.StepSkipped &&
+				v.Host == string(model.HostUp) && in.Hosts[host].Power != model.PowerOff {
+				t.Fatalf("fence of %s whose service is up", host)
+			}
 			if _, ok := brakes[in.Hosts[host].Segment]; ok {
 				t.Fatalf("%s planned in braked segment %s", st.Action, in.Hosts[host].Segment)
 			}

@@ -30,8 +30,8 @@ func (p *planner) server(inc *model.Incident) {
 				p.change(inc, model.IncidentResolved, fmt.Sprintf("server ACTIVE again after %s (step %d)", st.Action, st.Seq))
 				return
 			}
-			if in.Now.Before(st.Deadline) {
-				return
+			if in.Now.Before(st.Deadline) || in.CloudErr != "" {
+				return // not yet, or the cloud cannot be seen: an outage proves nothing
 			}
 			p.finish(inc, st, model.StepFailed, fmt.Sprintf("server not ACTIVE within %s of the %s (status %s)", st.Timeout, st.Action, srv.Status), false)
 		}
