@@ -64,10 +64,13 @@ func TestIntegrationHostFailureEvacuate(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		s := waitStatus(t, d, id, model.StatusActive, 90*time.Second)
-		if s.Host == victim || s.Host == "" {
-			t.Fatalf("server %s ACTIVE on %q after evacuation", id, s.Host)
-		}
+		// Evacuate is asynchronous: until the conductor has placed it, the server
+		// may still read ACTIVE on the dead host. Wait for it to be ACTIVE elsewhere.
+		waitFor(t, 90*time.Second, "server "+id+" ACTIVE on another host", func() (bool, string) {
+			s := getServer(t, d, id)
+			return s.Status == model.StatusActive && s.TaskState == "" && s.Host != victim && s.Host != "",
+				s.Status + "/" + s.TaskState + " on " + s.Host
+		})
 	}
 	t.Logf("fault to all %d ACTIVE elsewhere: %v (force-down and evacuate issued at once)", len(ids), time.Since(fault).Round(time.Millisecond))
 	for _, id := range ids {
