@@ -22,7 +22,6 @@ const (
 	RuleHostSuspect     = "host-service-down-within-grace"
 	RuleHostDown        = "host-service-down-past-grace"
 	RuleHostMaintenance = "host-maintenance"
-	RuleHostReporting   = "host-forced-down-but-reporting"
 )
 
 // Config holds the detector's thresholds.
@@ -52,23 +51,11 @@ type Detector struct {
 	// dirty servers are re-judged at the next step; the others keep their verdict
 	// (their observation and their host's verdict did not change).
 	dirty map[string]bool
-	// beat holds, per host, the last heartbeat time the cloud reported and when
-	// Vigil saw it advance: a forced-down host whose heartbeats still advance is alive.
-	beat map[string]heartbeat
 }
-
-type heartbeat struct {
-	last     time.Time // the cloud's last-seen-up, as reported (the cloud's clock)
-	advanced time.Time // when Vigil saw it advance (Vigil's clock)
-}
-
-// HeartbeatWindow: a host whose reported heartbeat advanced this recently is alive.
-// Comparing two readings of the cloud's own clock needs no clock sync with it.
-const HeartbeatWindow = 30 * time.Second
 
 // New returns a detector with an empty view.
 func New(cfg Config) *Detector {
-	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{}, beat: map[string]heartbeat{},
+	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
 			Verdicts: map[model.Subject]model.Verdict{}}}
 }
@@ -117,13 +104,6 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		for _, h := range obs.Hosts {
 			if old, ok := v.Hosts[h.Name]; ok && h.Power == model.PowerUnknown {
 				h.Power = old.Power
-			}
-			if b := d.beat[h.Name]; h.LastSeenUp.After(b.last) {
-				if !b.last.IsZero() {
-					b.advanced = now
-				}
-				b.last = h.LastSeenUp
-				d.beat[h.Name] = b
 			}
 			v.Hosts[h.Name] = h
 			seen[h.Name] = true
@@ -289,11 +269,6 @@ func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 	}
 	if h.Service == model.ServiceUp {
 		return mk(model.HostUp, false, RuleHostUp, "compute service up")
-	}
-	if b := d.beat[h.Name]; h.ForcedDown && !b.advanced.IsZero() && now.Sub(b.advanced) < HeartbeatWindow {
-		// Forced down (by Vigil's fence or an operator), yet it reports: it is alive.
-		return mk(model.HostUp, false, RuleHostReporting, "compute service forced down, but its heartbeats still advance (last "+
-			b.last.Format(time.RFC3339)+"): the host is alive")
 	}
 	// Down: since when? A verdict already suspect or down keeps its start.
 	since := now

@@ -176,26 +176,3 @@ func TestNotificationKeepsWhatItDoesNotCarry(t *testing.T) {
 		t.Fatalf("merged server %+v", s)
 	}
 }
-
-func TestForcedDownHostWhoseHeartbeatsAdvanceIsAlive(t *testing.T) {
-	d := New(Config{HostDownGrace: 10 * time.Second})
-	h := func(at time.Duration, beat time.Duration) model.Verdict {
-		host := model.Host{Name: "h1", Service: model.ServiceDown, ForcedDown: true, LastSeenUp: t0.Add(beat)}
-		d.Step(t0.Add(at), model.Observation{At: t0.Add(at), Hosts: []model.Host{host}})
-		return d.View().Verdicts[model.Subject{Kind: model.KindHost, ID: "h1"}]
-	}
-	if v := h(0, 0); !v.Failed {
-		t.Fatalf("forced down, first seen: %+v, want down", v)
-	}
-	if v := h(5*time.Second, 0); !v.Failed {
-		t.Fatalf("forced down, heartbeat frozen: %+v, want down", v)
-	}
-	// Powered on again by someone: its reports arrive while the service stays forced down.
-	if v := h(10*time.Second, 9*time.Second); v.Failed || v.Rule != RuleHostReporting {
-		t.Fatalf("forced down, heartbeat advancing: %+v, want alive", v)
-	}
-	// The heartbeats stop again: after the window it is down.
-	if v := h(10*time.Second+HeartbeatWindow, 9*time.Second); !v.Failed {
-		t.Fatalf("heartbeat frozen past the window: %+v, want down", v)
-	}
-}

@@ -77,9 +77,18 @@ func (p *planner) host(inc *model.Incident) {
 		// host may well be alive: it is not fenced again.
 		fenced = true
 	}
+	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOn && in.CloudErr == "" {
+		// Powered on again after its fence, before its servers were moved: someone
+		// (an operator, a BMC power policy) brought it back, so it may be alive and
+		// must not be fenced again; without a current proof nothing is evacuated.
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+			"host %s was powered on again after its fence, before its protected servers %s were moved: Vigil neither fences it again (it may be alive) nor evacuates (no proof its copies are off); an operator must decide",
+			name, strings.Join(p.unmoved(inc, servers), ", ")))
+		return
+	}
 	refence := ""
 	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") {
-		refence = fmt.Sprintf("host %s was powered on again after its fence and is still down: fence it again before any evacuation", name)
+		refence = fmt.Sprintf("the BMC of host %s no longer confirms the power off: fence it again before any evacuation", name)
 	}
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
 
