@@ -511,6 +511,19 @@ func describeSteps(steps []model.Step) string {
 	return b.String()
 }
 
+// countMatching returns how many journaled events match.
+func (r *vigilRun) countMatching(match func(model.Event) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.events {
+		if match(s.Event) {
+			n++
+		}
+	}
+	return n
+}
+
 func isEvent(kind, subject, contains string) func(model.Event) bool {
 	return func(e model.Event) bool {
 		return e.Kind == kind && e.Subject == subject && strings.Contains(e.Message, contains)
@@ -798,6 +811,11 @@ func TestIntegrationHostFailureVsOracle(t *testing.T) {
 	in, ok := v.incident("host/" + host1)
 	if !ok || in.State != model.IncidentResolved {
 		t.Fatalf("incident of %s: %+v\n%s", host1, in, v.timeline())
+	}
+	// One incident answers the failure: it is never stood down and reopened (as when
+	// Vigil once took its own force-down's updated_at bump for a heartbeat).
+	if n := v.countMatching(isEvent("incident", "host/"+host1, " opened ")); n != 1 {
+		t.Fatalf("%d incidents opened for %s, want 1\n%s", n, host1, v.timeline())
 	}
 	t.Logf("incident %d steps:\n%s\nVigil's timeline from the kill:\n%s", in.ID, describeSteps(in.Steps), v.timelineSince(fault))
 	var fence, markDown int
