@@ -4,21 +4,17 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
-	"github.com/vigil-ha/vigil/cloud/openstack"
 	"github.com/vigil-ha/vigil/model"
-	"github.com/vigil-ha/vigil/source/notifications"
 )
 
 // The flagship scenario: an isolated compute (SIGSTOPped: Nova reports it down, its
@@ -71,45 +67,7 @@ func startVigilWith(t *testing.T, p *peer, cfg Config, interval time.Duration) *
 	if err != nil || fencer == nil {
 		t.Fatalf("fencer: %v %v", fencer, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	drv, err := openstack.New(ctx, openstack.Config{CloudName: p.cloud, Timeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatalf("driver: %v", err)
-	}
-	r := &vigilRun{t: t, drv: drv, cancel: cancel, done: make(chan struct{})}
-	log := slog.New(&recorder{r: r})
-	pushed := make(chan model.Observation, 256)
-	r.app, err = Start(ctx, Options{Listen: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "vigil.db"), Interval: interval,
-		FullEvery: 10 * time.Minute, Config: cfg, Compute: drv, Fencer: fencer, Log: log, Pushed: pushed,
-		OnEvent: func(e model.Event) {
-			polls := drv.Calls()["list-servers"]
-			r.mu.Lock()
-			r.events = append(r.events, seen{e, polls})
-			r.mu.Unlock()
-		}})
-	if err != nil {
-		cancel()
-		t.Fatalf("start Vigil: %v", err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		_ = Notifications(ctx, notifications.Config{URL: p.amqp, Logger: log}, pushed)
-	}()
-	go func() {
-		defer wg.Done()
-		if err := r.app.Run(ctx); err != nil {
-			r.logf("Vigil stopped: %v", err)
-		}
-	}()
-	go func() { wg.Wait(); close(r.done) }()
-	t.Cleanup(r.stop)
-	waitFor(t, 30*time.Second, "Vigil listed the cloud and consumes notifications", func() (bool, string) {
-		return drv.Calls()["list-servers"] > 0 && r.logged("consuming Nova notifications"), fmt.Sprintf("calls %v", drv.Calls())
-	})
-	return r
+	return startVigil(t, p, runOpts{interval: interval, config: &cfg, fencer: fencer})
 }
 
 // compute3PID is fake-compute-3's nova-compute, from the peer's PID file ("PID START").

@@ -341,6 +341,8 @@ type runOpts struct {
 	interval time.Duration
 	policies map[string]model.Policy
 	hook     recover.Hook
+	config   *Config      // the whole configuration (a policy file); default: DefaultConfig with policies
+	fencer   cloud.Fencer // nil: no host can be fenced
 }
 
 // startVigil starts Vigil on the peer the way `vigil serve --amqp` does, and waits
@@ -359,13 +361,16 @@ func startVigil(t *testing.T, p *peer, o runOpts) *vigilRun {
 	r := &vigilRun{t: t, drv: drv, cancel: cancel, done: make(chan struct{})}
 	log := slog.New(&recorder{r: r})
 	cfg := DefaultConfig()
+	if o.config != nil {
+		cfg = *o.config
+	}
 	for name, pol := range o.policies {
 		pol.Name = name
 		cfg.Policies[name] = pol
 	}
 	pushed := make(chan model.Observation, 256)
 	r.app, err = Start(ctx, Options{Listen: "127.0.0.1:0", DB: o.db, Interval: o.interval, FullEvery: 10 * time.Minute,
-		Config: cfg, Compute: drv, Log: log, Pushed: pushed, Hook: o.hook,
+		Config: cfg, Compute: drv, Fencer: o.fencer, Log: log, Pushed: pushed, Hook: o.hook,
 		OnEvent: func(e model.Event) {
 			polls := drv.Calls()["list-servers"]
 			r.mu.Lock()
