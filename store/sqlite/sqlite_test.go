@@ -1,0 +1,133 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 123, time.UTC)
+
+func open(t *testing.T, path string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// What is journaled survives closing and reopening the file, with its exact times.
+func TestJournalSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.db")
+	db := open(t, path)
+	epoch, err := db.Claim(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCluster(ctx, model.Cluster{Name: "web", Members: []string{"a", "b"}, Desired: 2, Policy: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	in := model.Incident{Subject: model.Subject{Kind: model.KindHost, ID: "h1"}, State: model.IncidentOpen, Policy: "default",
+		Rule: "host-down", Evidence: []string{"service down"}, Opened: t0, Updated: t0}
+	if err := db.CreateIncident(ctx, epoch, &in); err != nil {
+		t.Fatal(err)
+	}
+	st := model.Step{Incident: in.ID, Seq: 1, Action: model.ActEvacuate, Server: "a", Host: "h1", Target: "h2", State: model.StepIntent,
+		Rule: "r", Planned: t0, Started: t0.Add(time.Second), Timeout: time.Minute, Attempt: 1}
+	if err := db.AddStep(ctx, epoch, &st); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = open(t, path)
+	incs, err := db.OpenIncidents(ctx)
+	if err != nil || len(incs) != 1 || len(incs[0].Steps) != 1 {
+		t.Fatalf("after reopen: %+v, %v", incs, err)
+	}
+	got := incs[0].Steps[0]
+	if got.State != model.StepIntent || got.Target != "h2" || !got.Started.Equal(t0.Add(time.Second)) || got.Timeout != time.Minute {
+		t.Fatalf("step after reopen: %+v", got)
+	}
+	if cs, _ := db.Clusters(ctx); len(cs) != 1 || len(cs[0].Members) != 2 {
+		t.Fatalf("clusters after reopen: %+v", cs)
+	}
+}
+
+// A write from a replaced owner fails and changes nothing.
+func TestStaleOwnerIsFencedOut(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "v.db"))
+	old, _ := db.Claim(ctx)
+	in := model.Incident{Subject: model.Subject{Kind: model.KindServer, ID: "a"}, State: model.IncidentOpen, Opened: t0}
+	if err := db.CreateIncident(ctx, old, &in); err != nil {
+		t.Fatal(err)
+	}
+	st := model.Step{Incident: in.ID, Seq: 1, Action: model.ActReboot, Server: "a", State: model.StepIntent, Rule: "r"}
+	if err := db.AddStep(ctx, old, &st); err != nil {
+		t.Fatal(err)
+	}
+	newer, _ := db.Claim(ctx)
+	if newer <= old {
+		t.Fatalf("claim gave epoch %d after %d", newer, old)
+	}
+	st.State = model.StepIssued
+	for name, err := range map[string]error{
+		"update step":     db.UpdateStep(ctx, old, st),
+		"add step":        db.AddStep(ctx, old, &model.Step{Incident: in.ID, Seq: 2, Action: model.ActRebuild, Rule: "r"}),
+		"update incident": db.UpdateIncident(ctx, old, model.Incident{ID: in.ID, State: model.IncidentResolved}),
+		"create incident": db.CreateIncident(ctx, old, &model.Incident{Subject: model.Subject{Kind: model.KindServer, ID: "b"}}),
+	} {
+		if !errors.Is(err, store.ErrStale) {
+			t.Errorf("%s from the old owner: %v, want ErrStale", name, err)
+		}
+	}
+	incs, _ := db.OpenIncidents(ctx)
+	if len(incs) != 1 || incs[0].State != model.IncidentOpen || len(incs[0].Steps) != 1 || incs[0].Steps[0].State != model.StepIntent {
+		t.Fatalf("stale writes changed the journal: %+v", incs)
+	}
+	if err := db.UpdateStep(ctx, newer, st); err != nil {
+		t.Fatalf("the new owner's write: %v", err)
+	}
+}
+
+func TestClustersAndLastClosed(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "v.db"))
+	c := model.Cluster{Name: "web", Members: []string{"a"}, Desired: 1, Policy: "default"}
+	if err := db.CreateCluster(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCluster(ctx, c); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if err := db.DeleteCluster(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete unknown: %v", err)
+	}
+	epoch, _ := db.Claim(ctx)
+	subj := model.Subject{Kind: model.KindServer, ID: "a"}
+	for i, state := range []model.IncidentState{model.IncidentResolved, model.IncidentEscalated} {
+		in := model.Incident{Subject: subj, State: model.IncidentOpen, Opened: t0}
+		if err := db.CreateIncident(ctx, epoch, &in); err != nil {
+			t.Fatal(err)
+		}
+		in.State, in.Reason, in.Closed = state, string(state), t0.Add(time.Duration(i+1)*time.Minute)
+		if err := db.UpdateIncident(ctx, epoch, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := db.LastClosed(ctx)
+	if err != nil || last[subj].State != model.IncidentEscalated {
+		t.Fatalf("last closed: %+v, %v", last, err)
+	}
+	if _, err := db.Incident(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown incident: %v", err)
+	}
+}
