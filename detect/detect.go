@@ -72,6 +72,9 @@ func (d *Detector) Protect(ids []string) {
 	}
 }
 
+// Protected reports whether the server belongs to a cluster.
+func (d *Detector) Protected(id string) bool { return d.protected[id] }
+
 // SetMaintenance puts a host in (or out of) maintenance: it gets no failure verdict.
 func (d *Detector) SetMaintenance(host string, on bool) {
 	if on {

@@ -239,7 +239,10 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	e.mu.Lock()
 	e.stats.Ticks++
 	wasErr, errSince := e.det.View().CloudErr, e.det.View().CloudErrSince
-	changed := e.det.Step(now, obs)
+	changed := slices.DeleteFunc(e.det.Step(now, obs), func(v model.Verdict) bool {
+		// The journal explains Vigil's decisions: unprotected servers get none.
+		return v.Subject.Kind == model.KindServer && !e.det.Protected(v.Subject.ID)
+	})
 	nowErr := e.det.View().CloudErr
 	in := e.input(now)
 	out := plan.Plan(in)
