@@ -349,11 +349,11 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 			if err := e.cfg.Store.UpdateStep(ctx, e.epoch, cp); err != nil {
 				return err
 			}
-			msg := fmt.Sprintf("%s %s: %s", cp.Action, target(cp), cp.State)
+			msg := fmt.Sprintf("%s %s: %s", cp.Action, cp.Subject().ID, cp.State)
 			if cp.Error != "" {
 				msg += ": " + cp.Error
 			}
-			if err := e.emit(ctx, model.Event{At: now, Kind: "step", Subject: subject(cp), Incident: cp.Incident, Message: msg}); err != nil {
+			if err := e.emit(ctx, model.Event{At: now, Kind: "step", Subject: cp.Subject().String(), Incident: cp.Incident, Message: msg}); err != nil {
 				return err
 			}
 		}
@@ -431,20 +431,6 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 	})
 	e.mu.Unlock()
 	return nil
-}
-
-func subject(st model.Step) string {
-	if st.Server != "" {
-		return model.Subject{Kind: model.KindServer, ID: st.Server}.String()
-	}
-	return model.Subject{Kind: model.KindHost, ID: st.Host}.String()
-}
-
-func target(st model.Step) string {
-	if st.Server != "" {
-		return st.Server
-	}
-	return st.Host
 }
 
 func (e *Engine) emit(ctx context.Context, evs ...model.Event) error {

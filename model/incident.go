@@ -90,6 +90,14 @@ type Step struct {
 	Attempt int           `json:"attempt"`
 }
 
+// Subject is what the step acts on: its server, or else its host.
+func (s Step) Subject() Subject {
+	if s.Server != "" {
+		return Subject{Kind: KindServer, ID: s.Server}
+	}
+	return Subject{Kind: KindHost, ID: s.Host}
+}
+
 // InstanceAction is what the cloud recorded doing to a server (Nova's
 // os-instance-actions): used to resume a step whose outcome was not journaled.
 type InstanceAction struct {

@@ -221,11 +221,7 @@ func (x *Executor) happened(ctx context.Context, st model.Step) (time.Time, bool
 }
 
 func (x *Executor) event(ctx context.Context, st *model.Step, msg string) error {
-	subj := model.Subject{Kind: model.KindHost, ID: st.Host}
-	if st.Server != "" {
-		subj = model.Subject{Kind: model.KindServer, ID: st.Server}
-	}
-	return x.Journal.AppendEvents(ctx, model.Event{At: x.Now(), Kind: "step", Subject: subj.String(), Incident: st.Incident, Message: msg})
+	return x.Journal.AppendEvents(ctx, model.Event{At: x.Now(), Kind: "step", Subject: st.Subject().String(), Incident: st.Incident, Message: msg})
 }
 
 func describe(st model.Step) string {
