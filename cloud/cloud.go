@@ -49,6 +49,22 @@ type Fencer interface {
 	PowerStatus(ctx context.Context, host string) (model.Power, error)
 }
 
+// Identifier is what a Fencer may also offer: the identity of the BMC that a host's
+// fence entry reaches (IPMI's system GUID, Redfish's UUID or serial). Two hosts whose
+// entries reach one BMC, or an identity that changed, mean a fence could power off
+// the wrong machine.
+type Identifier interface {
+	Identity(ctx context.Context, host string) (string, error)
+}
+
+// Clock is what a driver may also offer: its best estimate of the cloud's own clock
+// now (from its answers' Date headers). ok is false until the cloud has answered.
+// Everything compared with the cloud's timestamps (changes-since, updated_at) is
+// computed on this clock, never on Vigil's.
+type Clock interface {
+	CloudNow() (t time.Time, ok bool)
+}
+
 // Instance action names, as Nova records them.
 const (
 	ActionReboot   = "reboot"

@@ -114,7 +114,10 @@ type Server struct {
 // server (a member absent from it is missing); a partial one (changes-since, a
 // notification) lists only what changed.
 type Observation struct {
-	At      time.Time `json:"at"`
+	At time.Time `json:"at"`
+	// CloudAt is the cloud's own clock at the observation (zero when unknown): the
+	// time to compare the cloud's timestamps (updated_at, heartbeats) with.
+	CloudAt time.Time `json:"cloud_at,omitzero"`
 	Source  string    `json:"source"`
 	Full    bool      `json:"full"`
 	Servers []Server  `json:"servers,omitempty"`
