@@ -73,6 +73,10 @@ const (
 	ActionStop     = "stop"
 	ActionStart    = "start"
 	ActionCreate   = "create"
+	// Actions that move a server to another host.
+	ActionLiveMigration = "live-migration"
+	ActionMigrate       = "migrate"
+	ActionResize        = "resize"
 )
 
 var (

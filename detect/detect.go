@@ -22,13 +22,27 @@ const (
 	RuleHostSuspect     = "host-service-down-within-grace"
 	RuleHostDown        = "host-service-down-past-grace"
 	RuleHostMaintenance = "host-maintenance"
+	// RuleHostForcedReporting: the service is forced down (by an operator, another
+	// tool, or Vigil itself) but its heartbeats still advance: alive.
+	RuleHostForcedReporting = "host-forced-down-but-reporting"
+	// RuleHostForcedSilent: forced down and its heartbeats stopped.
+	RuleHostForcedSilent = "host-forced-down-and-silent"
 )
 
 // Config holds the detector's thresholds.
 type Config struct {
-	// HostDownGrace: a compute service down this long means the host is dead.
+	// HostDownGrace: a compute service down this long means the host is dead, for a
+	// host with no grace of its own (see SetGrace).
 	HostDownGrace time.Duration
+	// ServiceDownTime: how long a compute's heartbeat (its service's updated_at) may
+	// stay unchanged, on the cloud's clock, before it is silent: Nova's
+	// service_down_time (60 s unless the cloud sets it). Used where Nova's own
+	// up/down says nothing: a service that is forced down.
+	ServiceDownTime time.Duration
 }
+
+// DefaultServiceDownTime is Nova's default service_down_time.
+const DefaultServiceDownTime = 60 * time.Second
 
 // View is the detector's current picture of the cloud.
 type View struct {
@@ -40,6 +54,12 @@ type View struct {
 	CloudErrSince time.Time
 	// LastSeen is the time of the last successful full observation.
 	LastSeen time.Time
+	// CloudAt is the cloud's own clock at the last host listing (zero: unknown).
+	CloudAt time.Time
+	// FenceDoubt names, per host, why its fence device is not trusted (its BMC said
+	// off while the host reported, or its identity is another host's or changed).
+	// A doubted BMC is never used as proof.
+	FenceDoubt map[string]string
 }
 
 // Detector holds the state that verdicts need across observations.
@@ -51,14 +71,41 @@ type Detector struct {
 	// dirty servers are re-judged at the next step; the others keep their verdict
 	// (their observation and their host's verdict did not change).
 	dirty map[string]bool
+	// grace per host (SetGrace); Config.HostDownGrace for the others.
+	grace map[string]time.Duration
+	// heartbeats per host, to tell a compute that still reports from a flag.
+	beats map[string]heartbeat
+	// identity is the first BMC identity seen per host.
+	identity map[string]string
+	// forcedByVigil: hosts whose service Vigil itself forced down (the journal says so).
+	forcedByVigil map[string]bool
 }
 
 // New returns a detector with an empty view.
 func New(cfg Config) *Detector {
+	if cfg.ServiceDownTime <= 0 {
+		cfg.ServiceDownTime = DefaultServiceDownTime
+	}
 	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
+		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]bool{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
-			Verdicts: map[model.Subject]model.Verdict{}}}
+			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}}}
 }
+
+// SetGrace sets each host's grace: how long its compute service must be down before
+// it is dead (the policies of the servers on it decide; see the engine).
+func (d *Detector) SetGrace(grace map[string]time.Duration) { d.grace = grace }
+
+func (d *Detector) graceOf(host string) time.Duration {
+	if g, ok := d.grace[host]; ok {
+		return g
+	}
+	return d.cfg.HostDownGrace
+}
+
+// SetForcedByVigil names the hosts whose service Vigil itself forced down, so that
+// evidence can tell Vigil's force-down from someone else's.
+func (d *Detector) SetForcedByVigil(hosts map[string]bool) { d.forcedByVigil = hosts }
 
 // Protect sets the servers that belong to clusters: only these are reported missing.
 func (d *Detector) Protect(ids []string) {
@@ -103,11 +150,16 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		v.CloudErr, v.CloudErrSince = "", time.Time{}
 	}
 	if obs.Hosts != nil {
+		if !obs.CloudAt.IsZero() {
+			v.CloudAt = obs.CloudAt
+		}
 		seen := make(map[string]bool, len(obs.Hosts))
 		for _, h := range obs.Hosts {
-			if old, ok := v.Hosts[h.Name]; ok && h.Power == model.PowerUnknown {
+			old, ok := v.Hosts[h.Name]
+			if ok && h.Power == model.PowerUnknown {
 				h.Power = old.Power
 			}
+			d.beat(now, h, old, ok)
 			v.Hosts[h.Name] = h
 			seen[h.Name] = true
 		}
@@ -115,6 +167,7 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 			if !seen[name] {
 				delete(v.Hosts, name)
 				delete(v.Verdicts, model.Subject{Kind: model.KindHost, ID: name})
+				delete(d.beats, name)
 			}
 		}
 	}
@@ -124,6 +177,7 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 			v.Hosts[name] = h
 		}
 	}
+	d.checkFences(now, obs)
 	if obs.Full {
 		v.LastSeen = obs.At
 		listed := make(map[string]bool, len(obs.Servers))
@@ -147,6 +201,9 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		}
 		old, had := v.Servers[s.ID]
 		if had && !obs.Full {
+			if stale(old, s) {
+				continue // older than what is known (a late notification): it must not undo newer state
+			}
 			s = merge(old, s)
 		}
 		if !had || old != s {
@@ -262,40 +319,11 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 	}
 }
 
-func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
-	subj := model.Subject{Kind: model.KindHost, ID: h.Name}
-	mk := func(health model.HostHealth, failed bool, rule string, ev ...string) model.Verdict {
-		return model.Verdict{Subject: subj, Host: string(health), Failed: failed, Rule: rule, Evidence: ev}
-	}
-	if h.Maintenance || d.hostMaint[h.Name] {
-		return mk(model.HostMaintenance, false, RuleHostMaintenance, "an operator put the host in maintenance")
-	}
-	if h.Service == model.ServiceUp {
-		return mk(model.HostUp, false, RuleHostUp, "compute service up")
-	}
-	// Down: since when? A verdict already suspect or down keeps its start.
-	since := now
-	if old, ok := d.view.Verdicts[subj]; ok && (old.Rule == RuleHostSuspect || old.Rule == RuleHostDown) {
-		since = old.Since
-	}
-	ev := []string{fmt.Sprintf("compute service down since %s", since.Format("15:04:05.000"))}
-	if h.ForcedDown {
-		ev = append(ev, "service forced down")
-	}
-	if h.Power == model.PowerOff {
-		ev = append(ev, "BMC reports power off")
-	}
-	down := now.Sub(since)
-	if down < d.cfg.HostDownGrace && !h.ForcedDown {
-		v := mk(model.HostSuspect, false, RuleHostSuspect, append(ev,
-			fmt.Sprintf("down for %s, less than the grace period %s", down.Round(time.Millisecond), d.cfg.HostDownGrace))...)
-		v.Since = since
-		return v
-	}
-	v := mk(model.HostDown, true, RuleHostDown, append(ev,
-		fmt.Sprintf("down for %s, at least the grace period %s", down.Round(time.Millisecond), d.cfg.HostDownGrace))...)
-	v.Since = since
-	return v
+// stale reports whether a partial observation of a server (a notification, an
+// incremental listing) is older than what is already known of it, by the cloud's
+// own timestamps (updated_at): never by Vigil's clock.
+func stale(known, s model.Server) bool {
+	return !s.Updated.IsZero() && !known.Updated.IsZero() && s.Updated.Before(known.Updated)
 }
 
 // merge completes a partial observation of a server (a notification) with what was
@@ -313,6 +341,9 @@ func merge(old, s model.Server) model.Server {
 	}
 	if s.Image == "" {
 		s.Image = old.Image
+	}
+	if s.Updated.IsZero() {
+		s.Updated = old.Updated
 	}
 	return s
 }

@@ -99,9 +99,9 @@ func TestHostGrace(t *testing.T) {
 	if v := step(13*time.Second, down); v.Failed {
 		t.Fatalf("down again: %+v, grace must restart", v)
 	}
-	// Forced down (Vigil's own fence) is down at once.
-	if v := step(14*time.Second, model.Host{Name: "h1", Service: model.ServiceDown, ForcedDown: true}); !v.Failed {
-		t.Fatalf("forced down: %+v", v)
+	// A forced-down flag alone is not a death (issue 13, hole 2): it gets the grace.
+	if v := step(14*time.Second, model.Host{Name: "h1", Service: model.ServiceDown, ForcedDown: true}); v.Failed {
+		t.Fatalf("forced down, never silent for long: %+v, want not failed", v)
 	}
 }
 

@@ -31,6 +31,12 @@ type Config struct {
 	FullEvery time.Duration
 	// Hook lets tests stop the executor at exact points.
 	Hook recover.Hook
+	// ServiceDownTime is the cloud's service_down_time (Nova's default when zero):
+	// how long a forced-down compute's heartbeat may be silent before it is.
+	ServiceDownTime time.Duration
+	// PowerEvery: every fenceable host's BMC power is read this often (default 30 s);
+	// the BMCs of hosts being fenced at every reconcile.
+	PowerEvery time.Duration
 	// OnEvent receives every journaled event (the demo's timeline), in order.
 	OnEvent func(model.Event)
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
@@ -52,7 +58,12 @@ type Engine struct {
 	lastClosed map[model.Subject]model.Incident
 	poller     *poll.Poller
 	stats      Stats
-	unresumed  bool // open recoveries not yet resumed after start
+	// BMC reads (readBMCs): when every host's power and identity were last read, and
+	// the identities known.
+	lastPowerAll, lastIdentAll time.Time
+	identities                 map[string]string
+	fenceDoubt                 map[string]string // doubts already journaled
+	settleErr                  string            // the last error settling steps, journaled once
 }
 
 // Stats counts what the engine did.
@@ -79,15 +90,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.FullEvery == 0 {
 		cfg.FullEvery = time.Minute
 	}
+	if cfg.PowerEvery == 0 {
+		cfg.PowerEvery = 30 * time.Second
+	}
 	epoch, err := cfg.Store.Claim(ctx)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{},
-		poller: &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery}}
-	e.det = detect.New(detect.Config{HostDownGrace: minGrace(cfg.Policies)})
+		poller:     &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery},
+		identities: map[string]string{}, fenceDoubt: map[string]string{}}
+	e.det = detect.New(detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime})
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
-		Now: cfg.Now, Hook: cfg.Hook, Skew: time.Second, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
+		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
 	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
 		return nil, err
 	}
@@ -100,18 +115,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	// Steps a previous owner left in flight are settled at the first reconcile that
 	// can reach the cloud: starting must not depend on the cloud answering.
-	e.unresumed = true
 	return e, nil
-}
-
-func minGrace(pols map[string]model.Policy) time.Duration {
-	g := time.Duration(-1)
-	for _, p := range pols {
-		if g < 0 || p.HostDownGrace < g {
-			g = p.HostDownGrace
-		}
-	}
-	return max(g, 0)
 }
 
 func (e *Engine) protect() {
@@ -154,7 +158,7 @@ func (e *Engine) Observe(ctx context.Context, obs model.Observation) error {
 	return e.reconcile(ctx, obs)
 }
 
-// observe polls the cloud in bulk and asks the BMCs of hosts being fenced.
+// observe polls the cloud in bulk and asks the BMCs (see readBMCs).
 func (e *Engine) observe(ctx context.Context) model.Observation {
 	obs := e.poller.Poll(ctx, e.cfg.Now())
 	if obs.Err != "" {
@@ -163,87 +167,74 @@ func (e *Engine) observe(ctx context.Context) model.Observation {
 		e.mu.Unlock()
 		return obs
 	}
-	obs.Power = e.fencePower(ctx)
+	obs.Power, obs.Identity, obs.IdentityErr = e.readBMCs(ctx, e.cfg.Now(), obs.Hosts)
 	return obs
 }
 
-// fencePower asks the BMC of each host being fenced, or fenced and not yet
-// evacuated, for its power state: a fence is proof only while the power stays off.
-func (e *Engine) fencePower(ctx context.Context) map[string]model.Power {
-	if e.cfg.Fencer == nil {
+// settle asks the cloud what became of the steps journaled as intent whose outcome
+// is unknown (a previous owner stopped, or the cloud's answer was lost): see
+// recover.Settle. A step not taken goes back to the planner, which decides again
+// from what is observed now.
+func (e *Engine) settle(ctx context.Context) error {
+	e.mu.Lock()
+	var open []model.Incident
+	var idx []int
+	for i, in := range e.open {
+		if in.InFlight() == nil || in.InFlight().State != model.StepIntent {
+			continue
+		}
+		in.Steps = slices.Clone(in.Steps)
+		open = append(open, in)
+		idx = append(idx, i)
+	}
+	e.mu.Unlock()
+	if len(open) == 0 {
 		return nil
 	}
-	e.mu.RLock()
-	var hosts []string
-	for _, inc := range e.open {
-		for _, st := range inc.Steps {
-			if st.Action == model.ActFence && (st.State == model.StepIssued || st.State == model.StepSucceeded) {
-				hosts = append(hosts, st.Host)
-				break
-			}
-		}
-	}
-	e.mu.RUnlock()
-	var out map[string]model.Power
-	for _, h := range hosts {
-		p, err := e.cfg.Fencer.PowerStatus(ctx, h)
-		if err != nil {
-			p = model.PowerUnknown // no answer: no proof
-		}
-		if out == nil {
-			out = map[string]model.Power{}
-		}
-		out[h] = p
-	}
-	return out
-}
-
-// resume settles the steps a previous owner left in flight (see recover.Resume).
-func (e *Engine) resume(ctx context.Context) error {
+	err := e.exec.Settle(ctx, open)
 	e.mu.Lock()
-	open := make([]model.Incident, len(e.open))
-	for i, in := range e.open {
-		in.Steps = slices.Clone(in.Steps)
-		open[i] = in
+	for k, i := range idx { // fold back what was settled, even on error
+		copy(e.open[i].Steps, open[k].Steps)
 	}
 	e.mu.Unlock()
-	err := e.exec.Resume(ctx, open)
-	e.mu.Lock()
-	for i := range open { // fold back what was settled, even on error
-		for j := range open[i].Steps {
-			if j < len(e.open[i].Steps) {
-				e.open[i].Steps[j] = open[i].Steps[j]
-			}
-		}
-	}
-	e.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	e.unresumed = false
-	return nil
+	return err
 }
 
 // reconcile folds an observation in, plans, and carries the plan out.
 func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
-	if e.unresumed && obs.Err == "" {
-		if err := e.resume(ctx); err != nil {
+	if obs.Err == "" && obs.Hosts != nil {
+		if err := e.settle(ctx); err != nil {
 			if errors.Is(err, store.ErrStale) {
 				return err
 			}
-			// The steps stay in flight (plan waits on them); the next reconcile retries.
-			_ = e.emit(ctx, model.Event{At: e.cfg.Now(), Kind: "cloud", Subject: "cloud", Message: "cannot resume the recoveries in flight yet: " + err.Error()})
+			// The steps stay in flight (plan waits on them); the next reconcile asks again.
+			if msg := err.Error(); msg != e.settleErr {
+				e.settleErr = msg
+				_ = e.emit(ctx, model.Event{At: e.cfg.Now(), Kind: "cloud", Subject: "cloud", Message: "cannot tell yet what became of a step in flight: " + msg})
+			}
+		} else {
+			e.settleErr = ""
 		}
 	}
 	now := e.cfg.Now()
 	e.mu.Lock()
 	e.stats.Ticks++
 	wasErr, errSince := e.det.View().CloudErr, e.det.View().CloudErrSince
+	e.det.SetGrace(e.hostGrace())
+	e.det.SetForcedByVigil(e.forcedByVigil())
 	changed := slices.DeleteFunc(e.det.Step(now, obs), func(v model.Verdict) bool {
 		// The journal explains Vigil's decisions: unprotected servers get none.
 		return v.Subject.Kind == model.KindServer && !e.det.Protected(v.Subject.ID)
 	})
 	nowErr := e.det.View().CloudErr
+	var doubts []model.Event
+	for _, h := range slices.Sorted(maps.Keys(e.det.View().FenceDoubt)) {
+		if why := e.det.View().FenceDoubt[h]; e.fenceDoubt[h] != why {
+			e.fenceDoubt[h] = why
+			doubts = append(doubts, model.Event{At: now, Kind: "fence", Subject: "host/" + h,
+				Message: "fence device not trusted: " + why + "; this host is never fenced through it, and its incidents escalate instead"})
+		}
+	}
 	in := e.input(now)
 	out := plan.Plan(in)
 	e.mu.Unlock()
@@ -255,6 +246,7 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 				Message: fmt.Sprintf("%s: %s (%s)", health(v), strings.Join(v.Evidence, "; "), v.Rule)})
 		}
 	}
+	evs = append(evs, doubts...)
 	switch {
 	case obs.Err != "" && wasErr == "":
 		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: "cloud unreachable: " + obs.Err + "; no verdict and no action until it answers"})
@@ -289,7 +281,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 	}
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
-		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, Sabotage: e.cfg.Sabotage}
+		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt, Sabotage: e.cfg.Sabotage}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {

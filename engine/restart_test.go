@@ -71,7 +71,7 @@ func TestRestartMidEvacuationNeverRepeatsAStep(t *testing.T) {
 			if in.State != model.IncidentResolved {
 				t.Fatalf("incident %s: %s\n%s", in.State, in.Reason, w.timeline())
 			}
-			if !strings.Contains(w.timeline(), "resumed after restart") {
+			if !strings.Contains(w.timeline(), "settled: evacuate") {
 				t.Fatalf("the new engine did not resume the step in flight\n%s", w.timeline())
 			}
 			for _, id := range w.ids[:2] {

@@ -51,7 +51,7 @@ type StepState string
 
 const (
 	StepPlanned   StepState = "planned"   // decided, not yet journaled as intent
-	StepIntent    StepState = "intent"    // journaled: about to be taken (or taken, outcome unknown)
+	StepIntent    StepState = "intent"    // journaled: about to be taken, or taken with its answer lost (outcome unknown)
 	StepIssued    StepState = "issued"    // the driver accepted it; waiting for its effect
 	StepSucceeded StepState = "succeeded" // its effect was observed
 	StepFailed    StepState = "failed"    // the driver refused it or its effect never came
@@ -88,6 +88,10 @@ type Step struct {
 	// Timeout is how long the step's effect may take once issued (Deadline = Issued + Timeout).
 	Timeout time.Duration `json:"timeout"`
 	Attempt int           `json:"attempt"`
+	// Prior is how many actions of this step's kind the cloud had recorded on the
+	// server (its instance-action log) just before the intent; -1 when not read.
+	// The cloud's own log says whether the step was taken: no clock is compared.
+	Prior int `json:"prior_actions"`
 }
 
 // Subject is what the step acts on: its server, or else its host.

@@ -126,6 +126,11 @@ type Observation struct {
 	Hosts []Host `json:"hosts,omitempty"`
 	// Power holds BMC answers by host name.
 	Power map[string]Power `json:"power,omitempty"`
+	// Identity holds the identity of the BMC each host's fence entry reaches (its
+	// system GUID), by host name; IdentityErr a BMC's refusal to be trusted (a GUID
+	// that does not match the one pinned in the configuration).
+	Identity    map[string]string `json:"identity,omitempty"`
+	IdentityErr map[string]string `json:"identity_error,omitempty"`
 	// Err says the source could not see the cloud; nothing may be concluded from it.
 	Err string `json:"error,omitempty"`
 	// Poll asks for a bulk poll now: the source saw a change it cannot describe

@@ -66,30 +66,14 @@ func (p *planner) host(inc *model.Incident) {
 		}
 	}
 	// A fence is proof only while it holds: the BMC still reports the power off, or,
-	// where the policy accepts the service fence alone, the service is still forced down.
+	// where the policy accepts the service fence alone, the service is still forced
+	// down. A BMC that contradicted its host (FenceDoubt) is no proof at all.
 	markedDown := succeeded(inc.Steps, model.ActMarkDown, "") && h.ForcedDown
+	doubt := in.FenceDoubt[name]
+	bmc := in.CanFence[name] && doubt == ""
 	serviceOnly := !in.CanFence[name] && pol.ServiceFenceOnly
-	fenced := in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOff ||
+	fenced := bmc && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOff ||
 		serviceOnly && markedDown || in.Sabotage.SkipFence
-	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") && len(p.unmoved(inc, servers)) == 0 {
-		// The proof held while every protected server was moved off: the host's power
-		// coming back now (an operator's repair) starts none of them again, and the
-		// host may well be alive: it is not fenced again.
-		fenced = true
-	}
-	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOn && in.CloudErr == "" {
-		// Powered on again after its fence, before its servers were moved: someone
-		// (an operator, a BMC power policy) brought it back, so it may be alive and
-		// must not be fenced again; without a current proof nothing is evacuated.
-		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
-			"host %s was powered on again after its fence, before its protected servers %s were moved: Vigil neither fences it again (it may be alive) nor evacuates (no proof its copies are off); an operator must decide",
-			name, strings.Join(p.unmoved(inc, servers), ", ")))
-		return
-	}
-	refence := ""
-	if !fenced && in.CanFence[name] && succeeded(inc.Steps, model.ActFence, "") {
-		refence = fmt.Sprintf("the BMC of host %s no longer confirms the power off: fence it again before any evacuation", name)
-	}
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
 
 	if !acted && !v.Failed {
@@ -104,23 +88,42 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
 		return
 	}
-	if v.Host == string(model.HostUp) && h.Power != model.PowerOff {
-		// Alive and reachable again (its service reports, its power is not proven
-		// off): it must not be fenced or evacuated now. Steps in flight are abandoned;
-		// servers still on it are recovered in place by their own incidents.
+	if v.Host == string(model.HostUp) {
+		// Alive: its compute reports (whatever its BMC or a flag says). It must not be
+		// fenced or evacuated now. Steps in flight are abandoned; servers still on it
+		// are recovered in place by their own incidents.
 		for i := range inc.Steps {
 			if st := &inc.Steps[i]; st.State == model.StepIssued {
-				p.finish(inc, st, model.StepSkipped, "host came back: compute service up", false)
+				p.finish(inc, st, model.StepSkipped, "host came back: its compute reports", false)
 			}
 		}
-		p.change(inc, model.IncidentResolved, "host came back (compute service up, power not proven off): no fence and no evacuation from a live host; "+strings.Join(v.Evidence, "; "))
+		p.change(inc, model.IncidentResolved, "host came back (its compute reports): no fence and no evacuation from a live host; "+strings.Join(v.Evidence, "; "))
 		return
+	}
+	if !fenced && bmc && succeeded(inc.Steps, model.ActFence, "") && len(p.unmoved(inc, servers)) == 0 {
+		// The proof held while every protected server was moved off: the host's power
+		// coming back now (an operator's repair) starts none of them again, and the
+		// host may well be alive: it is not fenced again.
+		fenced = true
+	}
+	if !fenced && bmc && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOn && in.CloudErr == "" {
+		// Powered on again after its fence, before its servers were moved: someone
+		// (an operator, a BMC power policy) brought it back, so it may be alive and
+		// must not be fenced again; without a current proof nothing is evacuated.
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+			"host %s was powered on again after its fence, before its protected servers %s were moved: Vigil neither fences it again (it may be alive) nor evacuates (no proof its copies are off); an operator must decide",
+			name, strings.Join(p.unmoved(inc, servers), ", ")))
+		return
+	}
+	refence := ""
+	if !fenced && bmc && succeeded(inc.Steps, model.ActFence, "") {
+		refence = fmt.Sprintf("the BMC of host %s no longer confirms the power off: fence it again before any evacuation", name)
 	}
 	if in.Now.Sub(inc.Opened) >= pol.Deadline {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
 		return
 	}
-	if reason, ok := p.braked[h.Segment]; ok {
+	if reason, ok := brakeOn(p.braked, h.Segment); ok {
 		p.change(inc, model.IncidentWaiting, reason)
 		return
 	}
@@ -129,6 +132,11 @@ func (p *planner) host(inc *model.Incident) {
 	}
 
 	// 1. Fence: proof that the host's copies are off.
+	if !fenced && doubt != "" {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+			"no fence proof: the fence device of host %s is not trusted (%s); Vigil does not fence through it nor evacuate without it: an operator must check the BMC configuration and the host", name, doubt))
+		return
+	}
 	if !fenced {
 		if !in.CanFence[name] {
 			if !pol.ServiceFenceOnly {
@@ -182,8 +190,19 @@ func (p *planner) host(inc *model.Incident) {
 			continue // another incident's step is in flight on it; wait for its outcome
 		}
 		if s := in.Servers[id]; s.Host == name && (s.TaskState != "" || !evacuable(s.Status)) {
+			if why := taskMayFinishElsewhere(s); why != "" {
+				// Its copy may run, or be about to run, on another host: resetting and
+				// evacuating it could make a second one. Wait for the task's outcome;
+				// the deadline escalates it if it never comes.
+				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: server %s %s; Vigil neither resets nor evacuates it (a second copy could start) until that task ends", id, why))
+				continue
+			}
+			if last := lastOf(inc.Steps, model.ActResetState, id); last != nil && last.State == model.StepFailed && !last.Retryable {
+				p.change(inc, model.IncidentEscalated, fmt.Sprintf("server %s cannot be evacuated: %s", id, last.Error))
+				return
+			}
 			// A task left hanging on the dead host blocks evacuation; the host is fenced,
-			// so the task can never finish: clear it.
+			// so a task that runs only there can never finish: clear it.
 			if !p.retryOrEscalate(inc, pol, model.Step{Action: model.ActResetState, Server: id, Host: name, Timeout: pol.StepTimeout,
 				Rule: fmt.Sprintf("server %s is %s with task %q on fenced host %s: reset it to ERROR so it can be evacuated", id, s.Status, s.TaskState, name)},
 				"reset-state of "+id+" failed") {
@@ -221,6 +240,24 @@ func (p *planner) unmoved(inc *model.Incident, servers []string) []string {
 		}
 	}
 	return out
+}
+
+// taskMayFinishElsewhere says why a server's task may complete on a host other than
+// its fenced one ("" when it can only run there): a migration (live: the guest may
+// already run on the destination; cold: the conductor may finish it) or an
+// evacuation or rebuild handed to the conductor (its answer lost, or an operator's).
+func taskMayFinishElsewhere(s model.Server) string {
+	// (An evacuation looks like a rebuild in place, REBUILD/rebuilding, until the
+	// conductor moves it: the executor tells them apart by the action log before any
+	// reset, see recover.mayReset.)
+	switch s.Status {
+	case model.StatusMigrating, model.StatusResize, model.StatusVerify:
+		return fmt.Sprintf("is %s (task %q): a migration or resize may complete elsewhere", s.Status, s.TaskState)
+	}
+	if t := s.TaskState; t == "migrating" || strings.HasPrefix(t, "resize_") {
+		return fmt.Sprintf("has task %q: a migration or resize may complete elsewhere", t)
+	}
+	return ""
 }
 
 func evacuable(status string) bool {
@@ -296,6 +333,16 @@ func (p *planner) place(source, server string) (string, string) {
 	}
 	p.used[best]++
 	return best, ""
+}
+
+// lastOf returns the last step of action a on server, if any.
+func lastOf(steps []model.Step, a model.Action, server string) *model.Step {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Action == a && steps[i].Server == server {
+			return &steps[i]
+		}
+	}
+	return nil
 }
 
 func succeeded(steps []model.Step, a model.Action, server string) bool {

@@ -27,6 +27,9 @@ type Input struct {
 	Limits     model.Limits
 	// CanFence lists the hosts with a fence device (BMC).
 	CanFence map[string]bool
+	// FenceDoubt says why a host's fence device is not trusted (detect.View): it is
+	// then never used, and the host's incident escalates instead of fencing.
+	FenceDoubt map[string]string
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }

@@ -54,17 +54,18 @@ func (p *planner) server(inc *model.Incident) {
 		}
 		return
 	}
+	if in.CloudErr != "" {
+		// An outage concludes nothing: no escalation on a deadline either.
+		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
+		return
+	}
 	if in.Now.Sub(inc.Opened) >= pol.Deadline {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
 		return
 	}
-	if !present && in.CloudErr == "" {
+	if !present {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
 			"server %s no longer exists in the cloud (deleted outside Vigil); Vigil does not recreate servers: re-create it and update the cluster", id))
-		return
-	}
-	if in.CloudErr != "" {
-		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
 		return
 	}
 	if hv, ok := in.Verdicts[model.Subject{Kind: model.KindHost, ID: srv.Host}]; ok && hv.Host != string(model.HostUp) {

@@ -1,6 +1,7 @@
 package recover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,9 +37,6 @@ type Executor struct {
 	Epoch   int64
 	Now     func() time.Time
 	Hook    Hook
-	// Skew tolerated between Vigil's clock and the cloud's when matching a journaled
-	// intent to the cloud's record of the action.
-	Skew time.Duration
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 	// Hosts lists every known host, sorted (FenceWrongHost sabotage only).
@@ -58,11 +56,28 @@ func (x *Executor) Run(ctx context.Context, steps []*model.Step) error {
 
 func (x *Executor) run(ctx context.Context, st *model.Step) error {
 	if st.State == model.StepSkipped {
-		st.Finished = x.Now()
+		st.Finished, st.Prior = x.Now(), -1
 		if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
 			return fmt.Errorf("journal skipped step: %w", err)
 		}
 		return x.event(ctx, st, "skipped: "+st.Rule)
+	}
+	// Before the intent, note how many actions of this kind the cloud's log holds
+	// for the server: after a restart or a lost answer, a longer log is the proof
+	// the step was taken, on the cloud's own record (no clock compared).
+	st.Prior = -1
+	if name := cloudAction(st.Action); name != "" {
+		acts, err := x.Compute.Actions(ctx, st.Server)
+		if err != nil {
+			now := x.Now()
+			st.State, st.Started, st.Finished = model.StepFailed, now, now
+			st.Error, st.Retryable = "not taken: cannot read the server's action log first: "+err.Error(), retryable(err)
+			if jerr := x.Journal.AddStep(ctx, x.Epoch, st); jerr != nil {
+				return fmt.Errorf("journal %s: %w", describe(*st), jerr)
+			}
+			return x.event(ctx, st, fmt.Sprintf("%s not taken: %s", describe(*st), st.Error))
+		}
+		st.Prior = count(acts, name)
 	}
 	st.State, st.Started = model.StepIntent, x.Now()
 	if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
@@ -79,7 +94,9 @@ func (x *Executor) run(ctx context.Context, st *model.Step) error {
 	return x.act(ctx, st)
 }
 
-// act carries out a journaled intent and journals its outcome.
+// act carries out a journaled intent and journals its outcome. An action whose
+// answer was lost (no answer, a timeout) may have been taken: it stays an intent,
+// its outcome unknown, until Settle asks the cloud.
 func (x *Executor) act(ctx context.Context, st *model.Step) error {
 	err := x.do(ctx, *st)
 	if err == nil && x.Hook.AfterAction != nil {
@@ -88,6 +105,13 @@ func (x *Executor) act(ctx context.Context, st *model.Step) error {
 		}
 	}
 	now := x.Now()
+	if err != nil && outcomeUnknown(err) {
+		st.Error = "no answer, outcome unknown: " + err.Error()
+		if jerr := x.Journal.UpdateStep(ctx, x.Epoch, *st); jerr != nil {
+			return fmt.Errorf("journal outcome of %s: %w", describe(*st), jerr)
+		}
+		return x.event(ctx, st, fmt.Sprintf("%s: no answer (%s): it may have been taken; the cloud is asked before anything else is done", describe(*st), err))
+	}
 	if err != nil {
 		st.State, st.Finished, st.Error = model.StepFailed, now, err.Error()
 		st.Retryable = retryable(err)
@@ -105,6 +129,12 @@ func (x *Executor) act(ctx context.Context, st *model.Step) error {
 		return fmt.Errorf("journal outcome of %s: %w", describe(*st), jerr)
 	}
 	return x.event(ctx, st, "issued: "+describe(*st))
+}
+
+// outcomeUnknown: the request may have reached the cloud (or the BMC) and been
+// carried out though no answer came back.
+func outcomeUnknown(err error) bool {
+	return errors.Is(err, cloud.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (x *Executor) issued(st *model.Step, at time.Time) {
@@ -128,6 +158,9 @@ func (x *Executor) do(ctx context.Context, st model.Step) error {
 	case model.ActMarkDown:
 		return x.Compute.ForceDown(ctx, st.Host, true)
 	case model.ActResetState:
+		if err := x.mayReset(ctx, st.Server); err != nil {
+			return err
+		}
 		return x.Compute.ResetState(ctx, st.Server)
 	case model.ActFence:
 		if x.Fencer == nil || !x.Fencer.CanFence(st.Host) {
@@ -147,38 +180,69 @@ func (x *Executor) do(ctx context.Context, st model.Step) error {
 	return cloud.Terminal(fmt.Errorf("unknown action %q", st.Action))
 }
 
-// Resume settles the steps a previous owner journaled as intent but never recorded
-// an outcome for: if the cloud shows the action was taken, the step is marked
-// issued without repeating it; otherwise it is taken now.
-func (x *Executor) Resume(ctx context.Context, open []model.Incident) error {
+// mayReset refuses to reset a server whose last recorded action moves it to another
+// host (an evacuation, a migration, a resize): that task may complete there, or
+// already has, and resetting it for another evacuation could start a second copy.
+// Nova shows an evacuation and a rebuild in place alike (REBUILD, rebuilding):
+// only the action log tells them apart.
+func (x *Executor) mayReset(ctx context.Context, server string) error {
+	acts, err := x.Compute.Actions(ctx, server)
+	if err != nil {
+		return fmt.Errorf("reset-state %s: read its action log first: %w", server, err)
+	}
+	var last *model.InstanceAction
+	for i := range acts {
+		if last == nil || !acts[i].Start.Before(last.Start) {
+			last = &acts[i]
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	switch last.Action {
+	case cloud.ActionEvacuate, cloud.ActionLiveMigration, cloud.ActionMigrate, cloud.ActionResize:
+		return cloud.Terminal(fmt.Errorf("reset-state %s refused: its last action is %s (started %s): the server may run, or be about to run, on another host, and resetting it for another evacuation could start a second copy; an operator must check where it runs",
+			server, last.Action, last.Start.Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// Settle decides what became of each step journaled as intent whose outcome is
+// unknown (a previous owner stopped, or the answer was lost). If the cloud shows
+// it was taken, the step is marked issued and is not repeated. If not, it is not
+// taken now either: it is marked skipped, and the planner decides again from what
+// is observed now, since the world may have moved on (an isolated host that
+// reports again must not be powered off by a fence decided before).
+func (x *Executor) Settle(ctx context.Context, open []model.Incident) error {
 	for i := range open {
 		for j := range open[i].Steps {
 			st := &open[i].Steps[j]
 			if st.State != model.StepIntent {
 				continue
 			}
-			at, done, err := x.happened(ctx, *st)
+			done, how, err := x.happened(ctx, *st)
 			if x.Sabotage.RepeatAfterRestart {
-				done = false
+				done, err = false, nil
 			}
 			if err != nil {
-				return fmt.Errorf("resume %s: cannot tell whether it was taken: %w", describe(*st), err)
+				return fmt.Errorf("settle %s: cannot tell whether it was taken: %w", describe(*st), err)
 			}
 			if done {
-				x.issued(st, at)
+				x.issued(st, x.Now())
 				if err := x.Journal.UpdateStep(ctx, x.Epoch, *st); err != nil {
-					return fmt.Errorf("journal resumed %s: %w", describe(*st), err)
+					return fmt.Errorf("journal settled %s: %w", describe(*st), err)
 				}
-				if err := x.event(ctx, st, fmt.Sprintf("resumed after restart: the cloud shows %s was taken at %s; not repeated",
-					describe(*st), at.Format(time.RFC3339Nano))); err != nil {
+				if err := x.event(ctx, st, fmt.Sprintf("settled: %s was taken (%s); not repeated", describe(*st), how)); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := x.event(ctx, st, "resumed after restart: the cloud has no record of "+describe(*st)+"; taking it now"); err != nil {
-				return err
+			st.State, st.Finished = model.StepSkipped, x.Now()
+			st.Error = "not taken (" + how + "); decided again from what is observed now"
+			if err := x.Journal.UpdateStep(ctx, x.Epoch, *st); err != nil {
+				return fmt.Errorf("journal settled %s: %w", describe(*st), err)
 			}
-			if err := x.act(ctx, st); err != nil {
+			if err := x.event(ctx, st, fmt.Sprintf("settled: %s was not taken (%s); the planner decides again from what is observed now", describe(*st), how)); err != nil {
 				return err
 			}
 		}
@@ -186,38 +250,72 @@ func (x *Executor) Resume(ctx context.Context, open []model.Incident) error {
 	return nil
 }
 
-// happened asks the cloud whether the step's action was taken after its intent.
-func (x *Executor) happened(ctx context.Context, st model.Step) (time.Time, bool, error) {
-	var name string
-	switch st.Action {
+// cloudAction names the instance action the cloud records for a step ("" for
+// steps it records none for).
+func cloudAction(a model.Action) string {
+	switch a {
 	case model.ActReboot, model.ActHardReboot:
-		name = cloud.ActionReboot
+		return cloud.ActionReboot
 	case model.ActRebuild:
-		name = cloud.ActionRebuild
+		return cloud.ActionRebuild
 	case model.ActEvacuate:
-		name = cloud.ActionEvacuate
-	case model.ActFence:
+		return cloud.ActionEvacuate
+	}
+	return ""
+}
+
+func count(acts []model.InstanceAction, name string) int {
+	n := 0
+	for _, a := range acts {
+		if a.Action == name {
+			n++
+		}
+	}
+	return n
+}
+
+// happened asks the cloud whether the step's action was taken after its intent,
+// and says how it knows.
+func (x *Executor) happened(ctx context.Context, st model.Step) (bool, string, error) {
+	if st.Action == model.ActFence {
 		if x.Fencer == nil || !x.Fencer.CanFence(st.Host) {
-			return time.Time{}, false, nil
+			return false, "no fence device", nil
 		}
 		p, err := x.Fencer.PowerStatus(ctx, st.Host)
 		if err != nil {
-			return time.Time{}, false, err
+			return false, "", err
 		}
-		return x.Now(), p == model.PowerOff, nil
-	default:
-		return time.Time{}, false, nil // idempotent: forcing a service down twice is harmless
+		if p == model.PowerOff {
+			return true, "its BMC reports the power off", nil
+		}
+		return false, fmt.Sprintf("its BMC reports the power %s", cmp.Or(string(p), "unknown")), nil
+	}
+	name := cloudAction(st.Action)
+	if name == "" {
+		// Forcing a service down and resetting a state leave no instance action;
+		// nothing proves they were taken, and the planner asks for them again
+		// only if they are still needed.
+		return false, "the cloud keeps no record of " + string(st.Action), nil
 	}
 	acts, err := x.Compute.Actions(ctx, st.Server)
 	if err != nil {
-		return time.Time{}, false, err
+		return false, "", err
 	}
+	n := count(acts, name)
+	if st.Prior >= 0 {
+		if n > st.Prior {
+			return true, fmt.Sprintf("the server's action log holds %d %s actions, %d before the intent", n, name, st.Prior), nil
+		}
+		return false, fmt.Sprintf("the server's action log holds %d %s actions, as before the intent", n, name), nil
+	}
+	// A step journaled before action logs were counted: by time, on the cloud's
+	// record, with a minute of tolerance on the side of "taken" (never repeated).
 	for _, a := range acts {
-		if a.Action == name && !a.Start.Before(st.Started.Add(-x.Skew)) {
-			return a.Start, true, nil
+		if a.Action == name && !a.Start.Before(st.Started.Add(-time.Minute)) {
+			return true, fmt.Sprintf("the server's action log shows %s at %s", name, a.Start.Format(time.RFC3339)), nil
 		}
 	}
-	return time.Time{}, false, nil
+	return false, "the server's action log shows no " + name + " after the intent", nil
 }
 
 func (x *Executor) event(ctx context.Context, st *model.Step, msg string) error {

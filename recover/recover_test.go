@@ -43,7 +43,7 @@ func setup(t *testing.T) (*sim.Cloud, *recover.Executor, *journal, *time.Time, s
 		t.Fatal(err)
 	}
 	j := &journal{steps: map[int64]model.Step{}}
-	x := &recover.Executor{Compute: c, Fencer: c, Journal: j, Epoch: 1, Now: func() time.Time { return now }, Skew: time.Second}
+	x := &recover.Executor{Compute: c, Fencer: c, Journal: j, Epoch: 1, Now: func() time.Time { return now }}
 	return c, x, j, &now, id
 }
 
@@ -72,18 +72,48 @@ func TestRunJournalsIntentThenOutcome(t *testing.T) {
 	if got := j.steps[st2.ID]; got.State != model.StepFailed || got.Retryable || got.Error == "" {
 		t.Fatalf("rebuild during a reboot: %+v, want a non-retryable failure with the cloud's reason", got)
 	}
-	// The cloud not answering is a failure worth retrying.
+	// The cloud refusing for a passing reason (a 5xx before acting would also do) is
+	// a failure worth retrying; the cloud not answering at all is an outcome unknown.
 	c.FailNext("evacuate", cloud.ErrUnavailable)
 	st3 := &model.Step{Incident: 1, Action: model.ActEvacuate, Server: id, Timeout: time.Minute, Rule: "r"}
 	if err := x.Run(context.Background(), []*model.Step{st3}); err != nil {
 		t.Fatal(err)
 	}
-	if got := j.steps[st3.ID]; got.State != model.StepFailed || !got.Retryable {
-		t.Fatalf("evacuate with the cloud unavailable: %+v, want a retryable failure", got)
+	if got := j.steps[st3.ID]; got.State != model.StepIntent || got.Error == "" {
+		t.Fatalf("evacuate with no answer: %+v, want still an intent (outcome unknown) with the error noted", got)
 	}
 }
 
-func TestResumeAsksTheCloudBeforeRepeating(t *testing.T) {
+// A lost answer is "unknown", not "failed": Settle asks the cloud's action log
+// and neither repeats an action that was taken nor takes one that was not.
+func TestLostAnswerIsSettledByTheCloudsLog(t *testing.T) {
+	c, x, j, now, id := setup(t)
+	if err := c.Crash(id); err != nil {
+		t.Fatal(err)
+	}
+	// Taken, and then the answer lost (the executor's hook plays the lost answer).
+	x.Hook.AfterAction = func(model.Step) error { return recover.ErrCrash }
+	st := &model.Step{Incident: 1, Action: model.ActReboot, Hard: true, Server: id, Timeout: time.Minute, Rule: "r"}
+	if err := x.Run(context.Background(), []*model.Step{st}); err != recover.ErrCrash {
+		t.Fatalf("run: %v", err)
+	}
+	x.Hook = recover.Hook{}
+	if got := j.steps[st.ID]; got.Prior != 0 {
+		t.Fatalf("prior reboots journaled %d, want 0 (the server was never rebooted)", got.Prior)
+	}
+	*now = now.Add(time.Second)
+	if err := x.Settle(context.Background(), []model.Incident{{ID: 1, Steps: []model.Step{j.steps[st.ID]}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.steps[st.ID]; got.State != model.StepIssued || c.Calls()["hard-reboot"] != 1 {
+		t.Fatalf("settled %+v after %d hard reboots, want issued, one", got, c.Calls()["hard-reboot"])
+	}
+}
+
+// After a restart, a step left as intent is settled by the cloud's record: taken
+// ones are not repeated, and ones never taken are not taken blindly either: they
+// go back to the planner (marked skipped), which decides from what it sees now.
+func TestSettleAsksTheCloudBeforeAnything(t *testing.T) {
 	c, x, j, now, id := setup(t)
 	if err := c.Crash(id); err != nil {
 		t.Fatal(err)
@@ -97,7 +127,7 @@ func TestResumeAsksTheCloudBeforeRepeating(t *testing.T) {
 	x.Hook = recover.Hook{}
 	*now = now.Add(5 * time.Second)
 	open := []model.Incident{{ID: 1, Steps: []model.Step{j.steps[taken.ID]}}}
-	if err := x.Resume(context.Background(), open); err != nil {
+	if err := x.Settle(context.Background(), open); err != nil {
 		t.Fatal(err)
 	}
 	if got := j.steps[taken.ID]; got.State != model.StepIssued {
@@ -117,11 +147,11 @@ func TestResumeAsksTheCloudBeforeRepeating(t *testing.T) {
 		t.Fatal("the rebuild ran before the crash point")
 	}
 	open = []model.Incident{{ID: 1, Steps: []model.Step{j.steps[never.ID]}}}
-	if err := x.Resume(context.Background(), open); err != nil {
+	if err := x.Settle(context.Background(), open); err != nil {
 		t.Fatal(err)
 	}
-	if got := j.steps[never.ID]; got.State != model.StepIssued || c.Calls()["rebuild"] != 1 {
-		t.Fatalf("resumed step %+v, rebuilds %d: want it taken once now", got, c.Calls()["rebuild"])
+	if got := j.steps[never.ID]; got.State != model.StepSkipped || c.Calls()["rebuild"] != 0 {
+		t.Fatalf("settled step %+v, rebuilds %d: want skipped (back to the planner), none taken", got, c.Calls()["rebuild"])
 	}
 	// A fence left in flight: the BMC already says off, so it is not repeated.
 	if err := c.KillHost("h2"); err != nil {
@@ -129,10 +159,20 @@ func TestResumeAsksTheCloudBeforeRepeating(t *testing.T) {
 	}
 	fence := &model.Step{Incident: 2, Action: model.ActFence, Host: "h2", State: model.StepIntent, Started: *now, Timeout: time.Minute, Rule: "r"}
 	_ = j.AddStep(context.Background(), 1, fence)
-	if err := x.Resume(context.Background(), []model.Incident{{ID: 2, Steps: []model.Step{*fence}}}); err != nil {
+	if err := x.Settle(context.Background(), []model.Incident{{ID: 2, Steps: []model.Step{*fence}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := j.steps[fence.ID]; got.State != model.StepIssued || c.Calls()["bmc-power-off"] != 0 {
-		t.Fatalf("fence resumed: %+v, power-offs %d: want issued, none sent", got, c.Calls()["bmc-power-off"])
+		t.Fatalf("fence settled: %+v, power-offs %d: want issued, none sent", got, c.Calls()["bmc-power-off"])
+	}
+	// A fence left in flight on a host whose BMC says on (it was only isolated, and
+	// reports again): not taken now; the planner decides with what it sees.
+	fence2 := &model.Step{Incident: 3, Action: model.ActFence, Host: "h1", State: model.StepIntent, Started: *now, Timeout: time.Minute, Rule: "r"}
+	_ = j.AddStep(context.Background(), 1, fence2)
+	if err := x.Settle(context.Background(), []model.Incident{{ID: 3, Steps: []model.Step{*fence2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.steps[fence2.ID]; got.State != model.StepSkipped || c.Calls()["bmc-power-off"] != 0 || c.HostPower("h1") != model.PowerOn {
+		t.Fatalf("fence of a powered host settled: %+v, power-offs %d: want skipped, none sent", got, c.Calls()["bmc-power-off"])
 	}
 }

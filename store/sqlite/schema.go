@@ -58,4 +58,6 @@ var migrations = []string{
 		incident INTEGER NOT NULL,
 		message TEXT NOT NULL
 	);`,
+	// 2: the cloud's count of the step's kind of action before its intent (see model.Step.Prior).
+	`ALTER TABLE steps ADD COLUMN prior INTEGER NOT NULL DEFAULT -1;`,
 }

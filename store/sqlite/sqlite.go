@@ -222,9 +222,9 @@ func (s *DB) AddStep(ctx context.Context, epoch int64, st *model.Step) error {
 			return err
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO steps (incident, seq, action, server, host, target, hard, state, rule, error, retryable,
-			planned, started, issued, finished, deadline, timeout, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			planned, started, issued, finished, deadline, timeout, attempt, prior) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			st.Incident, st.Seq, st.Action, st.Server, st.Host, st.Target, st.Hard, st.State, st.Rule, st.Error, st.Retryable,
-			ns(st.Planned), ns(st.Started), ns(st.Issued), ns(st.Finished), ns(st.Deadline), int64(st.Timeout), st.Attempt).Scan(&st.ID)
+			ns(st.Planned), ns(st.Started), ns(st.Issued), ns(st.Finished), ns(st.Deadline), int64(st.Timeout), st.Attempt, st.Prior).Scan(&st.ID)
 	})
 }
 
@@ -235,8 +235,8 @@ func (s *DB) UpdateStep(ctx context.Context, epoch int64, st model.Step) error {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE steps SET state = ?, error = ?, retryable = ?, target = ?, started = ?, issued = ?,
-			finished = ?, deadline = ? WHERE id = ? AND incident = ?`,
-			st.State, st.Error, st.Retryable, st.Target, ns(st.Started), ns(st.Issued), ns(st.Finished), ns(st.Deadline), st.ID, st.Incident)
+			finished = ?, deadline = ?, prior = ? WHERE id = ? AND incident = ?`,
+			st.State, st.Error, st.Retryable, st.Target, ns(st.Started), ns(st.Issued), ns(st.Finished), ns(st.Deadline), st.Prior, st.ID, st.Incident)
 		if err != nil {
 			return err
 		}
@@ -282,7 +282,7 @@ func (s *DB) queryIncidents(ctx context.Context, where string, args ...any) ([]m
 		ids = append(ids, fmt.Sprint(in.ID))
 	}
 	srows, err := s.db.QueryContext(ctx, `SELECT id, incident, seq, action, server, host, target, hard, state, rule, error, retryable,
-		planned, started, issued, finished, deadline, timeout, attempt FROM steps WHERE incident IN (`+strings.Join(ids, ",")+`) ORDER BY incident, seq, id`)
+		planned, started, issued, finished, deadline, timeout, attempt, prior FROM steps WHERE incident IN (`+strings.Join(ids, ",")+`) ORDER BY incident, seq, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list steps: %w", err)
 	}
@@ -291,7 +291,7 @@ func (s *DB) queryIncidents(ctx context.Context, where string, args ...any) ([]m
 		var st model.Step
 		var planned, started, issued, finished, deadline, timeout int64
 		if err := srows.Scan(&st.ID, &st.Incident, &st.Seq, &st.Action, &st.Server, &st.Host, &st.Target, &st.Hard, &st.State, &st.Rule,
-			&st.Error, &st.Retryable, &planned, &started, &issued, &finished, &deadline, &timeout, &st.Attempt); err != nil {
+			&st.Error, &st.Retryable, &planned, &started, &issued, &finished, &deadline, &timeout, &st.Attempt, &st.Prior); err != nil {
 			return nil, err
 		}
 		st.Planned, st.Started, st.Issued, st.Finished, st.Deadline = tm(planned), tm(started), tm(issued), tm(finished), tm(deadline)

@@ -1,0 +1,198 @@
+package detect
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// heartbeat follows one compute service's updated_at. Nova bumps updated_at at every
+// report of a live compute, but also at every change an operator (or Vigil) makes to
+// the service (forcing it down or up, disabling it): a bump that came with such a
+// change is not a heartbeat.
+type heartbeat struct {
+	seen    time.Time // updated_at as last observed
+	genuine time.Time // the last updated_at that was a heartbeat (the cloud's clock)
+	at      time.Time // when Vigil observed that heartbeat (Vigil's clock)
+	// advanced: Vigil saw updated_at advance as a heartbeat at least once (the
+	// first value seen may be an operator's change); whileForced: the last such
+	// heartbeat came while the service was forced down, before and after.
+	advanced, whileForced bool
+	forced, disabled      bool
+}
+
+// beat folds a host listing into its heartbeat.
+func (d *Detector) beat(now time.Time, h, old model.Host, had bool) {
+	b, ok := d.beats[h.Name]
+	switch {
+	case !ok || !had:
+		b = heartbeat{seen: h.LastSeenUp, genuine: h.LastSeenUp, at: now}
+	case h.LastSeenUp.After(b.seen):
+		if h.ForcedDown == b.forced && h.Disabled == b.disabled {
+			b.genuine, b.at, b.advanced, b.whileForced = h.LastSeenUp, now, true, h.ForcedDown
+		}
+		b.seen = h.LastSeenUp
+	}
+	if h.ForcedDown != b.forced {
+		b.whileForced = false // a heartbeat from before the flag says nothing after it
+	}
+	b.forced, b.disabled = h.ForcedDown, h.Disabled
+	d.beats[h.Name] = b
+}
+
+// heartbeatAge is how long ago the host's compute last reported: on the cloud's
+// clock (its listing's time minus the heartbeat's updated_at) when both are known,
+// else on Vigil's (since Vigil saw the heartbeat).
+func (d *Detector) heartbeatAge(now time.Time, name string) (time.Duration, string) {
+	b := d.beats[name]
+	if !d.view.CloudAt.IsZero() && !b.genuine.IsZero() {
+		age := max(d.view.CloudAt.Sub(b.genuine), 0)
+		return age, fmt.Sprintf("last heartbeat at %s on the cloud's clock, %s before its listing",
+			b.genuine.Format("15:04:05.000"), age.Round(time.Millisecond))
+	}
+	return now.Sub(b.at), fmt.Sprintf("last heartbeat seen by Vigil %s ago", now.Sub(b.at).Round(time.Millisecond))
+}
+
+// reportingForced reports whether a forced-down compute still sends heartbeats: one
+// came after the flag was set, and the last is younger than service_down_time.
+// Only heartbeats seen after the flag count: Vigil's own force-down of a dead host
+// follows its last heartbeat by less than service_down_time.
+func (d *Detector) reportingForced(now time.Time, name string) (bool, string) {
+	age, ev := d.heartbeatAge(now, name)
+	if !d.beats[name].whileForced {
+		return false, ev + "; no heartbeat since it was forced down"
+	}
+	return age <= d.cfg.ServiceDownTime, ev
+}
+
+// reporting reports whether the host's compute is seen sending heartbeats now (not
+// merely up by an operator's change to its service).
+func (d *Detector) reporting(now time.Time, h model.Host) (bool, string) {
+	if h.ForcedDown {
+		return d.reportingForced(now, h.Name)
+	}
+	age, ev := d.heartbeatAge(now, h.Name)
+	return h.Service == model.ServiceUp && d.beats[h.Name].advanced && age <= d.cfg.ServiceDownTime, ev
+}
+
+func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
+	subj := model.Subject{Kind: model.KindHost, ID: h.Name}
+	mk := func(health model.HostHealth, failed bool, rule string, ev ...string) model.Verdict {
+		return model.Verdict{Subject: subj, Host: string(health), Failed: failed, Rule: rule, Evidence: ev}
+	}
+	if h.Maintenance || d.hostMaint[h.Name] {
+		return mk(model.HostMaintenance, false, RuleHostMaintenance, "an operator put the host in maintenance")
+	}
+	if h.Service == model.ServiceUp {
+		return mk(model.HostUp, false, RuleHostUp, "compute service up")
+	}
+	var ev []string
+	since := now
+	old, hadOld := d.view.Verdicts[subj]
+	if h.ForcedDown {
+		by := "not by Vigil (an operator or another tool)"
+		if d.forcedByVigil[h.Name] {
+			by = "by Vigil"
+		}
+		alive, hb := d.reportingForced(now, h.Name)
+		if alive {
+			// A flag is not a death: whoever forced it down, a compute that still
+			// reports is alive, and is never fenced on the flag alone.
+			return mk(model.HostUp, false, RuleHostForcedReporting,
+				"compute service forced down "+by, hb+fmt.Sprintf(" (within service_down_time %s): the compute still reports, the host is alive", d.cfg.ServiceDownTime))
+		}
+		// Silent since its last heartbeat plus the service_down_time (as Nova would
+		// have said down), expressed on Vigil's clock.
+		age, _ := d.heartbeatAge(now, h.Name)
+		since = now.Add(-(age - d.cfg.ServiceDownTime))
+		if hadOld && (old.Rule == RuleHostForcedSilent || old.Rule == RuleHostSuspect || old.Rule == RuleHostDown) && old.Since.Before(since) {
+			since = old.Since
+		}
+		ev = append(ev, "compute service forced down "+by, hb+fmt.Sprintf(": silent past service_down_time %s", d.cfg.ServiceDownTime))
+	} else if hadOld && (old.Rule == RuleHostSuspect || old.Rule == RuleHostDown || old.Rule == RuleHostForcedSilent) {
+		// Down: since when? A verdict already suspect or down keeps its start.
+		since = old.Since
+	}
+	ev = append([]string{fmt.Sprintf("compute service down since %s", since.Format("15:04:05.000"))}, ev...)
+	if h.Power == model.PowerOff {
+		ev = append(ev, "BMC reports power off")
+	}
+	grace := d.graceOf(h.Name)
+	down := now.Sub(since)
+	if down < grace {
+		v := mk(model.HostSuspect, false, RuleHostSuspect, append(ev,
+			fmt.Sprintf("down for %s, less than the grace period %s", max(down, 0).Round(time.Millisecond), grace))...)
+		v.Since = since
+		return v
+	}
+	rule := RuleHostDown
+	if h.ForcedDown {
+		rule = RuleHostForcedSilent
+	}
+	v := mk(model.HostDown, true, rule, append(ev,
+		fmt.Sprintf("down for %s, at least the grace period %s", down.Round(time.Millisecond), grace))...)
+	v.Since = since
+	return v
+}
+
+// checkFences records why a host's fence device must not be trusted. A doubt stays
+// for the detector's life: a BMC that once contradicted its host is misconfigured
+// until an operator fixes it (and restarts Vigil).
+func (d *Detector) checkFences(now time.Time, obs model.Observation) {
+	doubt := func(host, why string) {
+		if _, ok := d.view.FenceDoubt[host]; !ok {
+			d.view.FenceDoubt[host] = why
+			d.dirtyHost(host)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(obs.IdentityErr)) {
+		doubt(name, obs.IdentityErr[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(obs.Identity)) {
+		id := obs.Identity[name]
+		if id == "" {
+			continue
+		}
+		if first, ok := d.identity[name]; ok && first != id {
+			doubt(name, fmt.Sprintf("the BMC of host %s now identifies as %s, not %s as before: its fence entry reaches another machine", name, id, first))
+			continue
+		}
+		d.identity[name] = id
+	}
+	byID := map[string][]string{}
+	for name, id := range d.identity {
+		byID[id] = append(byID[id], name)
+	}
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		if hosts := byID[id]; len(hosts) > 1 {
+			slices.Sort(hosts)
+			for _, h := range hosts {
+				doubt(h, fmt.Sprintf("the fence entries of hosts %s reach one BMC (identity %s): powering off one would power off another", strings.Join(hosts, " and "), id))
+			}
+		}
+	}
+	// A BMC that says off while its host's compute reports is wrong about that host
+	// (another host's BMC, or a lying one): it must never stand as a fence proof.
+	for _, name := range slices.Sorted(maps.Keys(obs.Power)) {
+		h, ok := d.view.Hosts[name]
+		if !ok || obs.Power[name] != model.PowerOff {
+			continue
+		}
+		if alive, hb := d.reporting(now, h); alive {
+			doubt(name, fmt.Sprintf("the BMC of host %s says power off while its compute service reports (%s): the BMC entry does not match the host, or the BMC lies", name, hb))
+		}
+	}
+}
+
+// dirtyHost makes the host's verdict and its servers' be judged again.
+func (d *Detector) dirtyHost(host string) {
+	for id, s := range d.view.Servers {
+		if s.Host == host {
+			d.dirty[id] = true
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// hostAt lists one host whose compute last reported at beat (the cloud's clock),
+// observed at t with the cloud's clock at cloud.
+func hostStep(d *Detector, t, cloud time.Time, h model.Host) model.Verdict {
+	d.Step(t, model.Observation{At: t, CloudAt: cloud, Hosts: []model.Host{h}})
+	return d.View().Verdicts[model.Subject{Kind: model.KindHost, ID: h.Name}]
+}
+
+// Hole 2: a host an operator forces down while it is healthy and reporting is alive
+// (its heartbeats still advance, compared on the cloud's clock); a forced-down host
+// whose heartbeats stopped is dead only past service_down_time and its grace. The
+// cloud's clock is 7 s behind Vigil's here: nothing compares the two.
+func TestForcedDownHostThatReportsIsAlive(t *testing.T) {
+	d := New(Config{HostDownGrace: 10 * time.Second, ServiceDownTime: 20 * time.Second})
+	skew := -7 * time.Second
+	at := func(s int) (time.Time, time.Time) {
+		v := t0.Add(time.Duration(s) * time.Second)
+		return v, v.Add(skew)
+	}
+	h := model.Host{Name: "h1", Service: model.ServiceUp}
+	// Reporting every 5 s, up.
+	for s := 0; s <= 10; s += 2 {
+		v, c := at(s)
+		h.LastSeenUp = c.Truncate(5 * time.Second)
+		if got := hostStep(d, v, c, h); got.Failed || got.Host != string(model.HostUp) {
+			t.Fatalf("t=%ds healthy host: %+v", s, got)
+		}
+	}
+	// The operator forces it down; Nova bumps updated_at with the change, and the
+	// compute keeps reporting every 5 s for two minutes.
+	for s := 12; s <= 130; s += 2 {
+		v, c := at(s)
+		h.Service, h.ForcedDown = model.ServiceDown, true
+		h.LastSeenUp = c.Truncate(5 * time.Second)
+		if s == 12 {
+			h.LastSeenUp = c // the bump of the force-down itself
+		}
+		got := hostStep(d, v, c, h)
+		if got.Failed {
+			t.Fatalf("t=%ds forced down while reporting: %+v, want never failed", s, got)
+		}
+		if s > 20 && (got.Rule != RuleHostForcedReporting || !strings.Contains(strings.Join(got.Evidence, "; "), "not by Vigil")) {
+			t.Fatalf("t=%ds forced down while reporting: %+v, want %s with the evidence naming who forced it", s, got, RuleHostForcedReporting)
+		}
+	}
+	// Now it dies: heartbeats stop at t=130. Dead once silent past service_down_time
+	// (20 s) and the grace (10 s): from t≈160.
+	var died time.Duration
+	for s := 132; s <= 200; s += 2 {
+		v, c := at(s)
+		if got := hostStep(d, v, c, h); got.Failed && died == 0 {
+			died = time.Duration(s) * time.Second
+			if got.Rule != RuleHostForcedSilent {
+				t.Fatalf("dead forced-down host: rule %s, want %s", got.Rule, RuleHostForcedSilent)
+			}
+		}
+	}
+	if died < 155*time.Second || died > 165*time.Second {
+		t.Fatalf("silent forced-down host judged dead at t=%s, want about 160 s (last heartbeat 130 s + 20 s + 10 s)", died)
+	}
+}
+
+// Hole 2, Vigil's own force-down: after fencing a dead host, Vigil forces its service
+// down (Nova bumps updated_at): the host must stay dead, not come back on the bump.
+func TestOwnForceDownOfADeadHostIsNoHeartbeat(t *testing.T) {
+	d := New(Config{HostDownGrace: 5 * time.Second, ServiceDownTime: 60 * time.Second})
+	d.SetForcedByVigil(map[string]bool{"h1": true})
+	h := model.Host{Name: "h1", Service: model.ServiceUp, LastSeenUp: t0}
+	hostStep(d, t0, t0, h)
+	h.Service = model.ServiceDown // Nova says down 20 s after the last report
+	for s := 20; s <= 26; s += 2 {
+		hostStep(d, t0.Add(time.Duration(s)*time.Second), t0.Add(time.Duration(s)*time.Second), h)
+	}
+	v := hostStep(d, t0.Add(28*time.Second), t0.Add(28*time.Second), h)
+	if !v.Failed {
+		t.Fatalf("dead host before the force-down: %+v", v)
+	}
+	h.ForcedDown, h.LastSeenUp = true, t0.Add(29*time.Second) // the force-down's bump
+	for s := 30; s <= 120; s += 2 {
+		if v := hostStep(d, t0.Add(time.Duration(s)*time.Second), t0.Add(time.Duration(s)*time.Second), h); !v.Failed {
+			t.Fatalf("t=%ds after Vigil's own force-down: %+v, want still dead", s, v)
+		}
+	}
+}
+
+// Hole 2 after a restart: a repaired host still forced down (by Vigil, long ago)
+// that reports again is alive for a new detector too.
+func TestRestartedDetectorSeesARepairedForcedDownHostAlive(t *testing.T) {
+	d := New(Config{HostDownGrace: 10 * time.Second, ServiceDownTime: 20 * time.Second})
+	h := model.Host{Name: "h1", Service: model.ServiceDown, ForcedDown: true}
+	for s := 0; s <= 120; s += 2 {
+		c := t0.Add(time.Duration(s) * time.Second)
+		h.LastSeenUp = c.Truncate(5 * time.Second)
+		if v := hostStep(d, c, c, h); v.Failed {
+			t.Fatalf("t=%ds: repaired host still forced down, reporting: %+v", s, v)
+		}
+	}
+}
+
+// Hole 6: a host's grace is the one of the policies of the servers on it.
+func TestHostGraceIsPerHost(t *testing.T) {
+	d := New(Config{HostDownGrace: 10 * time.Second})
+	d.SetGrace(map[string]time.Duration{"slow": 5 * time.Minute})
+	down := []model.Host{{Name: "slow", Service: model.ServiceDown}, {Name: "fast", Service: model.ServiceDown}}
+	d.Step(t0, model.Observation{At: t0, Hosts: down})
+	d.Step(t0.Add(time.Minute), model.Observation{At: t0.Add(time.Minute), Hosts: down})
+	if v := d.View().Verdicts[model.Subject{Kind: model.KindHost, ID: "fast"}]; !v.Failed {
+		t.Fatalf("host with the default 10 s grace, down 1 min: %+v", v)
+	}
+	if v := d.View().Verdicts[model.Subject{Kind: model.KindHost, ID: "slow"}]; v.Failed {
+		t.Fatalf("host whose policy's grace is 5 min, down 1 min: %+v, want not failed", v)
+	}
+	d.Step(t0.Add(5*time.Minute), model.Observation{At: t0.Add(5 * time.Minute), Hosts: down})
+	if v := d.View().Verdicts[model.Subject{Kind: model.KindHost, ID: "slow"}]; !v.Failed {
+		t.Fatalf("host down 5 min of a 5 min grace: %+v", v)
+	}
+}
+
+// Hole 9: a notification older than what a listing showed (by the cloud's
+// updated_at) does not undo it.
+func TestStaleNotificationDoesNotOverrideNewerState(t *testing.T) {
+	d := New(Config{})
+	d.Protect([]string{"a"})
+	fresh := srv("a", model.StatusActive, model.IntentOn)
+	fresh.Updated = t0
+	d.Step(t0, model.Observation{At: t0, Full: true, Hosts: []model.Host{up("h1")}, Servers: []model.Server{fresh}})
+	old := model.Server{ID: "a", Status: model.StatusError, Updated: t0.Add(-time.Hour)}
+	d.Step(t0.Add(time.Second), model.Observation{At: t0.Add(time.Second), Source: "notification", Servers: []model.Server{old}})
+	if v := d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]; v.Failed {
+		t.Fatalf("an hour-old ERROR notification failed a healthy server: %+v", v)
+	}
+	// A newer one does count.
+	newer := model.Server{ID: "a", Status: model.StatusError, Updated: t0.Add(time.Second)}
+	d.Step(t0.Add(2*time.Second), model.Observation{At: t0.Add(2 * time.Second), Source: "notification", Servers: []model.Server{newer}})
+	if v := d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]; !v.Failed {
+		t.Fatalf("a newer ERROR notification: %+v, want failed", v)
+	}
+}
+
+// Hole 3: a BMC that says off while its host reports, two hosts whose entries reach
+// one BMC, and a BMC whose identity changed are not trusted.
+func TestFenceDoubts(t *testing.T) {
+	d := New(Config{ServiceDownTime: 20 * time.Second})
+	hosts := []model.Host{up("h1"), up("h2"), up("h3"), up("h4")}
+	for s := 0; s <= 10; s += 2 {
+		c := t0.Add(time.Duration(s) * time.Second)
+		for i := range hosts {
+			hosts[i].LastSeenUp = c
+		}
+		obs := model.Observation{At: c, CloudAt: c, Hosts: hosts,
+			Power:    map[string]model.Power{"h1": model.PowerOff, "h2": model.PowerOn, "h3": model.PowerOn, "h4": model.PowerOn},
+			Identity: map[string]string{"h1": "g1", "h2": "g3", "h3": "g3", "h4": "g4"}}
+		if s == 10 {
+			obs.Identity["h4"] = "g9"
+		}
+		d.Step(c, obs)
+	}
+	doubt := d.View().FenceDoubt
+	for h, want := range map[string]string{"h1": "says power off while its compute service reports", "h2": "reach one BMC",
+		"h3": "reach one BMC", "h4": "now identifies as g9"} {
+		if !strings.Contains(doubt[h], want) {
+			t.Errorf("doubt on %s = %q, want it to say %q", h, doubt[h], want)
+		}
+	}
+	if len(doubt) != 4 {
+		t.Errorf("doubts %v, want exactly h1..h4", doubt)
+	}
+	// A BMC that says off for a host that is really down is no doubt.
+	d2 := New(Config{ServiceDownTime: 20 * time.Second})
+	d2.Step(t0, model.Observation{At: t0, CloudAt: t0, Hosts: []model.Host{{Name: "h1", Service: model.ServiceDown, LastSeenUp: t0.Add(-time.Minute)}},
+		Power: map[string]model.Power{"h1": model.PowerOff}})
+	if len(d2.View().FenceDoubt) != 0 {
+		t.Fatalf("doubt on a BMC that says off for a down host: %v", d2.View().FenceDoubt)
+	}
+}

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vigil-ha/vigil/cloud"
+	"github.com/vigil-ha/vigil/model"
+)
+
+// bmcReads bounds the BMC calls in flight at once: one slow BMC delays no other.
+const bmcReads = 8
+
+// bmcTimeout bounds one BMC call when the fencer itself sets no shorter timeout.
+const bmcTimeout = 10 * time.Second
+
+// identityEvery: how often the identity of every fence entry's BMC is read again.
+const identityEvery = 10 * time.Minute
+
+// readBMCs asks the BMCs for their power state: every tick for the hosts being
+// fenced (a fence is proof only while the power stays off), every PowerEvery for
+// every other fenceable host (a BMC that says off while its host reports is
+// misconfigured: it must be known before it is needed). Identities are read at the
+// first chance and every identityEvery.
+func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host) (power map[string]model.Power, ident, identErr map[string]string) {
+	if e.cfg.Fencer == nil {
+		return nil, nil, nil
+	}
+	e.mu.RLock()
+	fencing := map[string]bool{}
+	for _, inc := range e.open {
+		for _, st := range inc.Steps {
+			if st.Action == model.ActFence && st.State != model.StepSkipped {
+				fencing[st.Host] = true
+				break
+			}
+		}
+	}
+	e.mu.RUnlock()
+	var all []string
+	for _, h := range hosts {
+		if e.cfg.Fencer.CanFence(h.Name) {
+			all = append(all, h.Name)
+		}
+	}
+	slices.Sort(all)
+
+	everyone := e.lastPowerAll.IsZero() || now.Sub(e.lastPowerAll) >= e.cfg.PowerEvery
+	var powerHosts []string
+	for _, h := range all {
+		if everyone || fencing[h] {
+			powerHosts = append(powerHosts, h)
+		}
+	}
+	for h := range fencing { // listed or not: its proof is at stake
+		if !slices.Contains(all, h) && e.cfg.Fencer.CanFence(h) {
+			powerHosts = append(powerHosts, h)
+		}
+	}
+	if everyone {
+		e.lastPowerAll = now
+	}
+	idr, canIdent := e.cfg.Fencer.(cloud.Identifier)
+	var identHosts []string
+	if canIdent {
+		refresh := e.lastIdentAll.IsZero() || now.Sub(e.lastIdentAll) >= identityEvery
+		for _, h := range all {
+			if _, known := e.identities[h]; refresh || !known && everyone || fencing[h] && !known {
+				identHosts = append(identHosts, h)
+			}
+		}
+		if refresh {
+			e.lastIdentAll = now
+		}
+	}
+
+	var mu sync.Mutex
+	sem := make(chan struct{}, bmcReads)
+	var wg sync.WaitGroup
+	call := func(f func(ctx context.Context)) {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, bmcTimeout)
+			defer cancel()
+			f(cctx)
+		}()
+	}
+	power = map[string]model.Power{}
+	for _, h := range powerHosts {
+		call(func(ctx context.Context) {
+			p, err := e.cfg.Fencer.PowerStatus(ctx, h)
+			if err != nil {
+				p = model.PowerUnknown // no answer: no proof, and no doubt either
+			}
+			mu.Lock()
+			power[h] = p
+			mu.Unlock()
+		})
+	}
+	ident, identErr = map[string]string{}, map[string]string{}
+	for _, h := range identHosts {
+		call(func(ctx context.Context) {
+			id, err := idr.Identity(ctx, h)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && id != "":
+				ident[h] = id
+			case err != nil && cloud.IsTerminal(err):
+				identErr[h] = err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	for h, id := range ident {
+		e.identities[h] = id
+	}
+	if len(power) == 0 {
+		power = nil
+	}
+	return power, ident, identErr
+}
+
+// hostGrace gives each host the grace of the policies of the protected servers on
+// it: the longest. Fencing a host stops every server on it, so it is judged dead
+// only when every policy that has a server there agrees it is.
+func (e *Engine) hostGrace() map[string]time.Duration {
+	policyOf := map[string]model.Policy{}
+	for _, c := range e.clusters {
+		pol, ok := e.cfg.Policies[c.Policy]
+		if !ok {
+			pol = e.cfg.Policies["default"]
+		}
+		for _, id := range c.Members {
+			if _, seen := policyOf[id]; !seen {
+				policyOf[id] = pol
+			}
+		}
+	}
+	grace := map[string]time.Duration{}
+	view := e.det.View()
+	for _, id := range slices.Sorted(maps.Keys(policyOf)) {
+		s, ok := view.Servers[id]
+		if !ok || s.Host == "" {
+			continue
+		}
+		if g, seen := grace[s.Host]; !seen || policyOf[id].HostDownGrace > g {
+			grace[s.Host] = policyOf[id].HostDownGrace
+		}
+	}
+	return grace
+}
+
+// forcedByVigil names the hosts whose compute service Vigil itself forced down, by
+// its journal (open incidents and the last closed one of each host).
+func (e *Engine) forcedByVigil() map[string]bool {
+	out := map[string]bool{}
+	mark := func(inc model.Incident) {
+		for _, st := range inc.Steps {
+			if st.Action == model.ActMarkDown && (st.State == model.StepSucceeded || st.State == model.StepIssued) {
+				out[st.Host] = true
+			}
+		}
+	}
+	for _, inc := range e.open {
+		mark(inc)
+	}
+	for _, inc := range e.lastClosed {
+		mark(inc)
+	}
+	return out
+}
