@@ -82,3 +82,69 @@ func TestFailedListingSaysSo(t *testing.T) {
 		t.Fatalf("poll after a failure: %+v", obs)
 	}
 }
+
+// noClock is a driver that cannot tell the cloud's time: only cloud.Lister.
+type noClock struct{ cloud.Lister }
+
+// A server that changes right after a poll is in the next incremental listing,
+// whichever way the cloud's clock is skewed from Vigil's: changes-since is computed
+// on the cloud's clock. A driver without a clock keeps Vigil's (no skew to absorb).
+func TestChangeAfterPollSeenWithSkewedCloudClock(t *testing.T) {
+	tests := []struct {
+		name    string
+		skew    time.Duration // the cloud's clock minus Vigil's
+		noClock bool
+	}{
+		{"cloud 5s behind", -5 * time.Second, false},
+		{"cloud 5s ahead", 5 * time.Second, false},
+		{"cloud 1h behind", -time.Hour, false},
+		{"no skew", 0, false},
+		{"driver without a clock", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vigil := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			c := sim.New(sim.DefaultConfig(), func() time.Time { return vigil.Add(tt.skew) })
+			c.AddHost("h0", "a", 10)
+			for i := range 5 {
+				if _, err := c.CreateServer(fmt.Sprintf("vm%d", i), "h0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var lister cloud.Lister = c
+			if tt.noClock {
+				lister = noClock{c}
+			}
+			p := &Poller{Lister: lister, FullEvery: time.Minute}
+			ctx := context.Background()
+			vigil = vigil.Add(10 * time.Second)
+			first := p.Poll(ctx, vigil)
+			if first.Err != "" || !first.Full || len(first.Servers) != 5 {
+				t.Fatalf("first poll: %+v, want a full listing of 5", first)
+			}
+			if want := vigil.Add(tt.skew); !tt.noClock && !first.CloudAt.Equal(want) {
+				t.Errorf("first poll's CloudAt %v, want the cloud's clock when it started, %v", first.CloudAt, want)
+			}
+			if tt.noClock && !first.CloudAt.IsZero() {
+				t.Errorf("CloudAt %v from a driver without a clock", first.CloudAt)
+			}
+			vigil = vigil.Add(100 * time.Millisecond)
+			all, _ := c.ListServers(ctx, time.Time{})
+			crashed := all[3].ID
+			if err := c.Crash(crashed); err != nil {
+				t.Fatal(err)
+			}
+			vigil = vigil.Add(2 * time.Second)
+			obs := p.Poll(ctx, vigil)
+			if obs.Err != "" || obs.Full {
+				t.Fatalf("second poll: %+v, want an incremental listing", obs)
+			}
+			for _, s := range obs.Servers {
+				if s.ID == crashed && s.Status == model.StatusError {
+					return
+				}
+			}
+			t.Fatalf("the server that crashed 100ms after the last poll is not in the next incremental listing (got %d servers: %+v); it would be seen only at the next full listing", len(obs.Servers), obs.Servers)
+		})
+	}
+}
