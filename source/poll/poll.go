@@ -48,7 +48,7 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 		hosts = []model.Host{} // a cloud with no compute host was still listed
 	}
 	obs.Hosts = hosts
-	since, incremental := changesSince(p.last, hasClock)
+	since, incremental := changesSince(p.last, obs.CloudAt, hasClock)
 	obs.Full = !incremental || p.lastFull.IsZero() || now.Sub(p.lastFull) >= p.FullEvery
 	if obs.Full {
 		since = time.Time{}
@@ -75,16 +75,18 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 // that poll's Vigil time and is missed until the next full listing, minutes later.
 // The previous listing's start on the cloud's clock (the driver's estimate errs
 // early, which only adds rows) less Overlap is never after a change made since.
-// A driver that has a clock but could not read it for the previous listing gets a
-// full listing rather than a guess on Vigil's clock; only a driver with no clock at
-// all falls back to Vigil's clock, with Overlap as the only margin.
-func changesSince(prev listing, hasClock bool) (time.Time, bool) {
+// A driver that has a clock but could not read it, for the previous listing or for
+// this one, gets a full listing rather than a guess on Vigil's clock, and so does a
+// cloud whose clock went back since the previous listing (what it stamped since
+// may be before that listing's start); only a driver with no clock at all falls
+// back to Vigil's clock, with Overlap as the only margin.
+func changesSince(prev listing, cloudNow time.Time, hasClock bool) (time.Time, bool) {
 	switch {
 	case prev.at.IsZero():
 		return time.Time{}, false
 	case !hasClock:
 		return prev.at.Add(-Overlap), true
-	case prev.cloudAt.IsZero():
+	case prev.cloudAt.IsZero() || cloudNow.IsZero() || cloudNow.Before(prev.cloudAt):
 		return time.Time{}, false
 	default:
 		return prev.cloudAt.Add(-Overlap), true

@@ -148,3 +148,35 @@ func TestChangeAfterPollSeenWithSkewedCloudClock(t *testing.T) {
 		})
 	}
 }
+
+// A cloud whose clock was stepped back between two polls stamps changes before the
+// previous listing's start: only a full listing is sure to show them.
+func TestCloudClockSteppedBackGetsFullListing(t *testing.T) {
+	vigil := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	skew := time.Duration(0)
+	c := sim.New(sim.DefaultConfig(), func() time.Time { return vigil.Add(skew) })
+	c.AddHost("h0", "a", 10)
+	id, err := c.CreateServer("vm0", "h0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Poller{Lister: c, FullEvery: time.Hour}
+	ctx := context.Background()
+	vigil = vigil.Add(10 * time.Second)
+	if obs := p.Poll(ctx, vigil); !obs.Full {
+		t.Fatalf("first poll %+v", obs)
+	}
+	vigil = vigil.Add(time.Second)
+	skew = -30 * time.Second
+	if err := c.Crash(id); err != nil {
+		t.Fatal(err)
+	}
+	vigil = vigil.Add(time.Second)
+	obs := p.Poll(ctx, vigil)
+	if len(obs.Servers) != 1 || obs.Servers[0].Status != model.StatusError {
+		t.Fatalf("after the cloud's clock went back 30 s: full=%v servers %+v, want the crashed server", obs.Full, obs.Servers)
+	}
+	if !obs.Full {
+		t.Fatal("want a full listing")
+	}
+}
