@@ -180,3 +180,31 @@ func TestCloudClockSteppedBackGetsFullListing(t *testing.T) {
 		t.Fatal("want a full listing")
 	}
 }
+
+func TestChangesSince(t *testing.T) {
+	vigil := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	cloudT := vigil.Add(-5 * time.Second) // the cloud 5 s behind
+	tests := []struct {
+		name        string
+		prev        listing
+		cloudNow    time.Time
+		hasClock    bool
+		want        time.Time
+		incremental bool
+	}{
+		{"first listing", listing{}, cloudT, true, time.Time{}, false},
+		{"cloud clock", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(2 * time.Second), true, cloudT.Add(-Overlap), true},
+		{"no clock: Vigil's", listing{at: vigil}, time.Time{}, false, vigil.Add(-Overlap), true},
+		{"clock unread last time", listing{at: vigil}, cloudT, true, time.Time{}, false},
+		{"clock unread now", listing{at: vigil, cloudAt: cloudT}, time.Time{}, true, time.Time{}, false},
+		{"cloud clock went back", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(-time.Second), true, time.Time{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, inc := changesSince(tt.prev, tt.cloudNow, tt.hasClock)
+			if !got.Equal(tt.want) || inc != tt.incremental {
+				t.Fatalf("changesSince = %v, %v; want %v, %v", got, inc, tt.want, tt.incremental)
+			}
+		})
+	}
+}
