@@ -34,6 +34,9 @@ func (d *driver) PowerStatus(ctx context.Context, host string) (model.Power, err
 	return d.cloud.PowerStatus(ctx, host)
 }
 
+// CloudNow passes the simulated cloud's clock on (cloud.Clock), as a real driver does.
+func (d *driver) CloudNow() (time.Time, bool) { return d.cloud.CloudNow() }
+
 func (d *driver) count(server, action string, err error) error {
 	if err == nil {
 		if d.accepted == nil {

@@ -26,6 +26,10 @@
 // servers whose "updated" changed since the driver last looked (cached by server ID
 // and updated time); every other server is IntentOn, DELETED ones IntentUnknown.
 //
+// Nova's clock: the driver implements cloud.Clock from the Date header of every
+// answer of the compute API (keystone's and 5xx answers, possibly a proxy's, do not
+// count). The estimate errs early, never late: see cloudClock.
+//
 // It never decides anything: it does not retry actions (only reads), never waits for
 // an action's effect, and never logs credentials.
 package openstack

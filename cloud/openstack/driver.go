@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,13 +60,17 @@ type Driver struct {
 	eo       gophercloud.EndpointOpts
 	version  string
 	counter  *callCounter
+	clock    *cloudClock
 	mu       sync.Mutex
 	services map[string]string // host name -> nova-compute service UUID
 	intents  map[string]intentEntry
 	lastFull time.Time
 }
 
-var _ cloud.Compute = (*Driver)(nil)
+var (
+	_ cloud.Compute = (*Driver)(nil)
+	_ cloud.Clock   = (*Driver)(nil)
+)
 
 // New reads the cloud's entry from clouds.yaml, authenticates and negotiates the
 // compute microversion. Its errors name the clouds.yaml file and the cloud.
@@ -112,9 +117,11 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloud %q in %s: auth_url %q: %w", cfg.CloudName, file, authOpts.IdentityEndpoint, err)
 	}
-	provider.HTTPClient = http.Client{Timeout: cfg.Timeout, Transport: &countingTransport{next: transport, counter: counter}}
+	clock := newCloudClock(time.Now)
+	provider.HTTPClient = http.Client{Timeout: cfg.Timeout,
+		Transport: &countingTransport{next: &clockTransport{next: transport, clock: clock}, counter: counter}}
 
-	d := &Driver{cfg: cfg, cloud: cfg.CloudName, counter: counter, eo: endpointOpts,
+	d := &Driver{cfg: cfg, cloud: cfg.CloudName, counter: counter, clock: clock, eo: endpointOpts,
 		services: map[string]string{}, intents: map[string]intentEntry{}}
 
 	actx, cancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -127,6 +134,11 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloud %q in %s: no compute endpoint in the catalog: %w", cfg.CloudName, file, err)
 	}
+	endpoint, err := url.Parse(d.compute.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("cloud %q in %s: compute endpoint %q: %w", cfg.CloudName, file, d.compute.Endpoint, err)
+	}
+	clock.setHost(endpoint.Host)
 	if err := d.negotiate(ctx); err != nil {
 		return nil, fmt.Errorf("cloud %q: %w", cfg.CloudName, err)
 	}
@@ -226,6 +238,11 @@ func versionRoot(endpoint string) string {
 	}
 	return endpoint
 }
+
+// CloudNow implements cloud.Clock: Nova's clock now, estimated from the Date
+// headers of its API's answers (see cloudClock); never later than the truth by more
+// than the API host's own distance from the clocks that stamp updated_at.
+func (d *Driver) CloudNow() (time.Time, bool) { return d.clock.CloudNow() }
 
 // Microversion is the negotiated compute microversion.
 func (d *Driver) Microversion() string { return d.version }

@@ -26,10 +26,12 @@ func fakeDriver(t *testing.T, h http.Handler) *Driver {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	counter := &callCounter{calls: map[string]int{}}
+	clock := newCloudClock(time.Now)
+	clock.setHost(strings.TrimPrefix(srv.URL, "http://"))
 	pc := &gophercloud.ProviderClient{}
-	pc.HTTPClient = http.Client{Transport: &countingTransport{next: http.DefaultTransport, counter: counter}}
+	pc.HTTPClient = http.Client{Transport: &countingTransport{next: &clockTransport{next: http.DefaultTransport, clock: clock}, counter: counter}}
 	pc.SetToken("test-token")
-	return &Driver{cfg: Config{Timeout: 2 * time.Second, ResyncInterval: time.Minute, Now: time.Now}, cloud: "fake", counter: counter,
+	return &Driver{cfg: Config{Timeout: 2 * time.Second, ResyncInterval: time.Minute, Now: time.Now}, cloud: "fake", counter: counter, clock: clock,
 		compute:  &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: srv.URL + "/v2.1/", Type: "compute", Microversion: "2.93"},
 		services: map[string]string{}, intents: map[string]intentEntry{}}
 }

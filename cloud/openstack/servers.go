@@ -53,8 +53,8 @@ type intentEntry struct {
 // max_limit), plus one instance-actions GET for each SHUTOFF server that changed
 // since the driver last saw it. since is sent to the second (Nova compares
 // updated_at >= changes-since), so the answer may include a little more than
-// asked, never less; pass a time read from the same clock as Nova's, or
-// overlap polls by a margin.
+// asked, never less; pass a time read on Nova's clock (CloudNow), less a margin
+// for the services that stamp updated_at.
 func (d *Driver) ListServers(ctx context.Context, since time.Time) ([]model.Server, error) {
 	q := url.Values{"all_tenants": {"1"}}
 	if !since.IsZero() {

@@ -92,6 +92,10 @@ func New(cfg Config, now func() time.Time) *Cloud {
 	}
 }
 
+// CloudNow implements cloud.Clock: the simulated cloud's own clock, which stamps
+// its servers' updated times and its hosts' heartbeats.
+func (c *Cloud) CloudNow() (time.Time, bool) { return c.now(), true }
+
 // AddHost adds a powered-on, up compute host with room for capacity servers.
 func (c *Cloud) AddHost(name, segment string, capacity int) {
 	c.mu.Lock()

@@ -167,9 +167,8 @@ func (c *Consumer) handle(body []byte, emit func(Event)) {
 	var bad *MalformedError
 	switch {
 	case err == nil:
-		if ev.Obs.At.IsZero() {
-			ev.Obs.At = time.Now().UTC()
-		}
+		// At is Vigil's clock; Nova's (the message's timestamp) is CloudAt.
+		ev.Obs.At = time.Now().UTC()
 		c.update(func(s *Stats) { s.Emitted++ })
 		emit(ev)
 	case errors.Is(err, ErrIgnored):

@@ -19,8 +19,14 @@
 // observation, rather than in model.Observation.
 //
 // instance.delete.end lists the server with status DELETED in Obs.Servers, as a
-// changes-since listing does, and its ID in Obs.Deleted. Obs.At is Nova's own
-// timestamp of the notification (UTC).
+// changes-since listing does, and its ID in Obs.Deleted.
+//
+// Two clocks, never mixed: Obs.CloudAt is the message's own timestamp (Nova's clock,
+// UTC) and each server's Updated is its payload's updated_at (Nova's clock; the
+// message's timestamp when the payload has none), so that a late notification can
+// be told from news by comparing it with a listing's updated (hole 9 of issue 13);
+// Obs.At is Vigil's clock when the consumer received the message (Parse leaves it
+// zero: it reads no clock).
 //
 // Power intent from a notification: IntentOff only when a real user (not the
 // request context of Nova's own periodic tasks, which has no user, nor a

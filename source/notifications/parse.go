@@ -118,7 +118,7 @@ func Parse(body []byte, serviceUsers []string) (Event, error) {
 		if err != nil {
 			return Event{}, malformed("%s: timestamp: %v", msg.EventType, err)
 		}
-		ev.Obs.At = at
+		ev.Obs.CloudAt = at // Nova's clock; the consumer sets At on Vigil's as it receives it
 	}
 	isInstance := slices.Contains(instanceEvents, msg.EventType)
 	if !isInstance && msg.EventType != "service.update" {
@@ -153,7 +153,9 @@ func parseInstance(ev Event, obj versioned, serviceUsers []string) (Event, error
 	if p.Host != nil {
 		s.Host = *p.Host
 	}
-	s.Updated = ev.Obs.At
+	// Updated is Nova's updated_at, compared with a listing's (on Nova's clock too) to
+	// tell a late notification from news; without one, when the message was sent.
+	s.Updated = ev.Obs.CloudAt
 	if p.UpdatedAt != nil && *p.UpdatedAt != "" {
 		if t, err := novatime.Parse(*p.UpdatedAt); err == nil {
 			s.Updated = t

@@ -67,8 +67,8 @@ func TestParseRealMessages(t *testing.T) {
 			if (len(ev.Obs.Deleted) == 1) != tt.deleted {
 				t.Fatalf("deleted %v, want %v", ev.Obs.Deleted, tt.deleted)
 			}
-			if ev.Obs.At.IsZero() || ev.Obs.At.Location() != time.UTC || ev.Obs.At.Year() != 2026 {
-				t.Fatalf("timestamp %v: want the zone-less Nova time read as UTC", ev.Obs.At)
+			if ev.Obs.CloudAt.IsZero() || ev.Obs.CloudAt.Location() != time.UTC || ev.Obs.CloudAt.Year() != 2026 {
+				t.Fatalf("timestamp %v: want the zone-less Nova time read as UTC", ev.Obs.CloudAt)
 			}
 		})
 	}
@@ -199,4 +199,65 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("no error and nothing observed: %+v", ev)
 		}
 	})
+}
+
+// Each notification carries Nova's clock twice: the message's timestamp (when it
+// was sent) as Obs.CloudAt, and the server's updated_at as Server.Updated; the
+// consumer stamps Obs.At on Vigil's clock as it receives the message. Nothing of
+// Nova's clock ends up in At, nor Vigil's in CloudAt or Updated.
+func TestNotificationTimesAreNovas(t *testing.T) {
+	tests := []struct {
+		file    string
+		cloudAt time.Time
+		updated time.Time
+	}{
+		{"instance.update-error", time.Date(2026, 11, 30, 3, 32, 31, 594561000, time.UTC), time.Date(2026, 11, 30, 3, 32, 23, 0, time.UTC)},
+		{"instance.update-stopped", time.Date(2026, 11, 30, 3, 32, 17, 103774000, time.UTC), time.Date(2026, 11, 30, 3, 32, 16, 0, time.UTC)},
+		{"instance.power_off.end", time.Date(2026, 11, 30, 3, 32, 17, 110756000, time.UTC), time.Date(2026, 11, 30, 3, 32, 16, 0, time.UTC)},
+		{"instance.shutdown.end", time.Date(2026, 11, 30, 3, 32, 31, 960324000, time.UTC), time.Date(2026, 11, 30, 3, 32, 23, 0, time.UTC)},
+		{"instance.delete.end", time.Date(2026, 11, 30, 3, 32, 32, 127953000, time.UTC), time.Date(2026, 11, 30, 3, 32, 31, 0, time.UTC)},
+		{"service.update-disabled", time.Date(2026, 11, 30, 3, 32, 27, 326832000, time.UTC), time.Time{}},
+	}
+	c := New(Config{})
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			var got []Event
+			before := time.Now()
+			c.handle(sample(t, tt.file), func(ev Event) { got = append(got, ev) })
+			after := time.Now()
+			if len(got) != 1 {
+				t.Fatalf("handled into %d events", len(got))
+			}
+			obs := got[0].Obs
+			if !obs.CloudAt.Equal(tt.cloudAt) || obs.CloudAt.Location() != time.UTC {
+				t.Errorf("CloudAt %v, want the message's timestamp %v (Nova's clock)", obs.CloudAt, tt.cloudAt)
+			}
+			if obs.At.Before(before.Truncate(time.Microsecond)) || obs.At.After(after) {
+				t.Errorf("At %v, want Vigil's clock at receipt (between %v and %v)", obs.At, before, after)
+			}
+			if tt.updated.IsZero() {
+				return
+			}
+			if len(obs.Servers) != 1 || !obs.Servers[0].Updated.Equal(tt.updated) {
+				t.Errorf("servers %+v, want one with Updated = the payload's updated_at %v", obs.Servers, tt.updated)
+			}
+		})
+	}
+	// A payload without updated_at: the message's timestamp is the best Nova gives.
+	ev, err := Parse(wrap(instanceMsg("instance.update", map[string]any{"uuid": "x", "state": "active"})), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 11, 24, 11, 44, 56, 694970000, time.UTC); !ev.Obs.CloudAt.Equal(want) || !ev.Obs.Servers[0].Updated.Equal(want) {
+		t.Fatalf("without updated_at: CloudAt %v, Updated %v; want both %v", ev.Obs.CloudAt, ev.Obs.Servers[0].Updated, want)
+	}
+	// A message without a timestamp: no cloud time is claimed.
+	ev, err = Parse(wrap(map[string]any{"event_type": "instance.update",
+		"payload": map[string]any{"nova_object.data": map[string]any{"uuid": "x", "state": "active"}}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ev.Obs.CloudAt.IsZero() || !ev.Obs.Servers[0].Updated.IsZero() {
+		t.Fatalf("without a timestamp: CloudAt %v, Updated %v; want zero", ev.Obs.CloudAt, ev.Obs.Servers[0].Updated)
+	}
 }

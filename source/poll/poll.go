@@ -8,8 +8,9 @@ import (
 	"github.com/vigil-ha/vigil/model"
 )
 
-// Overlap is subtracted from the last poll's time in changes-since, so that a change
-// made while that poll ran, or a small clock skew with the cloud, is not missed.
+// Overlap is subtracted from the last listing's start in changes-since, so that a
+// change stamped by a Nova service whose clock is a little behind the API's (or, for
+// a driver without a clock, a small skew between Vigil and the cloud) is not missed.
 const Overlap = time.Second
 
 // Poller lists the cloud in bulk.
@@ -17,14 +18,27 @@ type Poller struct {
 	Lister cloud.Lister
 	// FullEvery: a full listing repairs what incremental listings missed.
 	FullEvery time.Duration
-	lastPoll  time.Time
+	last      listing
 	lastFull  time.Time
 }
 
+// listing is when the last successful listing started, on each clock.
+type listing struct {
+	at      time.Time // Vigil's clock
+	cloudAt time.Time // the cloud's clock; zero when the driver could not tell
+}
+
 // Poll observes the cloud at now: the full host list, and every server (full) or
-// those changed since the last poll.
+// those changed since the last poll. When the Lister is also a cloud.Clock,
+// obs.CloudAt is the cloud's clock as the listing started.
 func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
+	clock, hasClock := p.Lister.(cloud.Clock)
 	obs := model.Observation{At: now, Source: "poll"}
+	if hasClock {
+		if t, ok := clock.CloudNow(); ok {
+			obs.CloudAt = t
+		}
+	}
 	hosts, err := p.Lister.ListHosts(ctx)
 	if err != nil {
 		obs.Err = err.Error()
@@ -34,19 +48,47 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 		hosts = []model.Host{} // a cloud with no compute host was still listed
 	}
 	obs.Hosts = hosts
-	obs.Full = p.lastFull.IsZero() || now.Sub(p.lastFull) >= p.FullEvery
-	since := time.Time{}
-	if !obs.Full {
-		since = p.lastPoll.Add(-Overlap)
+	since, incremental := changesSince(p.last, obs.CloudAt, hasClock)
+	obs.Full = !incremental || p.lastFull.IsZero() || now.Sub(p.lastFull) >= p.FullEvery
+	if obs.Full {
+		since = time.Time{}
 	}
 	servers, err := p.Lister.ListServers(ctx, since)
 	if err != nil {
-		return model.Observation{At: now, Source: "poll", Err: err.Error()}
+		return model.Observation{At: now, CloudAt: obs.CloudAt, Source: "poll", Err: err.Error()}
 	}
 	obs.Servers = servers
-	p.lastPoll = now
+	p.last = listing{at: now, cloudAt: obs.CloudAt}
 	if obs.Full {
 		p.lastFull = now
 	}
 	return obs
+}
+
+// changesSince is the changes-since of an incremental listing after prev, or false
+// when only a full listing is safe.
+//
+// Nova keeps a server in a changes-since listing when its updated_at, stamped on
+// the cloud's clock, is not before changes-since; so changes-since must be read on
+// that clock too. A time from Vigil's clock is off by the skew between the two:
+// with Vigil 5 s ahead, a server that crashed just after a poll is stamped before
+// that poll's Vigil time and is missed until the next full listing, minutes later.
+// The previous listing's start on the cloud's clock (the driver's estimate errs
+// early, which only adds rows) less Overlap is never after a change made since.
+// A driver that has a clock but could not read it, for the previous listing or for
+// this one, gets a full listing rather than a guess on Vigil's clock, and so does a
+// cloud whose clock went back since the previous listing (what it stamped since
+// may be before that listing's start); only a driver with no clock at all falls
+// back to Vigil's clock, with Overlap as the only margin.
+func changesSince(prev listing, cloudNow time.Time, hasClock bool) (time.Time, bool) {
+	switch {
+	case prev.at.IsZero():
+		return time.Time{}, false
+	case !hasClock:
+		return prev.at.Add(-Overlap), true
+	case prev.cloudAt.IsZero() || cloudNow.IsZero() || cloudNow.Before(prev.cloudAt):
+		return time.Time{}, false
+	default:
+		return prev.cloudAt.Add(-Overlap), true
+	}
 }

@@ -82,3 +82,129 @@ func TestFailedListingSaysSo(t *testing.T) {
 		t.Fatalf("poll after a failure: %+v", obs)
 	}
 }
+
+// noClock is a driver that cannot tell the cloud's time: only cloud.Lister.
+type noClock struct{ cloud.Lister }
+
+// A server that changes right after a poll is in the next incremental listing,
+// whichever way the cloud's clock is skewed from Vigil's: changes-since is computed
+// on the cloud's clock. A driver without a clock keeps Vigil's (no skew to absorb).
+func TestChangeAfterPollSeenWithSkewedCloudClock(t *testing.T) {
+	tests := []struct {
+		name    string
+		skew    time.Duration // the cloud's clock minus Vigil's
+		noClock bool
+	}{
+		{"cloud 5s behind", -5 * time.Second, false},
+		{"cloud 5s ahead", 5 * time.Second, false},
+		{"cloud 1h behind", -time.Hour, false},
+		{"no skew", 0, false},
+		{"driver without a clock", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vigil := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			c := sim.New(sim.DefaultConfig(), func() time.Time { return vigil.Add(tt.skew) })
+			c.AddHost("h0", "a", 10)
+			for i := range 5 {
+				if _, err := c.CreateServer(fmt.Sprintf("vm%d", i), "h0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var lister cloud.Lister = c
+			if tt.noClock {
+				lister = noClock{c}
+			}
+			p := &Poller{Lister: lister, FullEvery: time.Minute}
+			ctx := context.Background()
+			vigil = vigil.Add(10 * time.Second)
+			first := p.Poll(ctx, vigil)
+			if first.Err != "" || !first.Full || len(first.Servers) != 5 {
+				t.Fatalf("first poll: %+v, want a full listing of 5", first)
+			}
+			if want := vigil.Add(tt.skew); !tt.noClock && !first.CloudAt.Equal(want) {
+				t.Errorf("first poll's CloudAt %v, want the cloud's clock when it started, %v", first.CloudAt, want)
+			}
+			if tt.noClock && !first.CloudAt.IsZero() {
+				t.Errorf("CloudAt %v from a driver without a clock", first.CloudAt)
+			}
+			vigil = vigil.Add(100 * time.Millisecond)
+			all, _ := c.ListServers(ctx, time.Time{})
+			crashed := all[3].ID
+			if err := c.Crash(crashed); err != nil {
+				t.Fatal(err)
+			}
+			vigil = vigil.Add(2 * time.Second)
+			obs := p.Poll(ctx, vigil)
+			if obs.Err != "" || obs.Full {
+				t.Fatalf("second poll: %+v, want an incremental listing", obs)
+			}
+			for _, s := range obs.Servers {
+				if s.ID == crashed && s.Status == model.StatusError {
+					return
+				}
+			}
+			t.Fatalf("the server that crashed 100ms after the last poll is not in the next incremental listing (got %d servers: %+v); it would be seen only at the next full listing", len(obs.Servers), obs.Servers)
+		})
+	}
+}
+
+// A cloud whose clock was stepped back between two polls stamps changes before the
+// previous listing's start: only a full listing is sure to show them.
+func TestCloudClockSteppedBackGetsFullListing(t *testing.T) {
+	vigil := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	skew := time.Duration(0)
+	c := sim.New(sim.DefaultConfig(), func() time.Time { return vigil.Add(skew) })
+	c.AddHost("h0", "a", 10)
+	id, err := c.CreateServer("vm0", "h0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Poller{Lister: c, FullEvery: time.Hour}
+	ctx := context.Background()
+	vigil = vigil.Add(10 * time.Second)
+	if obs := p.Poll(ctx, vigil); !obs.Full {
+		t.Fatalf("first poll %+v", obs)
+	}
+	vigil = vigil.Add(time.Second)
+	skew = -30 * time.Second
+	if err := c.Crash(id); err != nil {
+		t.Fatal(err)
+	}
+	vigil = vigil.Add(time.Second)
+	obs := p.Poll(ctx, vigil)
+	if len(obs.Servers) != 1 || obs.Servers[0].Status != model.StatusError {
+		t.Fatalf("after the cloud's clock went back 30 s: full=%v servers %+v, want the crashed server", obs.Full, obs.Servers)
+	}
+	if !obs.Full {
+		t.Fatal("want a full listing")
+	}
+}
+
+func TestChangesSince(t *testing.T) {
+	vigil := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	cloudT := vigil.Add(-5 * time.Second) // the cloud 5 s behind
+	tests := []struct {
+		name        string
+		prev        listing
+		cloudNow    time.Time
+		hasClock    bool
+		want        time.Time
+		incremental bool
+	}{
+		{"first listing", listing{}, cloudT, true, time.Time{}, false},
+		{"cloud clock", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(2 * time.Second), true, cloudT.Add(-Overlap), true},
+		{"no clock: Vigil's", listing{at: vigil}, time.Time{}, false, vigil.Add(-Overlap), true},
+		{"clock unread last time", listing{at: vigil}, cloudT, true, time.Time{}, false},
+		{"clock unread now", listing{at: vigil, cloudAt: cloudT}, time.Time{}, true, time.Time{}, false},
+		{"cloud clock went back", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(-time.Second), true, time.Time{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, inc := changesSince(tt.prev, tt.cloudNow, tt.hasClock)
+			if !got.Equal(tt.want) || inc != tt.incremental {
+				t.Fatalf("changesSince = %v, %v; want %v, %v", got, inc, tt.want, tt.incremental)
+			}
+		})
+	}
+}
