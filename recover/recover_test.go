@@ -2,6 +2,8 @@ package recover_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,5 +176,54 @@ func TestSettleAsksTheCloudBeforeAnything(t *testing.T) {
 	}
 	if got := j.steps[fence2.ID]; got.State != model.StepSkipped || c.Calls()["bmc-power-off"] != 0 || c.HostPower("h1") != model.PowerOn {
 		t.Fatalf("fence of a powered host settled: %+v, power-offs %d: want skipped, none sent", got, c.Calls()["bmc-power-off"])
+	}
+}
+
+// lossy carries an action out and then loses its answer (a timeout on the way back).
+type lossy struct {
+	*sim.Cloud
+	lose map[string]bool
+}
+
+func (l lossy) Evacuate(ctx context.Context, id, target string) error {
+	if err := l.Cloud.Evacuate(ctx, id, target); err != nil || !l.lose["evacuate"] {
+		return err
+	}
+	return fmt.Errorf("evacuate %s: %w: context deadline exceeded (answer lost)", id, cloud.ErrUnavailable)
+}
+
+// Hole 4: an evacuation accepted by the cloud whose answer was lost is "unknown",
+// never a failure to retry: settled as taken, and the server is then never reset
+// for another evacuation (its last action moved it).
+func TestEvacuationWithALostAnswerIsNeverRepeated(t *testing.T) {
+	c, x, j, now, id := setup(t)
+	x.Compute = lossy{c, map[string]bool{"evacuate": true}}
+	if err := c.KillHost("h1"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.ForceDown(context.Background(), "h1", true)
+	st := &model.Step{Incident: 1, Action: model.ActEvacuate, Server: id, Host: "h1", Timeout: time.Minute, Rule: "r"}
+	if err := x.Run(context.Background(), []*model.Step{st}); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.steps[st.ID]; got.State != model.StepIntent {
+		t.Fatalf("evacuation with its answer lost: %+v, want still an intent (unknown)", got)
+	}
+	*now = now.Add(time.Second)
+	if err := x.Settle(context.Background(), []model.Incident{{ID: 1, Steps: []model.Step{j.steps[st.ID]}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.steps[st.ID]; got.State != model.StepIssued {
+		t.Fatalf("settled: %+v, want issued (the action log shows it)", got)
+	}
+	reset := &model.Step{Incident: 1, Action: model.ActResetState, Server: id, Host: "h1", Timeout: time.Minute, Rule: "r"}
+	if err := x.Run(context.Background(), []*model.Step{reset}); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.steps[reset.ID]; got.State != model.StepFailed || got.Retryable || !strings.Contains(got.Error, "last action is evacuate") {
+		t.Fatalf("reset-state of a server being evacuated: %+v, want refused for good", got)
+	}
+	if n := c.Calls()["reset-state"]; n != 0 {
+		t.Fatalf("%d reset-state calls reached the cloud", n)
 	}
 }

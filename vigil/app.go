@@ -59,7 +59,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		return nil, err
 	}
 	eng, err := engine.New(ctx, engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
-		Policies: o.Config.Policies, Limits: o.Config.Limits, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook})
+		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook})
 	if err != nil {
 		db.Close()
 		return nil, err

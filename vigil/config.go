@@ -20,6 +20,10 @@ type Config struct {
 	// Fencing: one BMC per host that can be fenced (see Fencer); passwords already
 	// read from their environment variable or file.
 	Fencing []ipmi.BMC
+	// ServiceDownTime is the cloud's own service_down_time (Nova's; 60 s when the
+	// file does not say): how long a compute's heartbeat may be silent before it
+	// is. A forced-down compute is judged by its heartbeats against it.
+	ServiceDownTime time.Duration
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -44,7 +48,12 @@ type filePolicy struct {
 	EvacuateOnHostFailure *bool          `yaml:"evacuate_on_host_failure"`
 }
 
+type fileCloud struct {
+	ServiceDownTime *time.Duration `yaml:"service_down_time"`
+}
+
 type file struct {
+	Cloud    fileCloud    `yaml:"cloud"`
 	Limits   fileLimits   `yaml:"limits"`
 	Policies []filePolicy `yaml:"policies"`
 	Fencing  yaml.Node    `yaml:"fencing"` // walked by parseFencing
@@ -92,6 +101,12 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, fmt.Errorf("limits.brake_fraction: must be in (0, 1], got %g", l.BrakeFraction)
 	case l.BrakeMinHosts < 1:
 		return Config{}, fmt.Errorf("limits.brake_min_hosts: must be at least 1, got %d", l.BrakeMinHosts)
+	}
+	if d := f.Cloud.ServiceDownTime; d != nil {
+		if *d <= 0 {
+			return Config{}, fmt.Errorf("cloud.service_down_time: must be positive (the cloud's own setting, Nova's default is 60s), got %s", *d)
+		}
+		cfg.ServiceDownTime = *d
 	}
 	for i, fp := range f.Policies {
 		p := model.DefaultPolicy()
