@@ -61,8 +61,8 @@ func TestRestartMidEvacuationNeverRepeatsAStep(t *testing.T) {
 					t.Fatal("never reached the crash point")
 				}
 			}
-			old := w.eng
-			// A new Vigil on the same SQLite file: it claims the recovery and resumes it.
+			// A new Vigil on the same SQLite file (the crashed one's file closed with
+			// it): it claims the recovery and resumes it.
 			w.cfg.Hook = recover.Hook{}
 			w.start()
 			w.until(time.Minute, "evacuations done", func() bool { return len(w.eng.OpenIncidents()) == 0 })
@@ -89,7 +89,11 @@ func TestRestartMidEvacuationNeverRepeatsAStep(t *testing.T) {
 			if c := w.cloud.Calls(); c["bmc-power-off"] != 1 || c["evacuate"] != 2 {
 				t.Fatalf("calls %v: want one power-off and two evacuations", c)
 			}
-			// The replaced engine is fenced out: its writes fail with a stale epoch.
+			// A replaced engine is fenced out: its writes fail with a stale epoch. (Two
+			// processes cannot share the file while both live, the store's lease sees
+			// to that; two engines on one open store, as in one process, can.)
+			old := w.eng
+			w.newEngine()
 			w.now = w.now.Add(time.Second)
 			if err := w.cloud.Crash(w.ids[0]); err != nil {
 				t.Fatal(err)

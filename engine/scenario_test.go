@@ -56,8 +56,14 @@ func newWorld(t *testing.T, hosts, perHost int) *world {
 
 func (w *world) clock() time.Time { return w.now }
 
+// start starts Vigil as a new process would: the previous one's store (and so its
+// lease) is closed first, as a process's files close when it ends, then the file is
+// opened again and a new engine claims it.
 func (w *world) start() {
 	w.t.Helper()
+	if w.db != nil {
+		w.db.Close()
+	}
 	db, err := sqlite.Open(context.Background(), w.path)
 	if err != nil {
 		w.t.Fatal(err)
@@ -65,6 +71,12 @@ func (w *world) start() {
 	w.t.Cleanup(func() { db.Close() })
 	w.db = db
 	w.cfg.Store = db
+	w.newEngine()
+}
+
+// newEngine starts a new engine on the open store: it claims the recoveries.
+func (w *world) newEngine() {
+	w.t.Helper()
 	eng, err := engine.New(context.Background(), w.cfg)
 	if err != nil {
 		w.t.Fatal(err)

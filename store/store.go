@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/vigil-ha/vigil/model"
 )
@@ -14,11 +16,56 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrStale: the write carried an older epoch than the incident's owner.
 	ErrStale = errors.New("stale epoch: another owner took over this recovery")
+	// ErrHeld: another live Vigil holds the store's lease (see HeldError).
+	ErrHeld = errors.New("store held by another live Vigil")
 )
 
+// Owner names the process that holds a store's lease, so that a refused second
+// Vigil can tell its operator which one to look at.
+type Owner struct {
+	PID   int       `json:"pid"`
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"`          // when it took the lease
+	Addr  string    `json:"addr,omitempty"` // its API address, once bound
+}
+
+// HeldError is the refusal to open a store whose lease a live owner holds.
+type HeldError struct {
+	Store string // the store's name for an operator: a file, a database
+	Owner Owner  // zero when the holder has not recorded itself yet
+	// Now is when the refusal was made (to say how long the owner has held it).
+	Now time.Time
+}
+
+func (e *HeldError) Error() string {
+	o := e.Owner
+	if o.PID == 0 {
+		return fmt.Sprintf("%s is in use by another live Vigil (it has not recorded its PID and host yet)", e.Store)
+	}
+	s := fmt.Sprintf("%s is in use by another live Vigil: PID %d on host %s, owner since %s", e.Store, o.PID, o.Host,
+		o.Since.UTC().Format(time.RFC3339))
+	if age := e.Now.Sub(o.Since); !e.Now.IsZero() && age >= time.Second {
+		s += fmt.Sprintf(" (%s ago)", age.Round(time.Second))
+	}
+	if o.Addr != "" {
+		s += ", API on " + o.Addr
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrHeld) hold.
+func (e *HeldError) Is(target error) bool { return target == ErrHeld }
+
 // Store is Vigil's durable state.
+//
+// An open Store holds the store's lease: opening it takes the lease before
+// anything else (failing with a *HeldError, and changing nothing, while a live
+// owner holds it), the implementation keeps it for as long as the Store is open
+// (renewing it if it can expire), and Close releases it. So only a lease holder
+// can Claim, and a second Vigil can never fence a live one out.
 type Store interface {
 	// Claim makes the caller the owner of every open recovery and returns its epoch.
+	// Only a holder of the lease can call it (an open Store is one).
 	Claim(ctx context.Context) (int64, error)
 
 	CreateCluster(ctx context.Context, c model.Cluster) error

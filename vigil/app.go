@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-ha/vigil/engine"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/recover"
+	"github.com/vigil-ha/vigil/store"
 	"github.com/vigil-ha/vigil/store/sqlite"
 )
 
@@ -45,8 +46,13 @@ type App struct {
 	srv    *http.Server
 }
 
-// Start opens the store, claims the recoveries, resumes what was in flight and binds
-// the API's address. Run then serves until its context ends.
+// Start takes the store's lease, binds the API's address, then claims the
+// recoveries (so that a failed start has fenced no one out) and prepares to resume
+// what was in flight. Run then serves until its context ends.
+//
+// The lease comes first: while another Vigil lives on the same store, this one
+// stops there, having changed nothing, and says which Vigil that is (whatever the
+// address it was asked to bind, which may well be that Vigil's own).
 func Start(ctx context.Context, o Options) (*App, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -54,14 +60,21 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if o.Interval == 0 {
 		o.Interval = 2 * time.Second
 	}
-	db, err := sqlite.Open(ctx, o.DB)
-	if err != nil {
-		return nil, err
+	if o.Interval < 0 {
+		return nil, fmt.Errorf("poll interval: must be positive, got %s", o.Interval)
 	}
-	eng, err := engine.New(ctx, engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
-		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook})
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", o.Listen, err)
+	}
+	if o.DB == "" {
+		return nil, errors.New("no database file given")
+	}
+	db, err := sqlite.Open(ctx, o.DB)
+	if errors.Is(err, store.ErrHeld) {
+		return nil, fmt.Errorf("not starting: %w; this start changed nothing, and that Vigil keeps protecting the cloud: "+
+			"stop it first, or give this one another --db", err)
+	}
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", o.Listen)
@@ -69,9 +82,25 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
+	if err := db.SetAddr(ln.Addr().String()); err != nil {
+		o.Log.Warn("the owner record lacks the API address", "err", err)
+	}
+	eng, err := engine.New(ctx, engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
+		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook})
+	if err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
 	a := &App{Engine: eng, Store: db, opts: o, ln: ln}
 	a.srv = &http.Server{Handler: api.Handler(eng, db, o.Log), ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
+}
+
+// Close releases what Start took (the address, the store and its lease) for an App
+// that will not Run.
+func (a *App) Close() error {
+	return errors.Join(a.ln.Close(), a.Store.Close())
 }
 
 // Addr is the API's bound address.

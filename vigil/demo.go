@@ -96,10 +96,12 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	}
 	d.report.APIAddr = app.Addr()
 	if err := app.Engine.Tick(ctx); err != nil {
+		app.Close()
 		return DemoReport{}, err
 	}
 	for _, c := range clusters {
 		if err := app.Engine.CreateCluster(ctx, c); err != nil {
+			app.Close()
 			return DemoReport{}, err
 		}
 	}

@@ -88,6 +88,13 @@ func serveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			// Flags are checked before anything is opened or connected.
+			if interval <= 0 {
+				return fmt.Errorf("--interval: must be positive, got %s", interval)
+			}
+			if fullEvery <= 0 {
+				return fmt.Errorf("--full-every: must be positive, got %s", fullEvery)
+			}
 			if osCloud == "" {
 				osCloud = os.Getenv("OS_CLOUD")
 			}
@@ -133,7 +140,7 @@ func serveCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "REST API address")
-	f.StringVar(&db, "db", "vigil.db", "SQLite file")
+	f.StringVar(&db, "db", "vigil.db", "SQLite file (one live Vigil per file: a second is refused while the first runs)")
 	f.StringVar(&osCloud, "os-cloud", "", "clouds.yaml entry (default $OS_CLOUD)")
 	f.StringVar(&cloudsFile, "os-client-config-file", "", "clouds.yaml path (default $OS_CLIENT_CONFIG_FILE, then the standard places)")
 	f.StringVar(&policyFile, "policy", "", "policy file (YAML): policies, limits, fencing (BMCs); default: the built-in policy, no fencing")

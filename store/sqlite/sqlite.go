@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go driver
@@ -16,32 +17,61 @@ import (
 	"github.com/vigil-ha/vigil/store"
 )
 
-// DB is a Store on one SQLite file.
+// DB is a Store on one SQLite file, holding its lease while open.
 type DB struct {
-	db   *sql.DB
-	path string
+	db    *sql.DB
+	path  string
+	lease *lease
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ store.Store = (*DB)(nil)
 
-// Open opens (creating if needed) the database at path and migrates its schema.
+// Open opens the database at path as this process: OpenAs with the owner's record
+// filled in (PID, host name, now).
 func Open(ctx context.Context, path string) (*DB, error) {
+	return OpenAs(ctx, path, store.Owner{})
+}
+
+// OpenAs takes the database's lease for owner (a zero PID, host or start is this
+// process's), then opens the database (creating it if needed) and migrates its
+// schema. While a live process holds the lease (another process, or another open
+// DB on the same file in this one) it fails with a *store.HeldError naming that
+// owner, having read and written nothing but the lock file.
+func OpenAs(ctx context.Context, path string, owner store.Owner) (*DB, error) {
+	name, err := canonical(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	l, err := acquire(name, owner)
+	if err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
+		l.release()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer; SQLite serializes writes anyway
-	s := &DB{db: db, path: path}
+	s := &DB{db: db, path: path, lease: l}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return s, nil
 }
+
+// Owner is the record this DB's lease holds: who owns the database.
+func (s *DB) Owner() store.Owner { return s.lease.holder() }
+
+// SetAddr records the owner's API address in its record, once it is bound.
+func (s *DB) SetAddr(addr string) error { return s.lease.setAddr(addr) }
 
 func (s *DB) migrate(ctx context.Context) error {
 	var version int
@@ -71,8 +101,15 @@ func (s *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close implements store.Store.
-func (s *DB) Close() error { return s.db.Close() }
+// Close implements store.Store: it closes the database, then releases the lease
+// (never the other way round: no write after the lease is gone). A second Close
+// does nothing.
+func (s *DB) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.db.Close(), s.lease.release())
+	})
+	return s.closeErr
+}
 
 func ns(t time.Time) int64 {
 	if t.IsZero() {
