@@ -135,6 +135,9 @@ func TestPlanProperties(t *testing.T) {
 				t.Fatalf("%s planned in braked segment %s", st.Action, in.Hosts[host].Segment)
 			}
 			if st.Action == model.ActEvacuate {
+				if !in.Hosts[host].ForcedDown {
+					t.Fatalf("evacuation from %s whose compute service the cloud does not show forced down (mark-down not confirmed)", host)
+				}
 				if in.CanFence[host] && in.Hosts[host].Power != model.PowerOff {
 					t.Fatalf("evacuation from %s whose power is %q (no current fence proof)", host, in.Hosts[host].Power)
 				}
