@@ -51,7 +51,7 @@ func TestHostWithoutBMCIsNeverEvacuatedUnderTheDefaultPolicy(t *testing.T) {
 		t.Fatalf("acted on a host with no BMC under a policy that requires one: %v\n%s", c, w.timeline())
 	}
 	if h := w.health("web"); h != model.Red {
-		t.Fatalf("health %s, want Red (escalated)", h)
+		t.Fatalf("health %s, want Red (no member healthy, and its host's incident escalated)", h)
 	}
 }
 
