@@ -184,11 +184,28 @@ func TestAPIShowsHealthAndEveryStepOfAHostRecovery(t *testing.T) {
 	if one.State != model.IncidentResolved || len(one.Steps) != 4 || one.Steps[0].Rule == "" {
 		t.Fatalf("incident by id: %+v", one)
 	}
+	// Every server is listed, by ID: the two evacuated ACTIVE and healthy off host-1,
+	// the others ACTIVE where they were.
 	var servers []engine.ServerStatus
 	r.get("/v1/servers", &servers)
+	listed := map[string]engine.ServerStatus{}
 	for _, s := range servers {
-		if (s.ID == r.ids[0] || s.ID == r.ids[1]) && (s.Host == "host-1" || s.Status != model.StatusActive) {
-			t.Fatalf("server %s: %s on %s", s.ID, s.Status, s.Host)
+		listed[s.ID] = s
+	}
+	if len(servers) != len(r.ids) || len(listed) != len(r.ids) {
+		t.Fatalf("/v1/servers lists %d servers (%d distinct), want the %d of the cloud: %+v", len(servers), len(listed), len(r.ids), servers)
+	}
+	for i, id := range r.ids {
+		s, ok := listed[id]
+		switch {
+		case !ok:
+			t.Fatalf("server %s missing from /v1/servers", id)
+		case s.Status != model.StatusActive || s.Verdict.Server != string(model.ServerHealthy):
+			t.Fatalf("server %s: status %s, verdict %q, want ACTIVE and healthy", id, s.Status, s.Verdict.Server)
+		case i < 2 && s.Host == "host-1":
+			t.Fatalf("evacuated server %s still listed on host-1", id)
+		case i >= 2 && s.Host != fmt.Sprintf("host-%d", i/2+1):
+			t.Fatalf("server %s moved to %s though its host never failed", id, s.Host)
 		}
 	}
 	var evs []model.Event

@@ -247,6 +247,19 @@ func TestOwnerStoppedServerIsNotFailed(t *testing.T) {
 	for range 30 {
 		w.tick()
 	}
+	// The engine must have seen the stop, or the test below proves nothing.
+	seen := false
+	for _, s := range w.eng.Servers() {
+		if s.ID == w.ids[0] {
+			seen = s.Status == model.StatusShutoff && s.Intent == model.IntentOff
+			if s.Verdict.Failed {
+				t.Fatalf("verdict on a server its owner stopped: %s", s.Verdict)
+			}
+		}
+	}
+	if !seen {
+		t.Fatalf("the engine never saw %s SHUTOFF by its owner: %+v", w.ids[0], w.eng.Servers())
+	}
 	if in := w.eng.OpenIncidents(); len(in) != 0 {
 		t.Fatalf("incident opened for a server its owner stopped: %+v", in)
 	}
@@ -265,9 +278,7 @@ func TestDeadHostIsFencedThenEvacuated(t *testing.T) {
 	}
 	sawRed := false
 	w.until(2*time.Minute, "all protected servers ACTIVE elsewhere", func() bool {
-		if w.health("db") != model.Green {
-			sawRed = sawRed || w.health("db") != model.Green
-		}
+		sawRed = sawRed || w.health("db") == model.Red
 		for _, id := range w.ids[:3] {
 			if s := w.status(id); s.Status != model.StatusActive || s.Host == "host-1" {
 				return false
@@ -276,7 +287,7 @@ func TestDeadHostIsFencedThenEvacuated(t *testing.T) {
 		return w.health("web") == model.Green && w.health("db") == model.Green
 	})
 	if !sawRed {
-		t.Fatal("cluster db never left Green while its only server was down")
+		t.Fatal("cluster db never turned Red while its only server was down (no member healthy)")
 	}
 	in := w.lastIncident()
 	if in.Subject.Kind != model.KindHost || in.State != model.IncidentResolved {
@@ -287,10 +298,15 @@ func TestDeadHostIsFencedThenEvacuated(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("steps = %v, want %v\n%s", got, want, w.timeline())
 	}
-	fenced := in.Steps[0].Finished
+	// Every evacuation started after the fence and the mark-down were both confirmed
+	// (a zero time would make these comparisons pass on anything).
+	fenced, markedDown := in.Steps[0].Finished, in.Steps[1].Finished
+	if fenced.IsZero() || markedDown.IsZero() {
+		t.Fatalf("fence confirmed at %v, mark-down at %v: want both journaled", fenced, markedDown)
+	}
 	for _, st := range in.Steps[2:] {
-		if st.Started.Before(fenced) {
-			t.Fatalf("evacuation of %s started at %s, before the fence was confirmed at %s", st.Server, st.Started, fenced)
+		if st.Started.IsZero() || st.Started.Before(fenced) || st.Started.Before(markedDown) {
+			t.Fatalf("evacuation of %s started at %s, before the fence (%s) and the mark-down (%s) were confirmed\n%s", st.Server, st.Started, fenced, markedDown, w.timeline())
 		}
 	}
 	for id, copies := range w.cloud.Copies() {
