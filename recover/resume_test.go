@@ -27,8 +27,9 @@ func crashAfterIntent(t *testing.T, x *recover.Executor, j *journal, id string) 
 }
 
 // The cloud's record of an older action of the same kind is not proof that this
-// step was taken: only an action started after its intent (less the clock skew) is.
-func TestResumeIgnoresAnOlderActionOfTheSameKind(t *testing.T) {
+// step was taken: only one more than the log held at the intent is. Not taken, it
+// is not taken blindly now either: it goes back to the planner.
+func TestSettleIgnoresAnOlderActionOfTheSameKind(t *testing.T) {
 	c, x, j, now, id := setup(t)
 	if err := c.Rebuild(context.Background(), id); err != nil { // an earlier rebuild, long done
 		t.Fatal(err)
@@ -38,28 +39,28 @@ func TestResumeIgnoresAnOlderActionOfTheSameKind(t *testing.T) {
 	st := crashAfterIntent(t, x, j, id)
 	before := c.Calls()["rebuild"]
 	*now = now.Add(5 * time.Second)
-	if err := x.Resume(context.Background(), []model.Incident{{ID: 1, Steps: []model.Step{st}}}); err != nil {
+	if err := x.Settle(context.Background(), []model.Incident{{ID: 1, Steps: []model.Step{st}}}); err != nil {
 		t.Fatal(err)
 	}
-	if n := c.Calls()["rebuild"] - before; n != 1 {
-		t.Fatalf("rebuilds on resume: %d, want 1 (the old rebuild is not this step's)", n)
+	if n := c.Calls()["rebuild"] - before; n != 0 {
+		t.Fatalf("rebuilds on settle: %d, want none (settling takes nothing)", n)
 	}
-	if got := j.steps[st.ID]; got.State != model.StepIssued {
-		t.Fatalf("resumed step %+v, want issued", got)
+	if got := j.steps[st.ID]; got.State != model.StepSkipped {
+		t.Fatalf("settled step %+v, want skipped: the old rebuild is not this step's", got)
 	}
 }
 
-// A resume that cannot ask the cloud does not guess: it returns the error, takes
+// A settle that cannot ask the cloud does not guess: it returns the error, takes
 // nothing and leaves the intent for the next attempt.
-func TestResumeWithoutAnAnswerTakesNothing(t *testing.T) {
+func TestSettleWithoutAnAnswerTakesNothing(t *testing.T) {
 	c, x, j, now, id := setup(t)
 	_ = c.PowerOffBehindBack(id)
 	st := crashAfterIntent(t, x, j, id)
 	*now = now.Add(5 * time.Second)
 	c.FailNext("actions", cloud.ErrUnavailable)
-	err := x.Resume(context.Background(), []model.Incident{{ID: 1, Steps: []model.Step{st}}})
+	err := x.Settle(context.Background(), []model.Incident{{ID: 1, Steps: []model.Step{st}}})
 	if err == nil {
-		t.Fatal("resume succeeded without the cloud's record of actions")
+		t.Fatal("settle succeeded without the cloud's record of actions")
 	}
 	if n := c.Calls()["rebuild"]; n != 0 {
 		t.Fatalf("rebuilds: %d, want none while the cloud cannot say whether it was taken", n)
