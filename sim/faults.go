@@ -48,6 +48,7 @@ var FaultKinds = []string{
 	"bmc-miswired",        // a host's fence entry is changed to reach another host's BMC; the host then fails
 	"controller-outage",   // every heartbeat stops at once (conductor or message queue down); hosts and VMs are fine
 	"second-vigil",        // a second Vigil is started on the same journal and exits at once (its port is taken)
+	"api-down-long",       // a server fails for good, the first action on it gets no answer, then the compute API is gone for 5-15 min, past the deadline
 }
 
 type fault struct {
@@ -114,6 +115,9 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 			f.dur = time.Duration(30+rng.IntN(600)) * time.Second
 		case "controller-outage":
 			f.dur = time.Duration(30+rng.IntN(570)) * time.Second
+		case "api-down-long":
+			f.target = protected[rng.IntN(len(protected))]
+			f.dur = time.Duration(300+rng.IntN(600)) * time.Second
 		}
 		out = append(out, f)
 	}

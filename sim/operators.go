@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/engine"
 	"github.com/vigil-ha/vigil/model"
 )
@@ -12,7 +13,7 @@ import (
 // followUp are the faults a fault schedules for itself: not counted as faults.
 var followUp = map[string]bool{
 	"maintenance-on": true, "host-returns": true, "force-up": true, "confirm-resize": true,
-	"kill-host": true, "power-on-host": true, "isolate": true,
+	"kill-host": true, "power-on-host": true, "api-down-for": true,
 }
 
 // beginNew starts the fault kinds of issue 13 and their follow-ups.
@@ -125,6 +126,16 @@ func (w *world) beginNew(f fault) {
 		}
 	case "controller-outage":
 		c.StopHeartbeats(true)
+	case "api-down-long":
+		// The server fails for good; Vigil's first action on it gets no answer, and
+		// from the next poll on the compute API is gone for longer than the deadline.
+		c.BreakServer(f.target, true)
+		_ = c.Crash(f.target)
+		c.FailNext("reboot", cloud.ErrUnavailable)
+		c.FailNext("hard-reboot", cloud.ErrUnavailable)
+		w.insert(fault{at: w.now.Add(time.Second), kind: "api-down-for", target: f.target, dur: f.dur})
+	case "api-down-for":
+		c.SetAPIDown(true)
 	case "second-vigil":
 		// A second instance on the same journal, which then fails (its port is taken).
 		eng, err := engine.New(context.Background(), w.ecfg)
@@ -159,6 +170,10 @@ func (w *world) endNew(f fault) {
 		w.repairIfFenced(t.BMC)
 	case "controller-outage":
 		c.StopHeartbeats(false)
+	case "api-down-long":
+		c.BreakServer(f.target, false)
+	case "api-down-for":
+		c.SetAPIDown(false)
 	}
 }
 
