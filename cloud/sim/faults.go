@@ -62,7 +62,7 @@ func (c *Cloud) withServer(id string, f func(*server)) error {
 		return fmt.Errorf("server %s: %w", id, cloud.ErrNotFound)
 	}
 	f(s)
-	s.pending, s.dest = nil, ""
+	s.work = nil
 	c.touchLocked(s)
 	delete(c.pending, id)
 	return nil
@@ -250,8 +250,8 @@ func (c *Cloud) move(id, dest, kind string, start func(*server)) error {
 		return fmt.Errorf("%s %s to %s: %w", kind, id, dest, cloud.ErrConflict)
 	}
 	c.migrations = append(c.migrations, migration{server: id, source: s.host, dest: dest, kind: kind, status: "accepted"})
-	s.dest = dest
 	start(s)
+	s.work[len(s.work)-1].dest = dest
 	return nil
 }
 

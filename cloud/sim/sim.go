@@ -79,9 +79,10 @@ type server struct {
 	copies                []string // hosts where a copy of this VM really runs
 	updated               time.Time
 	actions               []model.InstanceAction
-	pending               *work
-	dest                  string // the host an accepted move will end on (capacity)
-	deleted               bool
+	// work in flight: usually one action, but an action Nova's database forgot
+	// (reset-state) goes on where its compute runs, beside the next one.
+	work    []*work
+	deleted bool
 }
 
 // work is an accepted action's remaining phases. Each phase is carried out by one
@@ -89,12 +90,17 @@ type server struct {
 type work struct {
 	due    time.Time
 	phases []phase
+	dest   string // the host the action ends on (counted against its capacity)
 }
 
 type phase struct {
 	wait time.Duration
 	by   string
 	do   func(s *server)
+	// inPlace: the action works on the server where it is (reboot, rebuild): it is
+	// dropped once the server was moved elsewhere meanwhile (its compute no longer
+	// owns it).
+	inPlace bool
 }
 
 type migration struct {
@@ -170,7 +176,10 @@ func (c *Cloud) CreateServer(name, hostName string) (string, error) {
 func (c *Cloud) usedLocked(hostName string) int {
 	n := 0
 	for _, s := range c.servers {
-		if !s.deleted && (s.host == hostName || s.dest == hostName && s.pending != nil) {
+		if s.deleted {
+			continue
+		}
+		if s.host == hostName || slices.ContainsFunc(s.work, func(w *work) bool { return w.dest == hostName }) {
 			n++
 		}
 	}
@@ -220,22 +229,27 @@ func (c *Cloud) advanceLocked() {
 	ids := slices.Sorted(maps.Keys(c.pending))
 	for _, id := range ids {
 		s := c.servers[id]
-		for s.pending != nil && !s.deleted && !now.Before(s.pending.due) {
-			ph := s.pending.phases[0]
-			if h := c.hosts[ph.by]; h == nil || !h.computeAlive || h.power != model.PowerOn {
-				break // the compute that must do it is gone: the task hangs, as in Nova
+		for _, w := range s.work {
+			for len(w.phases) > 0 && !s.deleted && !now.Before(w.due) {
+				ph := w.phases[0]
+				if ph.inPlace && s.host != ph.by {
+					w.phases = nil
+					break
+				}
+				if h := c.hosts[ph.by]; h == nil || !h.computeAlive || h.power != model.PowerOn {
+					break // the compute that must do it is gone: the task hangs, as in Nova
+				}
+				ph.do(s)
+				c.touchLocked(s)
+				w.phases = w.phases[1:]
+				if len(w.phases) > 0 {
+					w.due = now.Add(w.phases[0].wait)
+				}
 			}
-			ph.do(s)
-			c.touchLocked(s)
-			s.pending.phases = s.pending.phases[1:]
-			if len(s.pending.phases) == 0 {
-				s.pending, s.dest = nil, ""
-				break
-			}
-			s.pending.due = now.Add(s.pending.phases[0].wait)
 		}
-		if s.pending == nil || s.deleted {
-			s.pending = nil
+		s.work = slices.DeleteFunc(s.work, func(w *work) bool { return len(w.phases) == 0 || s.deleted })
+		if len(s.work) == 0 {
+			s.work = nil
 			delete(c.pending, id)
 		}
 	}
@@ -344,7 +358,7 @@ func (c *Cloud) startLocked(s *server, action, status, task string, phases ...ph
 		on := last.by
 		last.do = func(s *server) { s.status, s.task, s.host = model.StatusError, "", on }
 	}
-	s.pending = &work{due: now.Add(phases[0].wait), phases: phases}
+	s.work = append(s.work, &work{due: now.Add(phases[0].wait), phases: phases, dest: phases[len(phases)-1].by})
 	c.pending[s.id] = true
 }
 
@@ -388,7 +402,7 @@ func (c *Cloud) Reboot(ctx context.Context, id string, hard bool) error {
 		status, task = model.StatusHardReboot, "rebooting_hard"
 	}
 	s.intent = model.IntentOn
-	c.startLocked(s, cloud.ActionReboot, status, task, phase{wait: c.cfg.ActionLatency, by: s.host, do: runsOn(s.host)})
+	c.startLocked(s, cloud.ActionReboot, status, task, phase{wait: c.cfg.ActionLatency, by: s.host, do: runsOn(s.host), inPlace: true})
 	return c.answer(op)
 }
 
@@ -409,8 +423,8 @@ func (c *Cloud) Rebuild(ctx context.Context, id string) error {
 	s.intent = model.IntentOn
 	half := c.cfg.ActionLatency / 2
 	c.startLocked(s, cloud.ActionRebuild, model.StatusRebuild, "rebuilding",
-		phase{wait: half, by: s.host, do: taskIs("rebuild_spawning")},
-		phase{wait: c.cfg.ActionLatency - half, by: s.host, do: runsOn(s.host)})
+		phase{wait: half, by: s.host, do: taskIs("rebuild_spawning"), inPlace: true},
+		phase{wait: c.cfg.ActionLatency - half, by: s.host, do: runsOn(s.host), inPlace: true})
 	return c.answer("rebuild")
 }
 
@@ -456,7 +470,7 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 	}
 	c.migrations = append(c.migrations, migration{server: id, source: s.host, dest: target, kind: "evacuation", status: "accepted"})
 	mig := len(c.migrations) - 1
-	s.intent, s.dest = model.IntentOn, target
+	s.intent = model.IntentOn
 	place := func(s *server) { s.host, s.task = target, "rebuild_spawning" }
 	done := func(s *server) {
 		runsOn(target)(s)
@@ -510,7 +524,9 @@ func (c *Cloud) ForceDown(ctx context.Context, hostName string, down bool) error
 	return c.answer("force-down")
 }
 
-// ResetState implements cloud.Actor: ERROR, no task, whatever was in flight is dropped.
+// ResetState implements cloud.Actor: ERROR and no task in Nova's database. Like
+// Nova's, it stops nothing: an action in flight on a live compute (an evacuation
+// spawning on its target) goes on and lands.
 func (c *Cloud) ResetState(ctx context.Context, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -521,9 +537,8 @@ func (c *Cloud) ResetState(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	s.status, s.task, s.pending, s.dest = model.StatusError, "", nil, ""
+	s.status, s.task = model.StatusError, ""
 	c.touchLocked(s)
-	delete(c.pending, id)
 	return c.answer("reset-state")
 }
 
