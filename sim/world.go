@@ -124,6 +124,7 @@ var WorldSettings = []string{
 	"policies",      // clusters by host, under different policies (host_down_grace 5 min, service_fence_only)
 	"notifications", // Nova's notifications pushed to Vigil; some late (minutes), some twice
 	"resume-guests", // resume_guests_state_on_host_boot: a host powered on starts its guests again
+	"rare-full",     // a full listing every 5 min instead of every minute (a large cloud's cost)
 }
 
 type world struct {
@@ -190,6 +191,10 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	policies := has("policies", 0.5)
 	w.notify = has("notifications", 0.5)
 	resume := has("resume-guests", 0.5)
+	fullEvery := time.Minute
+	if has("rare-full", 0.5) {
+		fullEvery = 5 * time.Minute
+	}
 	if skew {
 		w.offset = []time.Duration{2, -2, 5, -5, 30, -30, 0}[set.IntN(7)] * time.Second
 		w.drift = []float64{0, 0, 1e-4, -1e-4, 5e-4, -5e-4}[set.IntN(6)]
@@ -262,7 +267,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3}
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Store: db, Policies: pols,
-		Limits: lim, Now: w.vigilClock, FullEvery: time.Minute, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
+		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
 		Hook: recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")}}
 	if err := w.start(); err != nil {
 		return nil, err

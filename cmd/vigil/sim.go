@@ -110,7 +110,15 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 					fmt.Fprintf(out, "... and %d more\n", len(res.Failed)-i)
 					break
 				}
-				fmt.Fprintf(out, "  seed %d: %s\n    replay: %s\n", f.Seed, f.Violations[0], sim.ReplayCommand(f.Seed, cfg))
+				invs := map[int]bool{}
+				for _, v := range f.Violations {
+					invs[v.Invariant] = true
+				}
+				var which []string
+				for _, i := range slices.Sorted(maps.Keys(invs)) {
+					which = append(which, strconv.Itoa(i))
+				}
+				fmt.Fprintf(out, "  seed %d (invariants %s): %s\n    replay: %s\n", f.Seed, strings.Join(which, ","), f.Violations[0], sim.ReplayCommand(f.Seed, cfg))
 			}
 			return fmt.Errorf("%d failing seeds", len(res.Failed)+len(res.Errors))
 		},
