@@ -191,7 +191,7 @@ func (w *world) begin(f fault) {
 			w.restart("operator restart")
 		}
 	case "vigil-crash-step":
-		w.crashArmed, w.crashHost, w.crashDown = []string{"after-intent", "after-action"}[w.rng.IntN(2)], false, 0
+		w.crashArmed, w.crashOn, w.crashDown = []string{"after-intent", "after-action"}[w.rng.IntN(2)], "", 0
 	case "maintenance":
 		// The host fails (cut off); some time later, while Vigil is handling it, an
 		// operator puts it in maintenance.

@@ -25,10 +25,16 @@ func (w *world) beginNew(f fault) {
 			w.down(f.dur, "stopped by an operator")
 		}
 	case "vigil-crash-down":
-		// A host is cut off; Vigil will die in the middle of a step of its fence or
-		// evacuation, stay down, and the host comes back while it is.
-		_ = c.IsolateHost(f.target, true)
-		w.crashArmed, w.crashHost, w.crashDown = []string{"after-intent", "after-action"}[w.rng.IntN(2)], true, f.dur
+		// A host fails; Vigil will die in the middle of its fence or of an evacuation
+		// from it, stay down, and the host comes back while it is (its network
+		// returns, or an operator powers it on).
+		w.crashArmed, w.crashOn, w.crashDown = []string{"after-intent", "after-action"}[w.rng.IntN(2)], model.ActFence, f.dur
+		if w.rng.IntN(2) == 0 {
+			_ = c.IsolateHost(f.target, true)
+		} else {
+			w.crashOn = model.ActEvacuate
+			_ = c.KillHost(f.target)
+		}
 		w.insert(fault{at: w.now.Add(f.dur + time.Duration(5+w.rng.IntN(10))*time.Minute), kind: "host-returns", target: f.target})
 	case "host-returns":
 		t := c.Truth(f.target)

@@ -146,11 +146,11 @@ type world struct {
 	stats  Stats
 	kinds  map[string]int
 	// crashArmed makes the executor die at the next step (between intent and outcome);
-	// crashDown, when set, keeps Vigil down that long after the crash, and crashHost
-	// limits the crash to a fence, mark-down or evacuation step (of any host).
+	// crashDown, when set, keeps Vigil down that long after the crash, and crashOn
+	// limits the crash to steps of that action (of any host).
 	crashArmed string
 	crashDown  time.Duration
-	crashHost  bool
+	crashOn    model.Action
 	// downUntil: Vigil is not running (eng nil) until then.
 	downUntil  time.Time
 	maint      map[string]bool
@@ -316,7 +316,7 @@ func (w *world) crashHook(point string) func(model.Step) error {
 		if w.crashArmed != point {
 			return nil
 		}
-		if w.crashHost && st.Action != model.ActFence && st.Action != model.ActMarkDown && st.Action != model.ActEvacuate {
+		if w.crashOn != "" && st.Action != w.crashOn {
 			return nil
 		}
 		w.crashArmed = ""
