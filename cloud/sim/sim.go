@@ -243,7 +243,9 @@ func (c *Cloud) advanceLocked() {
 				c.touchLocked(s)
 				w.phases = w.phases[1:]
 				if len(w.phases) > 0 {
-					w.due = now.Add(w.phases[0].wait)
+					// The next phase follows this one's due time (applied lazily, so
+					// several may land in one call).
+					w.due = w.due.Add(w.phases[0].wait)
 				}
 			}
 		}
