@@ -81,6 +81,14 @@ func (d *driver) ResetState(ctx context.Context, id string) error {
 }
 
 func (d *driver) ForceDown(ctx context.Context, host string, down bool) error {
+	if down && slices.Contains(d.w.cfg.Planted, "evacuate-before-mark-down") && !d.cloud.CanFence(host) {
+		// Planted bug: a host without a BMC is evacuated before its force-down.
+		for _, s := range d.cloud.ServersOn(host) {
+			if d.w.prot[s.ID] && s.Host == host {
+				_ = d.Evacuate(ctx, s.ID, "")
+			}
+		}
+	}
 	return d.cloud.ForceDown(ctx, host, down)
 }
 

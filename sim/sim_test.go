@@ -128,20 +128,24 @@ func TestCheckersCatchSabotage(t *testing.T) {
 		{"fence-wrong-host", []string{"host-power-loss"}},
 		{"give-up-silently", []string{"action-error"}},
 		{"drop-evidence", []string{"server-crash"}},
+		{"evacuate-before-mark-down", []string{"host-isolation", "host-power-loss"}},
 	}
 	for _, c := range cases {
 		t.Run(c.sabotage, func(t *testing.T) {
-			sab, err := ParseSabotage(c.sabotage)
+			sab, edge, err := SplitSabotage(c.sabotage)
 			if err != nil {
 				t.Fatal(err)
 			}
 			cfg := SmallConfig()
-			cfg.Faults, cfg.Sabotage, cfg.Settings = c.faults, sab, []string{}
+			cfg.Faults, cfg.Sabotage, cfg.Planted, cfg.Settings = c.faults, sab, edge, []string{}
+			if len(edge) > 0 {
+				cfg.Settings = []string{"no-bmc", "policies"}
+			}
 			if c.sabotage == "ignore-limits" {
 				cfg.Servers = 60 // more servers per host than the concurrency cap
 			}
 			clean := cfg
-			clean.Sabotage = model.Sabotage{}
+			clean.Sabotage, clean.Planted = model.Sabotage{}, nil
 			want := Sabotages[c.sabotage]
 			var hit *Result
 			tripped := map[int]int{}

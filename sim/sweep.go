@@ -19,7 +19,9 @@ type SweepResult struct {
 	Elapsed  time.Duration
 	Stats    Stats
 	Checked  int // invariant checks that ran (ticks)
-	Invalids map[int]int
+	Invalids map[int]int // violations per invariant
+	// InvalidSeeds: seeds that broke each invariant.
+	InvalidSeeds map[int]int
 	// Kinds sums up, per fault kind and per world setting, how often it ran and in
 	// how many seeds with violations.
 	Kinds map[string]*KindStats
@@ -79,7 +81,7 @@ func Sweep(ctx context.Context, from, to uint64, cfg Config, workers int) SweepR
 	start := time.Now()
 	seeds := make(chan uint64)
 	var mu sync.Mutex
-	res := SweepResult{Invalids: map[int]int{}, Kinds: map[string]*KindStats{}}
+	res := SweepResult{Invalids: map[int]int{}, InvalidSeeds: map[int]int{}, Kinds: map[string]*KindStats{}}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -96,8 +98,13 @@ func Sweep(ctx context.Context, from, to uint64, cfg Config, workers int) SweepR
 				}
 				if len(r.Violations) > 0 {
 					res.Failed = append(res.Failed, r)
+					seen := map[int]bool{}
 					for _, v := range r.Violations {
 						res.Invalids[v.Invariant]++
+						if !seen[v.Invariant] {
+							seen[v.Invariant] = true
+							res.InvalidSeeds[v.Invariant]++
+						}
 					}
 				}
 				mu.Unlock()

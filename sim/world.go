@@ -34,6 +34,9 @@ type Config struct {
 	// non-nil list: none, the plain world).
 	Settings []string
 	Sabotage model.Sabotage
+	// Planted: deliberate bugs the simulation's driver plants at the edge (see
+	// Sabotages), to prove a checker catches what the engine's switches cannot show.
+	Planted []string
 	// Dir holds the run's SQLite file ("" makes and removes a temp dir).
 	Dir string
 	// Log keeps the event log in the result (a sweep only keeps failures).

@@ -57,7 +57,7 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 				}
 			}
 			var err error
-			if cfg.Sabotage, err = sim.ParseSabotage(sabotage); err != nil {
+			if cfg.Sabotage, cfg.Planted, err = sim.SplitSabotage(sabotage); err != nil {
 				return err
 			}
 			if cfg.Until <= cfg.Settle {
@@ -156,10 +156,10 @@ func printKinds(out io.Writer, res sim.SweepResult) {
 	}
 	var inv []string
 	for _, i := range slices.Sorted(maps.Keys(res.Invalids)) {
-		inv = append(inv, fmt.Sprintf("%d:%d", i, res.Invalids[i]))
+		inv = append(inv, fmt.Sprintf("%d:%d in %d seeds", i, res.Invalids[i], res.InvalidSeeds[i]))
 	}
 	if len(inv) > 0 {
-		fmt.Fprintf(out, "violations per invariant: %s\n", strings.Join(inv, " "))
+		fmt.Fprintf(out, "violations per invariant: %s\n", strings.Join(inv, ", "))
 	}
 }
 
