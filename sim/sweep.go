@@ -18,7 +18,7 @@ type SweepResult struct {
 	Errors   []error
 	Elapsed  time.Duration
 	Stats    Stats
-	Checked  int // invariant checks that ran (ticks)
+	Checked  int         // invariant checks that ran (ticks)
 	Invalids map[int]int // violations per invariant
 	// InvalidSeeds: seeds that broke each invariant.
 	InvalidSeeds map[int]int
