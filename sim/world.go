@@ -203,7 +203,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		w.drift = []float64{0, 0, 1e-4, -1e-4, 5e-4, -5e-4}[set.IntN(6)]
 		w.settings[slices.Index(w.settings, "clock-skew")] = fmt.Sprintf("clock-skew(%+v,drift %+g)", w.offset, w.drift)
 	}
-	scfg := sim.Config{ActionLatency: 3 * time.Second, ServiceDownTime: 20 * time.Second, ConductorDelay: 3 * time.Second,
+	scfg := sim.Config{ActionLatency: 3 * time.Second, ServiceDownTime: 20 * time.Second, ConductorDelay: 5 * time.Second,
 		ResumeGuestsOnBoot: resume, Notifications: w.notify, Seed: seed,
 		Sleep: func(d time.Duration) { w.now = w.now.Add(d) }}
 	w.cloud = sim.New(scfg, w.clock)
