@@ -211,7 +211,7 @@ func (d *driver) checkBrake(what, segment string) {
 		}
 		total[h.Segment]++
 		total[""]++
-		if h.Verdict.Failed || h.Verdict.Host == string(model.HostSuspect) || h.Verdict.Host == string(model.HostDown) {
+		if looksDown(h.Verdict) {
 			down[h.Segment]++
 			down[""]++
 		}
@@ -226,6 +226,15 @@ func (d *driver) checkBrake(what, segment string) {
 	if engaged("") {
 		d.w.violate(4, "%s while the cloud-wide brake is engaged (%d of %d hosts that can host look down)", what, down[""], total[""])
 	}
+}
+
+// looksDown: Vigil's verdict says the host failed, or suspects it.
+func looksDown(v model.Verdict) bool {
+	switch model.HostHealth(v.Host) {
+	case model.HostSuspect, model.HostDown, model.HostIsolated:
+		return true
+	}
+	return v.Failed
 }
 
 // onConclusion (invariant 8): nothing is escalated and no step times out while the
