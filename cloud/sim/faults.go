@@ -29,11 +29,26 @@ func (c *Cloud) PowerOffBehindBack(id string) error {
 }
 
 // Stop is the owner stopping a server through the API: SHUTOFF with intent off.
+// Like Nova's, it is refused while a task is in progress; the guest is powered off
+// by its compute (task powering-off), which a dead compute never does.
 func (c *Cloud) Stop(id string) error {
-	return c.withServer(id, func(s *server) {
-		s.status, s.intent, s.copies = model.StatusShutoff, model.IntentOff, nil
-		s.actions = append(s.actions, model.InstanceAction{Action: cloud.ActionStop, Start: c.now()})
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	s, ok := c.servers[id]
+	if !ok || s.deleted {
+		return fmt.Errorf("stop %s: %w", id, cloud.ErrNotFound)
+	}
+	if s.task != "" || (s.status != model.StatusActive && s.status != model.StatusError) {
+		return fmt.Errorf("stop %s: %w: status %s task %q", id, cloud.ErrConflict, s.status, s.task)
+	}
+	s.intent = model.IntentOff
+	on := s.host
+	c.startLocked(s, cloud.ActionStop, s.status, "powering-off", phase{wait: time.Second, by: on, inPlace: true, do: func(s *server) {
+		s.status, s.task = model.StatusShutoff, ""
+		s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == on })
+	}})
+	return nil
 }
 
 // Delete removes a server, as its owner would.
@@ -90,6 +105,7 @@ func (c *Cloud) KillHost(name string) error {
 // PowerOnHost restores power; the compute starts (init_host), as Nova's does:
 //   - it destroys the local copies of servers whose evacuation from this host was
 //     accepted (a migration record), and of servers no longer assigned to it;
+//   - a server left rebuilding or moving here, its work lost, goes to ERROR;
 //   - the guests of ACTIVE servers still assigned to it start again when
 //     ResumeGuestsOnBoot is set (resume_guests_state_on_host_boot), else its
 //     power-state sync stops them (SHUTOFF).
@@ -120,7 +136,16 @@ func (c *Cloud) initHostLocked(name string) {
 			s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == name })
 			continue
 		}
-		if s.deleted || slices.Contains(s.copies, name) || s.status != model.StatusActive || s.task != "" {
+		if s.deleted || slices.Contains(s.copies, name) {
+			continue
+		}
+		if len(s.work) == 0 && slices.Contains([]string{"rebuilding", "rebuild_spawning", "migrating", "resize_migrating", "resize_migrated", "resize_finish"}, s.task) {
+			// _init_instance: a rebuild or move interrupted here cannot go on.
+			s.status, s.task = model.StatusError, ""
+			c.touchLocked(s)
+			continue
+		}
+		if s.status != model.StatusActive || s.task != "" {
 			continue
 		}
 		if c.cfg.ResumeGuestsOnBoot && s.intent != model.IntentOff {

@@ -91,6 +91,7 @@ type work struct {
 	due    time.Time
 	phases []phase
 	dest   string // the host the action ends on (counted against its capacity)
+	ran    []string // the computes that carried out a phase of it
 }
 
 type phase struct {
@@ -241,6 +242,7 @@ func (c *Cloud) advanceLocked() {
 				}
 				ph.do(s)
 				c.touchLocked(s)
+				w.ran = append(w.ran, ph.by)
 				w.phases = w.phases[1:]
 				if len(w.phases) > 0 {
 					// The next phase follows this one's due time (applied lazily, so
@@ -355,7 +357,7 @@ func (c *Cloud) startLocked(s *server, action, status, task string, phases ...ph
 		RequestID: fmt.Sprintf("req-%d", len(s.actions))})
 	s.status, s.task = status, task
 	c.touchLocked(s)
-	if c.broken[s.id] {
+	if c.broken[s.id] && action != cloud.ActionStop { // the owner's stop is not a recovery
 		last := &phases[len(phases)-1]
 		on := last.by
 		last.do = func(s *server) { s.status, s.task, s.host = model.StatusError, "", on }
@@ -624,11 +626,17 @@ func (c *Cloud) Identity(ctx context.Context, hostName string) (string, error) {
 	return b.guid, nil
 }
 
+// powerOffLocked: the host stops, every copy on it, and the work its compute was
+// in the middle of (a task it had started is lost with the process; one not yet
+// started waits in its queue).
 func (c *Cloud) powerOffLocked(h *host) {
 	h.power = model.PowerOff
 	h.computeAlive = false
 	for _, s := range c.servers {
 		s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == h.name })
+		s.work = slices.DeleteFunc(s.work, func(w *work) bool {
+			return len(w.phases) > 0 && w.phases[0].by == h.name && slices.Contains(w.ran, h.name)
+		})
 	}
 	c.stampLocked(h)
 }
