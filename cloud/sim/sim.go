@@ -90,7 +90,7 @@ type server struct {
 type work struct {
 	due    time.Time
 	phases []phase
-	dest   string // the host the action ends on (counted against its capacity)
+	dest   string   // the host the action ends on (counted against its capacity)
 	ran    []string // the computes that carried out a phase of it
 }
 
