@@ -212,6 +212,8 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 			switch {
 			case !ok:
 				t.Fatalf("issue13-seeds.txt: %q: want key=value, got %q", line, kv)
+			case k == "faults" && v == "classic":
+				s.cfg.Faults = ClassicFaults
 			case k == "faults":
 				s.cfg.Faults = strings.Split(v, ",")
 			case k == "settings" && v == "none":

@@ -303,3 +303,48 @@ func TestNotifications(t *testing.T) {
 		t.Fatal("drained twice")
 	}
 }
+
+// The owner's stop is carried out by the compute (powering-off); a dead compute
+// never does it.
+func TestStopGoesThroughItsCompute(t *testing.T) {
+	w := newWorld(t, cfg())
+	if err := w.Stop(w.ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.server(t, w.ids[0]); s.TaskState != "powering-off" || s.Intent != model.IntentOff {
+		t.Fatalf("stopping: %+v, want powering-off with intent off", s)
+	}
+	w.wait(2 * time.Second)
+	if s := w.server(t, w.ids[0]); s.Status != model.StatusShutoff || len(w.Copies()[w.ids[0]]) != 0 {
+		t.Fatalf("stopped: %+v copies %v, want SHUTOFF and no copy", s, w.Copies()[w.ids[0]])
+	}
+	_ = w.KillHost("b")
+	_ = w.Stop(w.ids[1])
+	w.wait(time.Minute)
+	if s := w.server(t, w.ids[1]); s.Status != model.StatusActive || s.TaskState != "powering-off" {
+		t.Fatalf("stop on a dead compute: %+v, want it hanging in powering-off", s)
+	}
+}
+
+// A power loss kills the work its compute had started: an evacuation spawning on a
+// target that dies does not finish when the target comes back; the server, still
+// assigned there, goes to ERROR at init_host.
+func TestPowerLossDropsStartedWork(t *testing.T) {
+	w := newWorld(t, cfg())
+	id := w.ids[0]
+	_ = w.KillHost("a")
+	w.wait(10 * time.Second)
+	if err := w.Evacuate(ctx, id, "b"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(3 * time.Second) // placed on b: rebuild_spawning there
+	if s := w.server(t, id); s.Host != "b" || s.TaskState != "rebuild_spawning" {
+		t.Fatalf("placed: %+v", s)
+	}
+	_ = w.KillHost("b")
+	_ = w.PowerOnHost("b")
+	w.wait(10 * time.Second)
+	if s := w.server(t, id); s.Status != model.StatusError || s.TaskState != "" || len(w.Copies()[id]) != 0 {
+		t.Fatalf("after b restarted: %+v copies %v, want ERROR, no task, no copy", s, w.Copies()[id])
+	}
+}
