@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/model"
@@ -18,6 +19,7 @@ const (
 	RuleServerBusy      = "server-task-in-progress"
 	RuleServerMissing   = "server-missing"
 	RuleServerHostDown  = model.RuleServerHostDown
+	RuleServerMigration = model.RuleServerMigrationInterrupted
 	RuleHostUp          = "host-service-up"
 	RuleHostSuspect     = "host-service-down-within-grace"
 	RuleHostDown        = "host-service-down-past-grace"
@@ -79,6 +81,12 @@ type Detector struct {
 	identity map[string]string
 	// forcedByVigil: hosts whose service Vigil itself forced down (the journal says so).
 	forcedByVigil map[string]bool
+	// moving: servers last seen migrating or resizing and not seen running since,
+	// with what was seen.
+	moving map[string]string
+	// offSince: when (the cloud's clock, else Vigil's) each host's BMC was first seen
+	// saying off, in its current run of "off" answers.
+	offSince, offSinceVigil map[string]time.Time
 }
 
 // New returns a detector with an empty view.
@@ -88,6 +96,7 @@ func New(cfg Config) *Detector {
 	}
 	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
 		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]bool{},
+		moving: map[string]string{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
 			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}}}
 }
@@ -209,6 +218,7 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		if !had || old != s {
 			v.Servers[s.ID] = s
 			d.dirty[s.ID] = true
+			d.trackMove(s)
 		}
 	}
 	for _, id := range obs.Deleted {
@@ -249,6 +259,7 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 		s, ok := d.view.Servers[id]
 		var nv model.Verdict
 		if !ok {
+			delete(d.moving, id)
 			if !d.protected[id] {
 				delete(d.view.Verdicts, model.Subject{Kind: model.KindServer, ID: id})
 				continue
@@ -300,12 +311,18 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerHostDown, ev,
 			fmt.Sprintf("its host %s is %s (%s)", s.Host, hv.Host, hv.Rule))
 	}
-	switch s.Status {
-	case model.StatusActive:
+	if s.Status == model.StatusActive {
 		if s.TaskState != "" {
 			return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
 		}
 		return serverVerdict(s.ID, model.ServerHealthy, false, RuleServerActive, ev)
+	}
+	if how, ok := d.moving[s.ID]; ok && (s.Status == model.StatusError || s.Intent != model.IntentOff &&
+		(s.Status == model.StatusShutoff || s.Status == model.StatusPaused || s.Status == model.StatusSuspended)) {
+		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerMigration, ev,
+			fmt.Sprintf("last seen %s and not running since: its copy may run on the migration's destination", how))
+	}
+	switch s.Status {
 	case model.StatusError:
 		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerError, ev)
 	case model.StatusShutoff, model.StatusPaused, model.StatusSuspended:
@@ -316,6 +333,19 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 			"its owner did not ask for it to stop")
 	default:
 		return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
+	}
+}
+
+// trackMove remembers a server seen migrating or resizing until it is seen running
+// (or stopped by its owner) again.
+func (d *Detector) trackMove(s model.Server) {
+	t := s.TaskState
+	switch {
+	case s.Status == model.StatusMigrating || s.Status == model.StatusResize || s.Status == model.StatusVerify ||
+		t == "migrating" || strings.HasPrefix(t, "resize_"):
+		d.moving[s.ID] = fmt.Sprintf("%s (task %q) on host %s", s.Status, t, s.Host)
+	case s.Status == model.StatusActive && t == "", s.Status == model.StatusShutoff && s.Intent == model.IntentOff:
+		delete(d.moving, s.ID)
 	}
 }
 

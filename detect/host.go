@@ -175,15 +175,28 @@ func (d *Detector) checkFences(now time.Time, obs model.Observation) {
 			}
 		}
 	}
-	// A BMC that says off while its host's compute reports is wrong about that host
-	// (another host's BMC, or a lying one): it must never stand as a fence proof.
+	// A BMC that says off while its host's compute goes on reporting is wrong about
+	// that host (another host's BMC, or a lying one): it must never stand as a fence
+	// proof. "Goes on reporting": a heartbeat written after the BMC first said off,
+	// on the cloud's clock (a dead host's last heartbeats precede its power loss).
 	for _, name := range slices.Sorted(maps.Keys(obs.Power)) {
 		h, ok := d.view.Hosts[name]
 		if !ok || obs.Power[name] != model.PowerOff {
+			delete(d.offSince, name)
+			delete(d.offSinceVigil, name)
 			continue
 		}
-		if alive, hb := d.reporting(now, h); alive {
-			doubt(name, fmt.Sprintf("the BMC of host %s says power off while its compute service reports (%s): the BMC entry does not match the host, or the BMC lies", name, hb))
+		if _, seen := d.offSinceVigil[name]; !seen {
+			d.offSince[name], d.offSinceVigil[name] = d.view.CloudAt, now
+			continue
+		}
+		b := d.beats[name]
+		after := b.at.After(d.offSinceVigil[name])
+		if since := d.offSince[name]; !since.IsZero() && !b.genuine.IsZero() {
+			after = b.genuine.After(since)
+		}
+		if alive, hb := d.reporting(now, h); alive && after {
+			doubt(name, fmt.Sprintf("the BMC of host %s says power off while its compute service goes on reporting (%s): the BMC entry does not match the host, or the BMC lies", name, hb))
 		}
 	}
 }

@@ -165,7 +165,7 @@ func TestFenceDoubts(t *testing.T) {
 		d.Step(c, obs)
 	}
 	doubt := d.View().FenceDoubt
-	for h, want := range map[string]string{"h1": "says power off while its compute service reports", "h2": "reach one BMC",
+	for h, want := range map[string]string{"h1": "says power off while its compute service goes on reporting", "h2": "reach one BMC",
 		"h3": "reach one BMC", "h4": "now identifies as g9"} {
 		if !strings.Contains(doubt[h], want) {
 			t.Errorf("doubt on %s = %q, want it to say %q", h, doubt[h], want)

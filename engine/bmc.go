@@ -24,7 +24,8 @@ const identityEvery = 10 * time.Minute
 // fenced (a fence is proof only while the power stays off), every PowerEvery for
 // every other fenceable host (a BMC that says off while its host reports is
 // misconfigured: it must be known before it is needed). Identities are read at the
-// first chance and every identityEvery.
+// first chance, every identityEvery, and at every tick for the hosts that look down
+// or are being fenced.
 func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host) (power map[string]model.Power, ident, identErr map[string]string) {
 	if e.cfg.Fencer == nil {
 		return nil, nil, nil
@@ -37,6 +38,15 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 				fencing[st.Host] = true
 				break
 			}
+		}
+	}
+	// A host that looks down may be fenced soon: its BMC's identity is read at every
+	// reconcile until then, so a fence entry rewired since the last full read is
+	// caught before it is used.
+	candidate := map[string]bool{}
+	for name := range e.det.View().Hosts {
+		if v := e.det.View().Verdicts[model.Subject{Kind: model.KindHost, ID: name}]; v.Failed || v.Host == string(model.HostSuspect) {
+			candidate[name] = true
 		}
 	}
 	e.mu.RUnlock()
@@ -68,7 +78,7 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	if canIdent {
 		refresh := e.lastIdentAll.IsZero() || now.Sub(e.lastIdentAll) >= identityEvery
 		for _, h := range all {
-			if _, known := e.identities[h]; refresh || !known && everyone || fencing[h] && !known {
+			if _, known := e.identities[h]; refresh || !known && everyone || fencing[h] || candidate[h] {
 				identHosts = append(identHosts, h)
 			}
 		}

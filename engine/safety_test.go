@@ -250,7 +250,7 @@ func TestBMCThatSaysOffForAReportingHostIsNoProof(t *testing.T) {
 	if n := w.cloud.Calls()["evacuate"]; n != 0 {
 		t.Fatalf("%d evacuations from host-1, alive, on a BMC that said off while it reported\n%s", n, w.timeline())
 	}
-	if !w.saw("says power off while its compute service reports") {
+	if !w.saw("says power off while its compute service goes on reporting") {
 		t.Fatalf("no event says the BMC contradicts its host\n%s", w.timeline())
 	}
 }

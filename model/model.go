@@ -178,3 +178,8 @@ func (v Verdict) health() string {
 // RuleServerHostDown is the verdict rule for a server whose host failed: the host's
 // incident answers it, never a server incident of its own.
 const RuleServerHostDown = "server-host-down"
+
+// RuleServerMigrationInterrupted is the verdict rule for a server that failed while
+// (or right after) being migrated or resized, never seen running since: its copy may
+// run on the destination, so recovering it in place could start a second one.
+const RuleServerMigrationInterrupted = "server-migration-interrupted"

@@ -80,6 +80,14 @@ func (p *planner) server(inc *model.Incident) {
 		return
 	}
 
+	if v.Rule == model.RuleServerMigrationInterrupted {
+		// Its copy may run on the migration's destination: a reboot or rebuild here
+		// could start a second one, and only an operator can see which runs.
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+			"server %s failed during a migration (%s): Vigil does not reboot, rebuild or evacuate it, since its copy may run on the destination; an operator must check where it runs, then repair it",
+			id, strings.Join(v.Evidence, "; ")))
+		return
+	}
 	action, attempt, why := nextRung(pol, inc.Steps)
 	if action == "" {
 		p.change(inc, model.IncidentEscalated, why)

@@ -2,23 +2,32 @@ package sim
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/cloud/sim"
 	"github.com/vigil-ha/vigil/model"
-	"github.com/vigil-ha/vigil/plan"
 )
 
 // driver stands between the engine and the simulated cloud: it passes every call on
-// and checks, at the instant of each fence and evacuation, what the truth allows.
+// (the optional interfaces too) and checks, at the instant of each fence and
+// evacuation, what the truth allows.
 type driver struct {
 	w        *world
 	cloud    *sim.Cloud
-	accepted map[string]int // "server action" -> actions the cloud accepted from Vigil
+	accepted map[string]int // "server action" -> actions the cloud carried out for Vigil
 }
+
+var (
+	_ cloud.Compute    = (*driver)(nil)
+	_ cloud.Fencer     = (*driver)(nil)
+	_ cloud.Identifier = (*driver)(nil)
+)
 
 func actionKey(server, action string) string { return server + " " + action }
 
@@ -33,12 +42,22 @@ func (d *driver) CanFence(host string) bool { return d.cloud.CanFence(host) }
 func (d *driver) PowerStatus(ctx context.Context, host string) (model.Power, error) {
 	return d.cloud.PowerStatus(ctx, host)
 }
+func (d *driver) Identity(ctx context.Context, host string) (string, error) {
+	return d.cloud.Identity(ctx, host)
+}
 
-// CloudNow passes the simulated cloud's clock on (cloud.Clock), as a real driver does.
-func (d *driver) CloudNow() (time.Time, bool) { return d.cloud.CloudNow() }
+// CloudNow passes on the cloud's clock when the simulated cloud offers one.
+func (d *driver) CloudNow() (time.Time, bool) {
+	if c, ok := any(d.cloud).(cloud.Clock); ok {
+		return c.CloudNow()
+	}
+	return time.Time{}, false
+}
 
+// count records an action the cloud carried out: accepted, or accepted with its
+// answer lost.
 func (d *driver) count(server, action string, err error) error {
-	if err == nil {
+	if err == nil || errors.Is(err, sim.ErrAnswerLost) {
 		if d.accepted == nil {
 			d.accepted = map[string]int{}
 		}
@@ -48,10 +67,12 @@ func (d *driver) count(server, action string, err error) error {
 }
 
 func (d *driver) Reboot(ctx context.Context, id string, hard bool) error {
+	d.checkHealthy("reboot", id)
 	return d.count(id, cloud.ActionReboot, d.cloud.Reboot(ctx, id, hard))
 }
 
 func (d *driver) Rebuild(ctx context.Context, id string) error {
+	d.checkHealthy("rebuild", id)
 	return d.count(id, cloud.ActionRebuild, d.cloud.Rebuild(ctx, id))
 }
 
@@ -60,50 +81,192 @@ func (d *driver) ResetState(ctx context.Context, id string) error {
 }
 
 func (d *driver) ForceDown(ctx context.Context, host string, down bool) error {
+	if down && slices.Contains(d.w.cfg.Planted, "evacuate-before-mark-down") && !d.cloud.CanFence(host) {
+		// Planted bug: a host without a BMC is evacuated before its force-down.
+		for _, s := range d.cloud.ServersOn(host) {
+			if d.w.prot[s.ID] && s.Host == host {
+				_ = d.Evacuate(ctx, s.ID, "")
+			}
+		}
+	}
 	return d.cloud.ForceDown(ctx, host, down)
 }
 
-// Evacuate checks invariants 2 and 4 (brake) before passing the call on.
+// Evacuate checks invariants 2, 4 (brake) and 9 before passing the call on.
 func (d *driver) Evacuate(ctx context.Context, id, target string) error {
 	src := d.cloud.ServerHost(id)
 	t := d.cloud.Truth(src)
-	if t.Power != model.PowerOff {
+	pol, _ := d.w.policy(id)
+	switch {
+	case t.BMC == "" && pol.ServiceFenceOnly:
+		// The policy's accepted risk: no BMC, the forced-down service is the fence,
+		// but only once Vigil's force-down is visible in the API.
+		var seen bool
+		for _, h := range d.w.eng.Hosts() {
+			if h.Name == src {
+				seen = h.ForcedDown
+			}
+		}
+		if !t.ForcedDown || !seen {
+			d.w.violate(2, "evacuation of %s from %s (no BMC, policy %s: service_fence_only) before its force-down was confirmed (forced down in the cloud %v, seen by Vigil %v)",
+				id, src, pol.Name, t.ForcedDown, seen)
+		} else if t.Alive {
+			d.w.exempt[id] = src
+		}
+	case t.Power != model.PowerOff:
 		d.w.violate(2, "evacuation of %s from %s while that host's power is %s (no verified fence)", id, src, t.Power)
 	}
+	d.checkHealthy("evacuate", id)
 	d.checkBrake("evacuate "+id, t.Segment)
 	return d.count(id, cloud.ActionEvacuate, d.cloud.Evacuate(ctx, id, target))
 }
 
-// PowerOff checks invariants 5 and 4 (brake) before passing the call on.
+// PowerOff checks invariants 5 and 4 (brake) before passing the call on, on the
+// host whose power really goes off (the entry may reach another host's BMC).
 func (d *driver) PowerOff(ctx context.Context, host string) error {
-	t := d.cloud.Truth(host)
+	entry := d.cloud.Truth(host)
+	real := entry.BMC
+	if real == "" {
+		real = host
+	}
+	t := d.cloud.Truth(real)
+	via := ""
+	if real != host {
+		via = fmt.Sprintf(" (the fence entry of %s reaches its BMC)", host)
+	}
 	// Alive and reachable: reporting to the controller long enough that no
 	// observation could have shown it down.
 	if t.Power == model.PowerOn && t.Reporting && d.w.now.Sub(t.Since) > 25*time.Second {
-		d.w.violate(5, "fence of %s, alive and reachable since %s", host, fmtDur(t.Since.Sub(epoch0)))
+		d.w.violate(5, "fence of %s%s, alive and reachable since %s", real, via, fmtDur(t.Since.Sub(epoch0)))
 	}
-	d.checkBrake("fence "+host, t.Segment)
-	return d.cloud.PowerOff(ctx, host)
+	if t.Power == model.PowerOn && t.Reporting && d.allFine(real) {
+		d.w.violate(5, "fence of %s%s: its compute service reports and all its servers are fine", real, via)
+	}
+	if grace, pol := d.grace(host); t.Power == model.PowerOn && !t.Reporting && d.w.now.Sub(t.Silent) < grace {
+		d.w.violate(5, "fence of %s%s after %s without heartbeats; policy %s grants a host %s (host_down_grace)",
+			real, via, d.w.now.Sub(t.Silent).Round(time.Second), pol, grace)
+	}
+	d.checkBrake("fence "+host, entry.Segment)
+	err := d.cloud.PowerOff(ctx, host)
+	if d.cloud.Truth(real).Power == model.PowerOff && t.Power == model.PowerOn {
+		d.w.fenced(real)
+	}
+	return err
 }
 
-func (d *driver) checkBrake(what, segment string) {
-	hosts := map[string]model.Host{}
-	verdicts := map[model.Subject]model.Verdict{}
-	for _, h := range d.w.eng.Hosts() {
-		hosts[h.Name] = h.Host
-		verdicts[model.Subject{Kind: model.KindHost, ID: h.Name}] = h.Verdict
+// allFine: every server assigned to the host or running on it is ACTIVE, with no
+// task, running there and only there.
+func (d *driver) allFine(host string) bool {
+	copies := d.cloud.Copies()
+	for _, s := range d.cloud.ServersOn(host) {
+		if s.Status != model.StatusActive || s.TaskState != "" || s.Host != host || !slices.Equal(copies[s.ID], []string{host}) {
+			return false
+		}
 	}
-	if reason, ok := plan.Brakes(hosts, verdicts, d.w.ecfg.Limits)[segment]; ok {
-		d.w.violate(4, "%s in segment %s while its brake is engaged (%s)", what, segment, reason[:40])
+	return true
+}
+
+// grace is the shortest host_down_grace among the policies of the protected servers
+// on the host (the default policy's when there are none).
+func (d *driver) grace(host string) (time.Duration, string) {
+	g, name := time.Duration(-1), ""
+	for _, s := range d.cloud.ServersOn(host) {
+		if p, ok := d.w.policy(s.ID); ok && s.Host == host && (g < 0 || p.HostDownGrace < g) {
+			g, name = p.HostDownGrace, p.Name
+		}
+	}
+	if g < 0 {
+		p := d.w.ecfg.Policies["default"]
+		return p.HostDownGrace, p.Name
+	}
+	return g, name
+}
+
+// checkHealthy (invariant 9): no recovery action on a server that has been fine for
+// a while: ACTIVE, no task, running on its host and only there, its host reporting,
+// and unchanged in the cloud for 30 s (a stale observation, not a failure).
+func (d *driver) checkHealthy(action, id string) {
+	s, ok := d.cloud.Server(id)
+	if !ok || s.Status != model.StatusActive || s.TaskState != "" {
+		return
+	}
+	if c := d.cloud.Copies()[id]; !slices.Equal(c, []string{s.Host}) || !d.cloud.Truth(s.Host).Reporting {
+		return
+	}
+	if fine := d.w.now.Sub(s.Updated); fine > 30*time.Second {
+		d.w.violate(9, "%s of %s, ACTIVE and running on %s, unchanged for %s", action, id, s.Host, fine.Round(time.Second))
+	}
+}
+
+// checkBrake (invariant 4) computes the brake itself from what Vigil sees: per
+// segment and over the whole cloud, among the hosts that can host (not disabled, not
+// in maintenance), when at least BrakeFraction of them and at least BrakeMinHosts
+// look down or suspect, nothing may be fenced or evacuated (in that segment; anywhere).
+func (d *driver) checkBrake(what, segment string) {
+	lim := d.w.ecfg.Limits
+	total, down := map[string]int{}, map[string]int{}
+	for _, h := range d.w.eng.Hosts() {
+		if h.Disabled || h.Maintenance || d.w.maint[h.Name] || h.Verdict.Host == string(model.HostMaintenance) {
+			continue
+		}
+		total[h.Segment]++
+		total[""]++
+		if looksDown(h.Verdict) {
+			down[h.Segment]++
+			down[""]++
+		}
+	}
+	engaged := func(seg string) bool {
+		n := down[seg]
+		return lim.BrakeMinHosts > 0 && n >= lim.BrakeMinHosts && float64(n) >= lim.BrakeFraction*float64(total[seg])
+	}
+	if engaged(segment) {
+		d.w.violate(4, "%s in segment %s while its brake is engaged (%d of %d hosts that can host look down)", what, segment, down[segment], total[segment])
+	}
+	if engaged("") {
+		d.w.violate(4, "%s while the cloud-wide brake is engaged (%d of %d hosts that can host look down)", what, down[""], total[""])
+	}
+}
+
+// looksDown: Vigil's verdict says the host failed, or suspects it.
+func looksDown(v model.Verdict) bool {
+	switch model.HostHealth(v.Host) {
+	case model.HostSuspect, model.HostDown, model.HostIsolated:
+		return true
+	}
+	return v.Failed
+}
+
+// onConclusion (invariant 8): nothing is escalated and no step times out while the
+// cloud cannot be seen.
+func (w *world) onConclusion(e model.Event) {
+	if w.eng == nil {
+		return
+	}
+	concl := e.Kind == "incident" && strings.Contains(e.Message, " escalated: ") ||
+		e.Kind == "step" && strings.Contains(e.Message, "not confirmed within")
+	if c := w.eng.Cloud(); concl && !c.Reachable {
+		w.violate(8, "%s %s while the cloud cannot be seen (%s)", e.Subject, e.Message, c.Error)
 	}
 }
 
 // checkTick runs the invariants that must hold after every step.
 func (w *world) checkTick() {
-	// 1. Never two copies.
+	// 1. Never two copies (the copies are the truth, wherever they came from).
 	multi := w.cloud.MultiCopies()
 	for _, id := range slices.Sorted(maps.Keys(multi)) {
+		if src, ok := w.exempt[id]; ok && slices.Contains(multi[id], src) && len(multi[id]) == 2 {
+			if !w.exemptSeen[id] {
+				w.exemptSeen[id] = true
+				pol, _ := w.policy(id)
+				w.logf("server %s runs on %v: the accepted risk of policy %s (service_fence_only: %s has no BMC and was cut off, not off)", id, multi[id], pol.Name, src)
+			}
+			continue
+		}
 		w.violate(1, "server %s runs on %v", id, multi[id])
+	}
+	if w.eng == nil {
+		return
 	}
 	// 3 and 4: one step in flight per server; concurrency cap.
 	open := w.eng.OpenIncidents()
@@ -147,7 +310,7 @@ func (w *world) checkEnd() {
 		w.violate(6, "cannot read the journal: %v", err)
 		return
 	}
-	// 3. No step executed twice: each action the cloud accepted from Vigil matches
+	// 3. No step executed twice: each action the cloud carried out for Vigil matches
 	// one journaled step that was issued.
 	issued := map[string]int{}
 	escalated := map[string]bool{} // subject -> has an escalated incident
@@ -180,11 +343,12 @@ func (w *world) checkEnd() {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if n := w.drv.accepted[k]; n > issued[k] {
-			w.violate(3, "%s: the cloud accepted it %d times but the journal shows %d taken (a step repeated, or its outcome lost)", k, n, issued[k])
+			w.violate(3, "%s: the cloud carried it out %d times but the journal shows %d taken (a step repeated, or its outcome lost)", k, n, issued[k])
 		}
 	}
 	// 6. Every protected server that failed is ACTIVE again, or answered by an
-	// escalated incident (its own or its host's).
+	// escalated incident (its own or its host's); a server its owner deleted needs
+	// nothing.
 	servers, err := w.cloud.ListServers(ctx, time.Time{})
 	for err != nil { // the API may be down at the very end: the truth is still there
 		w.cloud.SetAPIDown(false)
@@ -198,6 +362,9 @@ func (w *world) checkEnd() {
 		}
 		ok := s.Status == model.StatusActive && len(copies[s.ID]) == 1 ||
 			s.Status == model.StatusShutoff && s.Intent == model.IntentOff
+		if _, risk := w.exempt[s.ID]; risk && s.Status == model.StatusActive && len(copies[s.ID]) == 2 {
+			ok = true // service_fence_only's accepted risk, logged by check 1
+		}
 		if ok || escalated["server/"+s.ID] || escalated["host/"+s.Host] {
 			continue
 		}

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +10,11 @@ import (
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/model"
 )
+
+// ClassicFaults are the fault kinds of the first simulation: a schedule of only
+// these draws the same faults for a seed as it did then (the regression seeds that
+// found bugs in that world replay them with the plain world, see Config.Settings).
+var ClassicFaults = FaultKinds[:16:16]
 
 // Fault kinds a schedule may hold.
 var FaultKinds = []string{
@@ -30,6 +34,21 @@ var FaultKinds = []string{
 	"vigil-restart",     // Vigil restarts between two ticks
 	"vigil-crash-step",  // Vigil dies between a step's intent and its outcome
 	"maintenance",       // an operator puts a failing host in maintenance mid-incident
+	// Issue 13: what the first world could not produce.
+	"vigil-down",          // Vigil is stopped 1-15 min (no tick), then starts on the same journal
+	"vigil-crash-down",    // a host fails; Vigil dies mid-step of its fence/evacuation, stays down 1-15 min, and the host comes back meanwhile
+	"answer-lost",         // the next actions of one kind are carried out but their answer is lost (a timeout); a failure that needs them follows
+	"live-migrate",        // an operator live-migrates a server; sometimes its source host dies after the switch-over
+	"cold-migrate",        // an operator migrates or resizes a server and confirms minutes later; sometimes the new host dies first
+	"owner-delete",        // the owner deletes a protected server
+	"operator-force-down", // an operator forces a healthy host's compute service down, later up
+	"operator-disable",    // an operator disables a host's compute service for a while
+	"operator-power-on",   // an operator powers on the next host Vigil fences, without forcing its service up
+	"bmc-lies-off",        // a host's BMC reports power off and ignores power-off; the host is often cut off at once
+	"bmc-miswired",        // a host's fence entry is changed to reach another host's BMC; the host then fails
+	"controller-outage",   // every heartbeat stops at once (conductor or message queue down); hosts and VMs are fine
+	"second-vigil",        // a second Vigil is started on the same journal and exits at once (its port is taken)
+	"api-down-long",       // a server fails for good, the first action on it gets no answer, then the compute API is gone for 5-15 min, past the deadline
 }
 
 type fault struct {
@@ -84,6 +103,21 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 			f.dur = time.Duration(5+rng.IntN(300)) * time.Second
 		case "api-conflict":
 			f.target = []string{"reboot", "hard-reboot", "rebuild", "evacuate", "force-down"}[rng.IntN(5)]
+		case "vigil-down", "vigil-crash-down":
+			f.dur = time.Duration(60+rng.IntN(840)) * time.Second
+			f.target = hosts[rng.IntN(len(hosts))]
+		case "answer-lost":
+			f.target = []string{"evacuate", "reboot", "hard-reboot", "rebuild", "force-down", "power-off"}[rng.IntN(6)]
+		case "live-migrate", "cold-migrate", "owner-delete":
+			f.target = protected[rng.IntN(len(protected))]
+		case "operator-force-down", "operator-disable", "bmc-lies-off", "bmc-miswired":
+			f.target = hosts[rng.IntN(len(hosts))]
+			f.dur = time.Duration(30+rng.IntN(600)) * time.Second
+		case "controller-outage":
+			f.dur = time.Duration(30+rng.IntN(570)) * time.Second
+		case "api-down-long":
+			f.target = protected[rng.IntN(len(protected))]
+			f.dur = time.Duration(300+rng.IntN(600)) * time.Second
 		}
 		out = append(out, f)
 	}
@@ -105,7 +139,10 @@ func (w *world) applyFaults() {
 	for len(w.sched) > 0 && !w.now.Before(w.sched[0].at) {
 		f := w.sched[0]
 		w.sched = w.sched[1:]
-		w.stats.Faults++
+		if !followUp[f.kind] {
+			w.stats.Faults++
+			w.kinds[f.kind]++
+		}
 		w.lastChange = w.now
 		w.begin(f)
 		if f.dur > 0 {
@@ -150,9 +187,11 @@ func (w *world) begin(f fault) {
 	case "api-conflict":
 		c.FailNext(f.target, cloud.ErrConflict, cloud.ErrConflict)
 	case "vigil-restart":
-		w.restart("operator restart")
+		if w.eng != nil {
+			w.restart("operator restart")
+		}
 	case "vigil-crash-step":
-		w.crashArmed = []string{"after-intent", "after-action"}[w.rng.IntN(2)]
+		w.crashArmed, w.crashOn, w.crashDown = []string{"after-intent", "after-action"}[w.rng.IntN(2)], "", 0
 	case "maintenance":
 		// The host fails (cut off); some time later, while Vigil is handling it, an
 		// operator puts it in maintenance.
@@ -163,10 +202,13 @@ func (w *world) begin(f fault) {
 			i++
 		}
 		w.sched = slices.Insert(w.sched, i, fault{at: at, kind: "maintenance-on", target: f.target})
-		w.stats.Faults-- // the follow-up is part of this fault
 	case "maintenance-on":
 		w.maint[f.target] = true
-		w.eng.SetMaintenance(f.target, true)
+		if w.eng != nil {
+			w.eng.SetMaintenance(f.target, true)
+		}
+	default:
+		w.beginNew(f)
 	}
 }
 
@@ -200,14 +242,26 @@ func (w *world) end(f fault) {
 		_ = c.IsolateHost(f.target, false)
 		w.repairIfFenced(f.target)
 		delete(w.maint, f.target)
-		w.eng.SetMaintenance(f.target, false)
+		if w.eng != nil {
+			w.eng.SetMaintenance(f.target, false)
+		}
+	default:
+		w.endNew(f)
 	}
 }
 
-// repair is the operator returning a dead host: power on, service forced up.
+// repair is the operator returning a dead host: power on, and its service forced
+// up at once, minutes later, or never (the operator forgets: it stays as Vigil left it).
 func (w *world) repair(host string) {
 	_ = w.cloud.PowerOnHost(host)
-	_ = w.cloud.ForceDown(context.Background(), host, false)
+	switch r := w.rng.IntN(10); {
+	case r < 5:
+		_ = w.cloud.SetForcedDown(host, false)
+	case r < 8:
+		w.insert(fault{at: w.now.Add(time.Duration(60+w.rng.IntN(240)) * time.Second), kind: "force-up", target: host})
+	default:
+		w.logf("operator powers %s on and leaves its service as it is", host)
+	}
 }
 
 // repairIfFenced: a host Vigil powered off while it was only cut off is returned by

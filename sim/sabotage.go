@@ -17,6 +17,28 @@ var Sabotages = map[string]int{
 	"fence-wrong-host":     5,
 	"give-up-silently":     6,
 	"drop-evidence":        7,
+	// Planted at the simulation's edge (the driver), not in the engine:
+	"evacuate-before-mark-down": 2,
+}
+
+// planted are the sabotages the driver plants (Config.Planted), not the engine.
+var planted = map[string]bool{"evacuate-before-mark-down": true}
+
+// SplitSabotage parses a --sabotage list into the engine's deliberate bugs and
+// those the simulation's driver plants.
+func SplitSabotage(list string) (model.Sabotage, []string, error) {
+	var eng []string
+	var edge []string
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if planted[name] {
+			edge = append(edge, name)
+		} else {
+			eng = append(eng, name)
+		}
+	}
+	s, err := ParseSabotage(strings.Join(eng, ","))
+	return s, edge, err
 }
 
 // ParseSabotage turns a comma-separated list into a Sabotage.
@@ -40,13 +62,14 @@ func ParseSabotage(list string) (model.Sabotage, error) {
 		case "drop-evidence":
 			s.DropEvidence = true
 		default:
-			return s, fmt.Errorf("--sabotage: unknown %q (known: skip-fence, repeat-after-restart, ignore-limits, ignore-brake, fence-wrong-host, give-up-silently, drop-evidence)", name)
+			return s, fmt.Errorf("--sabotage: unknown %q (known: skip-fence, repeat-after-restart, ignore-limits, ignore-brake, fence-wrong-host, give-up-silently, drop-evidence, evacuate-before-mark-down)", name)
 		}
 	}
 	return s, nil
 }
 
-// SabotageFlags is the --sabotage value for cfg's sabotage.
+// SabotageFlags is the --sabotage value for cfg's sabotage (the engine's and the
+// driver's).
 func SabotageFlags(cfg Config) string {
 	s := cfg.Sabotage
 	var out []string
@@ -60,5 +83,6 @@ func SabotageFlags(cfg Config) string {
 			out = append(out, x.name)
 		}
 	}
+	out = append(out, cfg.Planted...)
 	return strings.Join(out, ",")
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -17,8 +18,53 @@ type SweepResult struct {
 	Errors   []error
 	Elapsed  time.Duration
 	Stats    Stats
-	Checked  int // invariant checks that ran (ticks)
-	Invalids map[int]int
+	Checked  int         // invariant checks that ran (ticks)
+	Invalids map[int]int // violations per invariant
+	// InvalidSeeds: seeds that broke each invariant.
+	InvalidSeeds map[int]int
+	// Kinds sums up, per fault kind and per world setting, how often it ran and in
+	// how many seeds with violations.
+	Kinds map[string]*KindStats
+}
+
+// KindStats is one fault kind's (or world setting's) share of a sweep.
+type KindStats struct {
+	Faults int // faults of this kind begun (settings: seeds that drew it)
+	Seeds  int // seeds that had it
+	Failed int // of those, seeds with violations
+	// Invariants: per invariant, seeds that had it and violated that invariant.
+	Invariants map[int]int
+}
+
+func (s *SweepResult) addKinds(r Result) {
+	bump := func(name string, n int) {
+		k := s.Kinds[name]
+		if k == nil {
+			k = &KindStats{Invariants: map[int]int{}}
+			s.Kinds[name] = k
+		}
+		k.Faults += n
+		k.Seeds++
+		if len(r.Violations) > 0 {
+			k.Failed++
+			seen := map[int]bool{}
+			for _, v := range r.Violations {
+				if !seen[v.Invariant] {
+					seen[v.Invariant] = true
+					k.Invariants[v.Invariant]++
+				}
+			}
+		}
+	}
+	for name, n := range r.Kinds {
+		bump(name, n)
+	}
+	for _, name := range r.Settings {
+		if i := strings.IndexByte(name, '('); i > 0 {
+			name = name[:i]
+		}
+		bump("setting "+name, 1)
+	}
 }
 
 // SeedsPerMinute is the sweep's speed.
@@ -35,7 +81,7 @@ func Sweep(ctx context.Context, from, to uint64, cfg Config, workers int) SweepR
 	start := time.Now()
 	seeds := make(chan uint64)
 	var mu sync.Mutex
-	res := SweepResult{Invalids: map[int]int{}}
+	res := SweepResult{Invalids: map[int]int{}, InvalidSeeds: map[int]int{}, Kinds: map[string]*KindStats{}}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -46,13 +92,19 @@ func Sweep(ctx context.Context, from, to uint64, cfg Config, workers int) SweepR
 				mu.Lock()
 				res.Seeds++
 				res.Stats.add(r.Stats)
+				res.addKinds(r)
 				if err != nil {
 					res.Errors = append(res.Errors, err)
 				}
 				if len(r.Violations) > 0 {
 					res.Failed = append(res.Failed, r)
+					seen := map[int]bool{}
 					for _, v := range r.Violations {
 						res.Invalids[v.Invariant]++
+						if !seen[v.Invariant] {
+							seen[v.Invariant] = true
+							res.InvalidSeeds[v.Invariant]++
+						}
 					}
 				}
 				mu.Unlock()
@@ -90,6 +142,9 @@ func ReplayCommand(seed uint64, cfg Config) string {
 		seed, cfg.Hosts, cfg.Servers, cfg.Segments, cfg.Until, cfg.Settle)
 	if len(cfg.Faults) > 0 {
 		fmt.Fprintf(&b, " --faults %s", strings.Join(cfg.Faults, ","))
+	}
+	if cfg.Settings != nil {
+		fmt.Fprintf(&b, " --settings %s", cmp.Or(strings.Join(cfg.Settings, ","), "none"))
 	}
 	if s := SabotageFlags(cfg); s != "" {
 		fmt.Fprintf(&b, " --sabotage %s", s)

@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-ha/vigil/engine"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/recover"
+	"github.com/vigil-ha/vigil/store"
 	"github.com/vigil-ha/vigil/store/sqlite"
 )
 
@@ -28,8 +29,14 @@ type Config struct {
 	Until  time.Duration
 	Settle time.Duration
 	// Faults restricts the fault kinds (nil: all).
-	Faults   []string
+	Faults []string
+	// Settings restricts the world settings a seed may draw (nil: all; an empty,
+	// non-nil list: none, the plain world).
+	Settings []string
 	Sabotage model.Sabotage
+	// Planted: deliberate bugs the simulation's driver plants at the edge (see
+	// Sabotages), to prove a checker catches what the engine's switches cannot show.
+	Planted []string
 	// Dir holds the run's SQLite file ("" makes and removes a temp dir).
 	Dir string
 	// Log keeps the event log in the result (a sweep only keeps failures).
@@ -65,7 +72,12 @@ var invariantNames = map[int]string{
 	5: "no fence of a live host",
 	6: "every failure answered",
 	7: "everything explained",
+	8: "nothing concluded while the cloud cannot be seen",
+	9: "no recovery of a healthy server",
 }
+
+// Invariants is the number of invariants the checkers hold a run to.
+var Invariants = len(invariantNames)
 
 // Result is one run's outcome.
 type Result struct {
@@ -73,6 +85,10 @@ type Result struct {
 	Violations []Violation
 	Log        []string
 	Stats      Stats
+	// Kinds counts the faults of each kind the run began; Settings names the world
+	// settings it drew (e.g. "clock-skew").
+	Kinds    map[string]int
+	Settings []string
 }
 
 // Stats counts what happened in a run.
@@ -104,7 +120,18 @@ func Run(seed uint64, cfg Config) (Result, error) {
 
 var epoch0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// WorldSettings name what a seed may draw about its world, besides its faults.
+var WorldSettings = []string{
+	"clock-skew",    // Vigil's clock is off the cloud's: ±2 s, ±5 s, ±30 s, and a small drift
+	"no-bmc",        // one host has no BMC (CanFence false)
+	"policies",      // clusters by host, under different policies (host_down_grace 5 min, service_fence_only)
+	"notifications", // Nova's notifications pushed to Vigil; some late (minutes), some twice
+	"resume-guests", // resume_guests_state_on_host_boot: a host powered on starts its guests again
+	"rare-full",     // a full listing every 5 min instead of every minute (a large cloud's cost)
+}
+
 type world struct {
+	dbPath string
 	cfg    Config
 	seed   uint64
 	rng    *rand.Rand
@@ -121,16 +148,64 @@ type world struct {
 	log    []string
 	viol   []Violation
 	stats  Stats
-	// crashArmed makes the executor die at the next step (between intent and outcome).
+	kinds  map[string]int
+	// crashArmed makes the executor die at the next step (between intent and outcome);
+	// crashDown, when set, keeps Vigil down that long after the crash, and crashOn
+	// limits the crash to steps of that action (of any host).
 	crashArmed string
+	crashDown  time.Duration
+	crashOn    model.Action
+	// downUntil: Vigil is not running (eng nil) until then.
+	downUntil  time.Time
 	maint      map[string]bool
 	lastChange time.Time
+	// World settings drawn for this seed.
+	settings    []string
+	offset      time.Duration // Vigil's clock minus the cloud's, at the start
+	drift       float64       // and its drift (seconds per second)
+	policyOf    map[string]model.Policy
+	notify      bool
+	notes       []delivery // notifications on their way to Vigil, by time
+	powerOnNext bool       // an operator powers on the next host Vigil fences
+	exempt      map[string]string
+	exemptSeen  map[string]bool
+}
+
+type delivery struct {
+	at time.Time
+	n  sim.Notification
 }
 
 func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	w := &world{cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x51a)), now: epoch0,
-		prot: map[string]bool{}, maint: map[string]bool{}}
-	scfg := sim.Config{ActionLatency: 3 * time.Second, ServiceDownTime: 20 * time.Second, Seed: seed,
+		prot: map[string]bool{}, maint: map[string]bool{}, kinds: map[string]int{},
+		policyOf: map[string]model.Policy{}, exempt: map[string]string{}, exemptSeen: map[string]bool{}}
+	// World settings come from their own stream, so that a schedule of the classic
+	// fault kinds draws the same faults with or without them.
+	set := rand.New(rand.NewPCG(seed, 0x5e77))
+	has := func(name string, p float64) bool {
+		on := (cfg.Settings == nil || slices.Contains(cfg.Settings, name)) && set.Float64() < p
+		if on {
+			w.settings = append(w.settings, name)
+		}
+		return on
+	}
+	skew := has("clock-skew", 0.6)
+	noBMC := has("no-bmc", 0.4)
+	policies := has("policies", 0.5)
+	w.notify = has("notifications", 0.5)
+	resume := has("resume-guests", 0.5)
+	fullEvery := time.Minute
+	if has("rare-full", 0.5) {
+		fullEvery = 5 * time.Minute
+	}
+	if skew {
+		w.offset = []time.Duration{2, -2, 5, -5, 30, -30, 0}[set.IntN(7)] * time.Second
+		w.drift = []float64{0, 0, 1e-4, -1e-4, 5e-4, -5e-4}[set.IntN(6)]
+		w.settings[slices.Index(w.settings, "clock-skew")] = fmt.Sprintf("clock-skew(%+v,drift %+g)", w.offset, w.drift)
+	}
+	scfg := sim.Config{ActionLatency: 3 * time.Second, ServiceDownTime: 20 * time.Second, ConductorDelay: 5 * time.Second,
+		ResumeGuestsOnBoot: resume, Notifications: w.notify, Seed: seed,
 		Sleep: func(d time.Duration) { w.now = w.now.Add(d) }}
 	w.cloud = sim.New(scfg, w.clock)
 	capacity := (cfg.Servers+cfg.Hosts-1)/cfg.Hosts*2 + 1
@@ -151,24 +226,52 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.db = db
-	// Four clusters over 3/4 of the servers; the rest are unprotected.
-	nprot := len(ids) * 3 / 4
-	var clusters []model.Cluster
-	for c := range 4 {
-		var members []string
-		for i := c; i < nprot; i += 4 {
-			members = append(members, ids[i])
-			w.prot[ids[i]] = true
-		}
-		clusters = append(clusters, model.Cluster{Name: fmt.Sprintf("c%d", c), Members: members, Desired: len(members), Policy: "default"})
-	}
+	w.db, w.dbPath = db, dbPath
 	pol := model.DefaultPolicy()
 	pol.StepTimeout, pol.HostDownGrace, pol.Deadline = 60*time.Second, 10*time.Second, 10*time.Minute
+	pols := map[string]model.Policy{"default": pol}
+	clusterPolicy := []string{"default", "default", "default", "default"}
+	if policies {
+		patient := pol
+		patient.Name, patient.HostDownGrace, patient.Deadline = "patient", 5*time.Minute, 20*time.Minute
+		sfo := pol
+		sfo.Name, sfo.ServiceFenceOnly = "sfo", true
+		pols["patient"], pols["sfo"] = patient, sfo
+		clusterPolicy = []string{"default", "patient", "sfo", "default"}
+	}
+	if noBMC {
+		h := w.hosts[set.IntN(len(w.hosts))]
+		if policies && set.IntN(2) == 0 {
+			h = w.hosts[2%len(w.hosts)] // the host of the sfo cluster
+		}
+		_ = w.cloud.SetFenceEntry(h, "")
+		w.settings[slices.Index(w.settings, "no-bmc")] = "no-bmc(" + h + ")"
+	}
+	// Four clusters over 3/4 of the servers; the rest are unprotected. With several
+	// policies, a cluster's servers share hosts (cluster = host index mod 4), so that
+	// a host's policy is one cluster's.
+	nprot := len(ids) * 3 / 4
+	members := make([][]string, 4)
+	for i := range nprot {
+		c := i % 4
+		if policies {
+			c = (i % len(w.hosts)) % 4
+		}
+		members[c] = append(members[c], ids[i])
+		w.prot[ids[i]] = true
+		w.policyOf[ids[i]] = pols[clusterPolicy[c]]
+	}
+	var clusters []model.Cluster
+	for c := range 4 {
+		if len(members[c]) == 0 {
+			continue
+		}
+		clusters = append(clusters, model.Cluster{Name: fmt.Sprintf("c%d", c), Members: members[c], Desired: len(members[c]), Policy: clusterPolicy[c]})
+	}
 	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3}
 	w.drv = &driver{w: w, cloud: w.cloud}
-	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Store: db, Policies: map[string]model.Policy{"default": pol},
-		Limits: lim, Now: w.clock, FullEvery: time.Minute, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
+	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Store: db, Policies: pols,
+		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
 		Hook: recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")}}
 	if err := w.start(); err != nil {
 		return nil, err
@@ -185,7 +288,20 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	return w, nil
 }
 
+// clock is the cloud's clock (the truth); vigilClock is Vigil's, off by the seed's
+// offset and drift.
 func (w *world) clock() time.Time { return w.now }
+
+func (w *world) vigilClock() time.Time {
+	el := w.now.Sub(epoch0)
+	return w.now.Add(w.offset + time.Duration(w.drift*float64(el)))
+}
+
+// policy is the policy a protected server's cluster follows.
+func (w *world) policy(server string) (model.Policy, bool) {
+	p, ok := w.policyOf[server]
+	return p, ok
+}
 
 func (w *world) start() error {
 	eng, err := engine.New(context.Background(), w.ecfg)
@@ -201,13 +317,30 @@ func (w *world) start() error {
 
 func (w *world) crashHook(point string) func(model.Step) error {
 	return func(st model.Step) error {
-		if w.crashArmed == point {
-			w.crashArmed = ""
-			w.logf("vigil crashes %s of %s %s%s", point, st.Action, st.Server, st.Host)
-			return recover.ErrCrash
+		if w.crashArmed != point {
+			return nil
 		}
-		return nil
+		if w.crashOn != "" && st.Action != w.crashOn {
+			return nil
+		}
+		w.crashArmed = ""
+		w.logf("vigil crashes %s of %s %s%s", point, st.Action, st.Server, st.Host)
+		if w.crashDown > 0 && st.Host != "" {
+			// While Vigil is down, the world moves on: the host comes back (its
+			// network returns, or an operator powers it on).
+			w.insert(fault{at: w.now.Add(w.crashDown/5 + time.Duration(w.rng.Int64N(int64(w.crashDown/2)))), kind: "host-returns", target: st.Host})
+		}
+		return recover.ErrCrash
 	}
+}
+
+// insert adds a follow-up to the schedule, in time order.
+func (w *world) insert(f fault) {
+	i := 0
+	for i < len(w.sched) && !w.sched[i].at.After(f.at) {
+		i++
+	}
+	w.sched = slices.Insert(w.sched, i, f)
 }
 
 func (w *world) logf(format string, args ...any) {
@@ -216,6 +349,7 @@ func (w *world) logf(format string, args ...any) {
 
 func (w *world) onEvent(e model.Event) {
 	w.lastChange = w.now
+	w.onConclusion(e)
 	w.log = append(w.log, fmt.Sprintf("%s %-8s %s %s", fmtDur(e.At.Sub(epoch0)), e.Kind, e.Subject, e.Message))
 	if e.Kind == "incident" {
 		switch {
@@ -252,12 +386,25 @@ func (w *world) run() error {
 	ctx := context.Background()
 	for w.now.Before(end) {
 		w.applyFaults()
+		if w.eng == nil && !w.now.Before(w.downUntil) && !w.downUntil.IsZero() {
+			w.downUntil = time.Time{}
+			w.restart("back after its downtime")
+		}
+		w.deliver(ctx)
 		if w.eng != nil {
 			err := w.eng.Tick(ctx)
 			w.stats.Ticks++
-			if errors.Is(err, recover.ErrCrash) {
+			switch {
+			case errors.Is(err, recover.ErrCrash) && w.crashDown > 0:
+				w.down(w.crashDown, "crashed between a step's intent and its outcome")
+				w.crashDown = 0
+			case errors.Is(err, recover.ErrCrash):
 				w.restart("crash between a step's intent and its outcome")
-			} else if err != nil {
+			case errors.Is(err, store.ErrStale):
+				w.logf("vigil exits: %v", err)
+				w.violate(6, "Vigil lost the ownership of its journal to a second instance and stopped: nothing protects the cloud (%v)", err)
+				w.eng = nil
+			case err != nil:
 				return fmt.Errorf("tick at %s: %w", fmtDur(w.now.Sub(epoch0)), err)
 			}
 		}
@@ -277,6 +424,50 @@ func (w *world) restart(why string) {
 	}
 }
 
+// down stops Vigil for d: no tick, no notification, while the world moves on.
+func (w *world) down(d time.Duration, why string) {
+	w.logf("vigil is down for %s (%s)", d, why)
+	w.eng = nil
+	w.downUntil = w.now.Add(d)
+}
+
+// deliver pushes the cloud's notifications to Vigil, some late, some twice, the way
+// source/notifications would: a partial observation at the cloud's time of the event.
+func (w *world) deliver(ctx context.Context) {
+	if !w.notify {
+		return
+	}
+	for _, n := range w.cloud.DrainNotifications() {
+		switch r := w.rng.IntN(100); {
+		case r < 85:
+			w.notes = append(w.notes, delivery{at: w.now, n: n})
+		case r < 95:
+			w.notes = append(w.notes, delivery{at: w.now.Add(time.Duration(60+w.rng.IntN(540)) * time.Second), n: n})
+		default:
+			w.notes = append(w.notes, delivery{at: w.now, n: n},
+				delivery{at: w.now.Add(time.Duration(60+w.rng.IntN(540)) * time.Second), n: n})
+		}
+	}
+	slices.SortStableFunc(w.notes, func(a, b delivery) int { return a.at.Compare(b.at) })
+	for len(w.notes) > 0 && !w.notes[0].at.After(w.now) {
+		d := w.notes[0]
+		w.notes = w.notes[1:]
+		if w.eng == nil {
+			continue // nobody listens: lost
+		}
+		obs := model.Observation{At: d.n.At, Source: "notification", Servers: []model.Server{d.n.Server}}
+		if d.n.Server.Status == model.StatusDeleted {
+			obs.Deleted = []string{d.n.Server.ID}
+		}
+		if late := w.now.Sub(d.n.At); late > 30*time.Second {
+			w.logf("late notification (%s old): %s %s on %s", late.Round(time.Second), d.n.Server.ID, d.n.Server.Status, d.n.Server.Host)
+		}
+		if err := w.eng.Observe(ctx, obs); err != nil && !errors.Is(err, recover.ErrCrash) {
+			w.logf("notification: %v", err)
+		}
+	}
+}
+
 // advance moves the clock one poll interval, or straight to the next fault when the
 // world is quiet (nothing in flight, nothing open, nothing changed for a while):
 // the polls in between would observe nothing new.
@@ -284,10 +475,13 @@ func (w *world) advance(end time.Time) {
 	step := 2 * time.Second
 	next := w.now.Add(step)
 	quietFor := w.now.Sub(w.lastChange)
-	if quietFor > time.Minute && len(w.active) == 0 && w.crashArmed == "" && len(w.eng.OpenIncidents()) == 0 && w.cloud.Quiet() {
+	if quietFor > time.Minute && len(w.active) == 0 && w.crashArmed == "" && w.eng != nil && len(w.eng.OpenIncidents()) == 0 && w.cloud.Quiet() {
 		target := end
 		if len(w.sched) > 0 && w.sched[0].at.Before(target) {
 			target = w.sched[0].at
+		}
+		if len(w.notes) > 0 && w.notes[0].at.Before(target) {
+			target = w.notes[0].at
 		}
 		// Keep one full listing's worth of polls before the next fault.
 		if t := target.Add(-2 * time.Minute); t.After(next) {
@@ -298,7 +492,7 @@ func (w *world) advance(end time.Time) {
 }
 
 func (w *world) result() Result {
-	r := Result{Seed: w.seed, Violations: slices.Clone(w.viol), Stats: w.stats}
+	r := Result{Seed: w.seed, Violations: slices.Clone(w.viol), Stats: w.stats, Kinds: w.kinds, Settings: w.settings}
 	if w.cfg.Log || len(w.viol) > 0 {
 		r.Log = w.log
 	}

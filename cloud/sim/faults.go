@@ -15,7 +15,7 @@ import (
 // Crash puts a server into ERROR: its guest died.
 func (c *Cloud) Crash(id string) error {
 	return c.withServer(id, func(s *server) {
-		s.status, s.task, s.pending = model.StatusError, "", nil
+		s.status, s.task = model.StatusError, ""
 		s.copies = nil
 	})
 }
@@ -23,22 +23,40 @@ func (c *Cloud) Crash(id string) error {
 // PowerOffBehindBack stops a server without its owner asking: SHUTOFF, intent still on.
 func (c *Cloud) PowerOffBehindBack(id string) error {
 	return c.withServer(id, func(s *server) {
-		s.status, s.task, s.pending = model.StatusShutoff, "", nil
+		s.status, s.task = model.StatusShutoff, ""
 		s.copies = nil
 	})
 }
 
 // Stop is the owner stopping a server through the API: SHUTOFF with intent off.
+// Like Nova's, it is refused while a task is in progress; the guest is powered off
+// by its compute (task powering-off), which a dead compute never does.
 func (c *Cloud) Stop(id string) error {
-	return c.withServer(id, func(s *server) {
-		s.status, s.intent, s.copies = model.StatusShutoff, model.IntentOff, nil
-		s.actions = append(s.actions, model.InstanceAction{Action: cloud.ActionStop, Start: c.now()})
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	s, ok := c.servers[id]
+	if !ok || s.deleted {
+		return fmt.Errorf("stop %s: %w", id, cloud.ErrNotFound)
+	}
+	if s.task != "" || (s.status != model.StatusActive && s.status != model.StatusError) {
+		return fmt.Errorf("stop %s: %w: status %s task %q", id, cloud.ErrConflict, s.status, s.task)
+	}
+	s.intent = model.IntentOff
+	on := s.host
+	c.startLocked(s, cloud.ActionStop, s.status, "powering-off", phase{wait: time.Second, by: on, inPlace: true, do: func(s *server) {
+		s.status, s.task = model.StatusShutoff, ""
+		s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == on })
+	}})
+	return nil
 }
 
 // Delete removes a server, as its owner would.
 func (c *Cloud) Delete(id string) error {
-	return c.withServer(id, func(s *server) { s.deleted, s.copies = true, nil })
+	return c.withServer(id, func(s *server) {
+		s.deleted, s.copies = true, nil
+		s.actions = append(s.actions, model.InstanceAction{Action: "delete", Start: c.now()})
+	})
 }
 
 // BreakServer makes every later action on the server end in ERROR (true) or work again.
@@ -48,6 +66,8 @@ func (c *Cloud) BreakServer(id string, broken bool) {
 	c.broken[id] = broken
 }
 
+// withServer changes a server by a user's or a fault's hand: whatever task it had
+// is dropped.
 func (c *Cloud) withServer(id string, f func(*server)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -57,7 +77,8 @@ func (c *Cloud) withServer(id string, f func(*server)) error {
 		return fmt.Errorf("server %s: %w", id, cloud.ErrNotFound)
 	}
 	f(s)
-	s.updated = c.now()
+	s.work = nil
+	c.touchLocked(s)
 	delete(c.pending, id)
 	return nil
 }
@@ -70,11 +91,8 @@ func (c *Cloud) withHost(name string, f func(*host)) error {
 	if !ok {
 		return fmt.Errorf("host %s: %w", name, cloud.ErrNotFound)
 	}
-	was := h.reporting()
 	f(h)
-	if !was && h.reporting() {
-		h.since, h.lastSeen = c.now(), c.now()
-	}
+	c.stampLocked(h)
 	return nil
 }
 
@@ -84,20 +102,59 @@ func (c *Cloud) KillHost(name string) error {
 	return c.withHost(name, c.powerOffLocked)
 }
 
-// PowerOnHost restores power: the compute starts, and like Nova's init_host it
-// destroys the local copies of servers that were evacuated away meanwhile.
+// PowerOnHost restores power; the compute starts (init_host), as Nova's does:
+//   - it destroys the local copies of servers whose evacuation from this host was
+//     accepted (a migration record), and of servers no longer assigned to it;
+//   - a server left rebuilding or moving here, its work lost, goes to ERROR;
+//   - the guests of ACTIVE servers still assigned to it start again when
+//     ResumeGuestsOnBoot is set (resume_guests_state_on_host_boot), else its
+//     power-state sync stops them (SHUTOFF).
+//
+// The service's forced_down is left as it was: forcing it up is the operator's
+// separate act.
 func (c *Cloud) PowerOnHost(name string) error {
 	return c.withHost(name, func(h *host) {
+		was := h.computeAlive && h.power == model.PowerOn
 		h.power, h.computeAlive = model.PowerOn, true
-		for _, s := range c.servers {
-			if s.host != name {
-				s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == name })
-			} else if !s.deleted && len(s.copies) == 0 && s.status == model.StatusActive {
-				// Nova's power-state sync: found not running, the instance is stopped.
-				s.status, s.task, s.updated = model.StatusShutoff, "", c.now()
-			}
+		if !was {
+			c.initHostLocked(name)
 		}
 	})
+}
+
+func (c *Cloud) initHostLocked(name string) {
+	evacuated := map[string]bool{}
+	for i, m := range c.migrations {
+		if m.kind == "evacuation" && m.source == name && (m.status == "accepted" || m.status == "done") {
+			evacuated[m.server] = true
+			c.migrations[i].status = "completed"
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.servers)) {
+		s := c.servers[id]
+		if evacuated[id] || s.host != name {
+			s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == name })
+			continue
+		}
+		if s.deleted || slices.Contains(s.copies, name) {
+			continue
+		}
+		if len(s.work) == 0 && slices.Contains([]string{"rebuilding", "rebuild_spawning", "migrating", "resize_migrating", "resize_migrated", "resize_finish"}, s.task) {
+			// _init_instance: a rebuild or move interrupted here cannot go on.
+			s.status, s.task = model.StatusError, ""
+			c.touchLocked(s)
+			continue
+		}
+		if s.status != model.StatusActive || s.task != "" {
+			continue
+		}
+		if c.cfg.ResumeGuestsOnBoot && s.intent != model.IntentOff {
+			s.copies = append(s.copies, name)
+		} else {
+			s.status = model.StatusShutoff // the power-state sync: found not running
+		}
+		c.touchLocked(s)
+	}
 }
 
 // IsolateHost cuts the host off the controller: it looks down, its VMs keep running.
@@ -105,14 +162,147 @@ func (c *Cloud) IsolateHost(name string, isolated bool) error {
 	return c.withHost(name, func(h *host) { h.isolated = isolated })
 }
 
-// SetBMC makes a host's BMC unreachable (down) or accept power-off without acting (lies).
-func (c *Cloud) SetBMC(name string, down, lies bool) error {
-	return c.withHost(name, func(h *host) { h.bmcDown, h.bmcLies = down, lies })
+// SetBMC makes a host's BMC unreachable (down) or accept power-off without acting (silent).
+func (c *Cloud) SetBMC(name string, down, silent bool) error {
+	return c.withHost(name, func(h *host) { h.bmcDown, h.bmcSilent = down, silent })
 }
 
-// SetDisabled disables or enables a host's compute service for scheduling.
+// SetBMCLiesOff makes a host's BMC report its power off whatever the truth.
+func (c *Cloud) SetBMCLiesOff(name string, lies bool) error {
+	return c.withHost(name, func(h *host) { h.bmcLiesOff = lies })
+}
+
+// SetFenceEntry points host's fence entry at the BMC of host bmc (a miswired entry
+// when bmc is another host; "" removes the host's BMC).
+func (c *Cloud) SetFenceEntry(name, bmc string) error {
+	c.mu.Lock()
+	_, ok := c.hosts[bmc]
+	c.mu.Unlock()
+	if bmc != "" && !ok {
+		return fmt.Errorf("fence entry of %s: BMC of host %s: %w", name, bmc, cloud.ErrNotFound)
+	}
+	return c.withHost(name, func(h *host) { h.bmc = bmc })
+}
+
+// SetDisabled disables or enables a host's compute service for scheduling. Like
+// every service update in Nova, it bumps the service's updated_at.
 func (c *Cloud) SetDisabled(name string, disabled bool) error {
-	return c.withHost(name, func(h *host) { h.disabled = disabled })
+	return c.withHost(name, func(h *host) { h.disabled, h.lastSeen = disabled, c.now() })
+}
+
+// SetForcedDown is an operator (or another tool) forcing a host's service down or up,
+// outside Vigil: updated_at is bumped as on any service update.
+func (c *Cloud) SetForcedDown(name string, down bool) error {
+	return c.withHost(name, func(h *host) { h.forcedDown, h.lastSeen = down, c.now() })
+}
+
+// StopHeartbeats stops (true) every compute's heartbeat at once, as a conductor or
+// message-queue outage does, while the hosts and their VMs run on.
+func (c *Cloud) StopHeartbeats(stopped bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	c.hbStopped = stopped
+	for _, h := range c.hosts {
+		c.stampLocked(h)
+	}
+}
+
+// LoseAnswers makes the next n calls of op (evacuate, reboot, hard-reboot, rebuild,
+// force-down, reset-state, power-off) be carried out but answered ErrUnavailable.
+func (c *Cloud) LoseAnswers(op string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lost[op] += n
+}
+
+// LiveMigrate is an operator's live migration to dest: MIGRATING/migrating; the copy
+// runs on the source, then switches over to dest (switch after it started); the
+// source compute then finishes (post-migration): host = dest, ACTIVE. If the source
+// dies after the switch, the copy runs on at dest while the server still says
+// MIGRATING on the source.
+func (c *Cloud) LiveMigrate(id, dest string, switchAfter time.Duration) error {
+	return c.move(id, dest, "live-migration", func(s *server) {
+		src := s.host
+		c.startLocked(s, "live-migration", model.StatusMigrating, "migrating",
+			phase{wait: switchAfter, by: src, do: func(s *server) {
+				s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == src })
+				if !slices.Contains(s.copies, dest) {
+					s.copies = append(s.copies, dest)
+				}
+			}},
+			phase{wait: c.cfg.ActionLatency, by: src, do: runsOn(dest)})
+	})
+}
+
+// Migrate is an operator's cold migration (resize false) or resize: RESIZE through
+// resize_prep, resize_migrating (the copy on the source stops), resize_migrated,
+// resize_finish (on dest), then VERIFY_RESIZE on dest until ConfirmResize.
+func (c *Cloud) Migrate(id, dest string, resize bool) error {
+	action := "migrate"
+	if resize {
+		action = "resize"
+	}
+	return c.move(id, dest, action, func(s *server) {
+		src, step := s.host, c.cfg.ActionLatency/2
+		c.startLocked(s, action, model.StatusResize, "resize_prep",
+			phase{wait: step, by: src, do: taskIs("resize_migrating")},
+			phase{wait: step, by: src, do: func(s *server) {
+				s.task = "resize_migrated"
+				s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == src })
+			}},
+			phase{wait: step, by: dest, do: func(s *server) { s.task, s.host = "resize_finish", dest }},
+			phase{wait: step, by: dest, do: func(s *server) {
+				s.status, s.task = model.StatusVerify, ""
+				if !slices.Contains(s.copies, dest) {
+					s.copies = append(s.copies, dest)
+				}
+			}})
+	})
+}
+
+func (c *Cloud) move(id, dest, kind string, start func(*server)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	s, ok := c.servers[id]
+	if !ok || s.deleted {
+		return fmt.Errorf("%s %s: %w", kind, id, cloud.ErrNotFound)
+	}
+	t := c.hosts[dest]
+	if s.status != model.StatusActive || s.task != "" || t == nil || dest == s.host ||
+		c.serviceStateLocked(t) != model.ServiceUp || t.disabled || t.capacity > 0 && c.usedLocked(dest) >= t.capacity {
+		return fmt.Errorf("%s %s to %s: %w", kind, id, dest, cloud.ErrConflict)
+	}
+	c.migrations = append(c.migrations, migration{server: id, source: s.host, dest: dest, kind: kind, status: "accepted"})
+	start(s)
+	s.work[len(s.work)-1].dest = dest
+	return nil
+}
+
+// ConfirmResize is the owner confirming a migration or resize: VERIFY_RESIZE -> ACTIVE.
+func (c *Cloud) ConfirmResize(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	s, ok := c.servers[id]
+	if !ok || s.deleted || s.status != model.StatusVerify {
+		return fmt.Errorf("confirm resize %s: %w", id, cloud.ErrConflict)
+	}
+	s.status = model.StatusActive
+	s.actions = append(s.actions, model.InstanceAction{Action: "confirmResize", Start: c.now()})
+	c.touchLocked(s)
+	return nil
+}
+
+// DrainNotifications returns the notifications since the last drain, oldest first.
+func (c *Cloud) DrainNotifications() []Notification {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	out := c.feed
+	c.feed = nil
+	return out
 }
 
 // SetErrorRate sets the probability that an API call fails with ErrUnavailable.
@@ -132,9 +322,17 @@ func (c *Cloud) SetCallLatency(d time.Duration) {
 // HostTruth is what really holds for a host, which the API does not show.
 type HostTruth struct {
 	Power     model.Power
-	Reporting bool      // alive and reaching the controller
+	Alive     bool      // powered on, its compute running
+	Reporting bool      // alive and its heartbeats reaching the controller
 	Since     time.Time // reporting continuously since then
+	Silent    time.Time // not reporting since then (when not Reporting)
 	Segment   string
+	// BMC is the host whose power the fence entry of this one really controls ("":
+	// no BMC); BMCIdentity is that BMC's GUID.
+	BMC         string
+	BMCIdentity string
+	ForcedDown  bool
+	Disabled    bool
 }
 
 // Truth returns a host's real state.
@@ -146,7 +344,12 @@ func (c *Cloud) Truth(name string) HostTruth {
 	if !ok {
 		return HostTruth{}
 	}
-	return HostTruth{Power: h.power, Reporting: h.reporting(), Since: h.since, Segment: h.segment}
+	t := HostTruth{Power: h.power, Alive: h.power == model.PowerOn && h.computeAlive, Reporting: h.reporting,
+		Since: h.since, Silent: h.silent, Segment: h.segment, BMC: h.bmc, ForcedDown: h.forcedDown, Disabled: h.disabled}
+	if b, ok := c.hosts[h.bmc]; ok {
+		t.BMCIdentity = b.guid
+	}
+	return t
 }
 
 // Quiet reports whether nothing is about to change by itself: no action in flight.
@@ -228,6 +431,22 @@ func (c *Cloud) Server(id string) (model.Server, bool) {
 		return model.Server{}, false
 	}
 	return s.view(), true
+}
+
+// ServersOn returns the servers assigned to a host or with a copy running on it,
+// with their views, sorted by ID.
+func (c *Cloud) ServersOn(name string) []model.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked()
+	var out []model.Server
+	for _, id := range slices.Sorted(maps.Keys(c.servers)) {
+		s := c.servers[id]
+		if !s.deleted && (s.host == name || slices.Contains(s.copies, name)) {
+			out = append(out, s.view())
+		}
+	}
+	return out
 }
 
 // HostPower returns a host's true power state.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -21,6 +22,16 @@ type Config struct {
 	// ServiceDownTime: a compute that stopped reporting is "down" after this long
 	// (Nova's service_down_time).
 	ServiceDownTime time.Duration
+	// ConductorDelay: how long an accepted evacuation keeps the source host (status
+	// REBUILD, task rebuilding) before the conductor places it on its target. Zero
+	// moves instance.host to the target when the API accepts the evacuation.
+	ConductorDelay time.Duration
+	// ResumeGuestsOnBoot is Nova's resume_guests_state_on_host_boot: a compute that
+	// starts again restarts the guests of ACTIVE servers still assigned to it
+	// (otherwise its power-state sync stops them: SHUTOFF).
+	ResumeGuestsOnBoot bool
+	// Notifications keeps a feed of server changes (see DrainNotifications).
+	Notifications bool
 	// CallLatency is spent in Sleep on every API call, when both are set.
 	CallLatency time.Duration
 	Sleep       func(time.Duration)
@@ -32,8 +43,13 @@ type Config struct {
 
 // DefaultConfig is a fast cloud for the demo and tests.
 func DefaultConfig() Config {
-	return Config{ActionLatency: 2 * time.Second, ServiceDownTime: 6 * time.Second}
+	return Config{ActionLatency: 2 * time.Second, ServiceDownTime: 6 * time.Second, ConductorDelay: time.Second}
 }
+
+// ErrAnswerLost marks a call the cloud carried out but whose answer never came back
+// (a timeout): the caller sees cloud.ErrUnavailable and cannot tell it from a call
+// that never arrived.
+var ErrAnswerLost = errors.New("no answer within the timeout (the request may have been carried out)")
 
 type host struct {
 	name, segment string
@@ -43,10 +59,17 @@ type host struct {
 	isolated      bool        // alive, but its reports do not reach the controller
 	forcedDown    bool
 	disabled      bool
-	lastSeen      time.Time // last heartbeat that reached the controller
+	lastSeen      time.Time // the service's updated_at: last heartbeat or service update
+	reporting     bool      // heartbeats reached the controller at the last stamp
 	since         time.Time // when it last started reporting (after a gap)
-	bmcDown       bool      // BMC does not answer
-	bmcLies       bool      // BMC accepts power off but nothing happens
+	silent        time.Time // when it last stopped reporting
+	// The fence entry of this host reaches the BMC of host bmc ("" : no BMC).
+	bmc  string
+	guid string // the identity of this host's own BMC
+	// Faults of this host's own BMC (the device).
+	bmcDown    bool // does not answer
+	bmcSilent  bool // accepts power off, does nothing
+	bmcLiesOff bool // reports power off whatever the truth
 }
 
 type server struct {
@@ -56,31 +79,60 @@ type server struct {
 	copies                []string // hosts where a copy of this VM really runs
 	updated               time.Time
 	actions               []model.InstanceAction
-	pending               *transition
-	deleted               bool
+	// work in flight: usually one action, but an action Nova's database forgot
+	// (reset-state) goes on where its compute runs, beside the next one.
+	work    []*work
+	deleted bool
 }
 
-type transition struct {
+// work is an accepted action's remaining phases. Each phase is carried out by one
+// compute (by) and waits while that compute is dead, as a task does in Nova.
+type work struct {
 	due    time.Time
-	host   string // where the server ends up
-	status string
-	failTo string // when set, the action ends in this status (ERROR)
+	phases []phase
+	dest   string   // the host the action ends on (counted against its capacity)
+	ran    []string // the computes that carried out a phase of it
+}
+
+type phase struct {
+	wait time.Duration
+	by   string
+	do   func(s *server)
+	// inPlace: the action works on the server where it is (reboot, rebuild): it is
+	// dropped once the server was moved elsewhere meanwhile (its compute no longer
+	// owns it).
+	inPlace bool
+}
+
+type migration struct {
+	server, source, dest, kind, status string
+}
+
+// Notification is a server change as Nova's versioned notifications report it, at
+// the cloud's time of the change.
+type Notification struct {
+	At     time.Time
+	Server model.Server
 }
 
 // Cloud is the simulated cloud.
 type Cloud struct {
-	mu      sync.Mutex
-	cfg     Config
-	now     func() time.Time
-	rng     *rand.Rand
-	hosts   map[string]*host
-	servers map[string]*server
-	pending map[string]bool
-	seq     int
-	calls   map[string]int
-	failing map[string][]error // op -> errors to return on the next calls
-	broken  map[string]bool    // actions on these servers end in ERROR
-	down    bool               // API unreachable
+	mu         sync.Mutex
+	cfg        Config
+	now        func() time.Time
+	rng        *rand.Rand
+	hosts      map[string]*host
+	servers    map[string]*server
+	pending    map[string]bool
+	migrations []migration
+	seq        int
+	calls      map[string]int
+	failing    map[string][]error // op -> errors to return on the next calls
+	lost       map[string]int     // op -> answers to lose after carrying the call out
+	broken     map[string]bool    // actions on these servers end in ERROR
+	down       bool               // API unreachable
+	hbStopped  bool               // no heartbeat reaches the database (conductor, RabbitMQ down)
+	feed       []Notification
 }
 
 // New returns an empty cloud whose time is read from now.
@@ -88,7 +140,7 @@ func New(cfg Config, now func() time.Time) *Cloud {
 	return &Cloud{
 		cfg: cfg, now: now, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5157)),
 		hosts: map[string]*host{}, servers: map[string]*server{}, pending: map[string]bool{},
-		calls: map[string]int{}, failing: map[string][]error{}, broken: map[string]bool{},
+		calls: map[string]int{}, failing: map[string][]error{}, lost: map[string]int{}, broken: map[string]bool{},
 	}
 }
 
@@ -96,12 +148,14 @@ func New(cfg Config, now func() time.Time) *Cloud {
 // its servers' updated times and its hosts' heartbeats.
 func (c *Cloud) CloudNow() (time.Time, bool) { return c.now(), true }
 
-// AddHost adds a powered-on, up compute host with room for capacity servers.
+// AddHost adds a powered-on, up compute host with room for capacity servers, and a
+// BMC of its own.
 func (c *Cloud) AddHost(name, segment string, capacity int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.hosts[name] = &host{name: name, segment: segment, capacity: capacity,
-		power: model.PowerOn, computeAlive: true, lastSeen: c.now(), since: c.now()}
+		power: model.PowerOn, computeAlive: true, lastSeen: c.now(), since: c.now(), reporting: true,
+		bmc: name, guid: fmt.Sprintf("%08x-0000-4000-8000-%012x", len(c.hosts)+1, c.rng.Uint64()>>16)}
 }
 
 // CreateServer boots a server on host (ACTIVE at once) and returns its ID.
@@ -127,7 +181,10 @@ func (c *Cloud) CreateServer(name, hostName string) (string, error) {
 func (c *Cloud) usedLocked(hostName string) int {
 	n := 0
 	for _, s := range c.servers {
-		if !s.deleted && s.host == hostName {
+		if s.deleted {
+			continue
+		}
+		if s.host == hostName || slices.ContainsFunc(s.work, func(w *work) bool { return w.dest == hostName }) {
 			n++
 		}
 	}
@@ -155,13 +212,21 @@ func (c *Cloud) call(op string) error {
 	return nil
 }
 
-// advanceLocked lands every transition that is due, in a fixed order.
+// answer is the answer to a call the cloud carried out: nil, or a lost answer.
+func (c *Cloud) answer(op string) error {
+	if c.lost[op] > 0 {
+		c.lost[op]--
+		c.calls[op+" (answer lost)"]++
+		return fmt.Errorf("%s: %w: %w", op, cloud.ErrUnavailable, ErrAnswerLost)
+	}
+	return nil
+}
+
+// advanceLocked lands every phase that is due, in a fixed order.
 func (c *Cloud) advanceLocked() {
 	now := c.now()
 	for _, h := range c.hosts {
-		if h.reporting() {
-			h.lastSeen = now
-		}
+		c.stampLocked(h)
 	}
 	if len(c.pending) == 0 {
 		return
@@ -169,35 +234,53 @@ func (c *Cloud) advanceLocked() {
 	ids := slices.Sorted(maps.Keys(c.pending))
 	for _, id := range ids {
 		s := c.servers[id]
-		t := s.pending
-		if t == nil || s.deleted {
+		for _, w := range s.work {
+			for len(w.phases) > 0 && !s.deleted && !now.Before(w.due) {
+				ph := w.phases[0]
+				if ph.inPlace && s.host != ph.by {
+					w.phases = nil
+					break
+				}
+				if h := c.hosts[ph.by]; h == nil || !h.computeAlive || h.power != model.PowerOn {
+					break // the compute that must do it is gone: the task hangs, as in Nova
+				}
+				ph.do(s)
+				c.touchLocked(s)
+				w.ran = append(w.ran, ph.by)
+				w.phases = w.phases[1:]
+				if len(w.phases) > 0 {
+					// The next phase follows this one's due time (applied lazily, so
+					// several may land in one call).
+					w.due = w.due.Add(w.phases[0].wait)
+				}
+			}
+		}
+		s.work = slices.DeleteFunc(s.work, func(w *work) bool { return len(w.phases) == 0 || s.deleted })
+		if len(s.work) == 0 {
+			s.work = nil
 			delete(c.pending, id)
-			continue
-		}
-		if now.Before(t.due) {
-			continue
-		}
-		h := c.hosts[t.host]
-		if h == nil || !h.computeAlive || h.power != model.PowerOn {
-			continue // the compute that must do it is gone: the task hangs, as in Nova
-		}
-		delete(c.pending, id)
-		s.pending = nil
-		s.task = ""
-		s.updated = now
-		if t.failTo != "" {
-			s.status = t.failTo
-			continue
-		}
-		s.status = t.status
-		if t.status == model.StatusActive && !slices.Contains(s.copies, t.host) {
-			s.copies = append(s.copies, t.host)
 		}
 	}
 }
 
-func (h *host) reporting() bool {
-	return h.power == model.PowerOn && h.computeAlive && !h.isolated
+// stampLocked records when a host's heartbeats start or stop reaching the controller.
+func (c *Cloud) stampLocked(h *host) {
+	now := c.now()
+	r := c.reportingLocked(h)
+	switch {
+	case r && !h.reporting:
+		h.since = now
+	case !r && h.reporting:
+		h.silent = now
+	}
+	h.reporting = r
+	if r {
+		h.lastSeen = now
+	}
+}
+
+func (c *Cloud) reportingLocked(h *host) bool {
+	return h.power == model.PowerOn && h.computeAlive && !h.isolated && !c.hbStopped
 }
 
 func (c *Cloud) serviceStateLocked(h *host) model.ServiceState {
@@ -205,6 +288,15 @@ func (c *Cloud) serviceStateLocked(h *host) model.ServiceState {
 		return model.ServiceDown
 	}
 	return model.ServiceUp
+}
+
+// touchLocked records a change of the server at the cloud's time (its updated_at),
+// and its notification.
+func (c *Cloud) touchLocked(s *server) {
+	s.updated = c.now()
+	if c.cfg.Notifications {
+		c.feed = append(c.feed, Notification{At: s.updated, Server: s.view()})
+	}
 }
 
 // ListServers implements cloud.Lister.
@@ -261,18 +353,34 @@ func (c *Cloud) serverLocked(op, id string) (*server, error) {
 	return s, nil
 }
 
-func (c *Cloud) startLocked(s *server, action, status string, t transition) {
+// startLocked records an accepted action and its phases; the last one ends in
+// ERROR instead when actions on the server are broken.
+func (c *Cloud) startLocked(s *server, action, status, task string, phases ...phase) {
 	now := c.now()
 	s.actions = append(s.actions, model.InstanceAction{Action: action, Start: now,
 		RequestID: fmt.Sprintf("req-%d", len(s.actions))})
-	s.status, s.task, s.updated = status, action, now
-	t.due = now.Add(c.cfg.ActionLatency)
-	if c.broken[s.id] {
-		t.failTo = model.StatusError
+	s.status, s.task = status, task
+	c.touchLocked(s)
+	if c.broken[s.id] && action != cloud.ActionStop { // the owner's stop is not a recovery
+		last := &phases[len(phases)-1]
+		on := last.by
+		last.do = func(s *server) { s.status, s.task, s.host = model.StatusError, "", on }
 	}
-	s.pending = &t
+	s.work = append(s.work, &work{due: now.Add(phases[0].wait), phases: phases, dest: phases[len(phases)-1].by})
 	c.pending[s.id] = true
 }
+
+// runsOn is a final phase: the server is ACTIVE on h, a copy running there.
+func runsOn(h string) func(*server) {
+	return func(s *server) {
+		s.status, s.task, s.host = model.StatusActive, "", h
+		if !slices.Contains(s.copies, h) {
+			s.copies = append(s.copies, h)
+		}
+	}
+}
+
+func taskIs(task string) func(*server) { return func(s *server) { s.task = task } }
 
 // Reboot implements cloud.Actor with Nova's rules: a soft reboot needs ACTIVE; a
 // hard reboot is also allowed from SHUTOFF, PAUSED, SUSPENDED and ERROR.
@@ -297,13 +405,13 @@ func (c *Cloud) Reboot(ctx context.Context, id string, hard bool) error {
 	if s.task != "" || !slices.Contains(allowed, s.status) {
 		return fmt.Errorf("%s %s: %w: cannot reboot while status %s task %q", op, id, cloud.ErrConflict, s.status, s.task)
 	}
-	status := model.StatusReboot
+	status, task := model.StatusReboot, "rebooting"
 	if hard {
-		status = model.StatusHardReboot
+		status, task = model.StatusHardReboot, "rebooting_hard"
 	}
 	s.intent = model.IntentOn
-	c.startLocked(s, cloud.ActionReboot, status, transition{host: s.host, status: model.StatusActive})
-	return nil
+	c.startLocked(s, cloud.ActionReboot, status, task, phase{wait: c.cfg.ActionLatency, by: s.host, do: runsOn(s.host), inPlace: true})
+	return c.answer(op)
 }
 
 // Rebuild implements cloud.Actor: in place, same ID and image, from ACTIVE, SHUTOFF or ERROR.
@@ -321,12 +429,19 @@ func (c *Cloud) Rebuild(ctx context.Context, id string) error {
 		return fmt.Errorf("rebuild %s: %w: cannot rebuild while status %s task %q", id, cloud.ErrConflict, s.status, s.task)
 	}
 	s.intent = model.IntentOn
-	c.startLocked(s, cloud.ActionRebuild, model.StatusRebuild, transition{host: s.host, status: model.StatusActive})
-	return nil
+	half := c.cfg.ActionLatency / 2
+	c.startLocked(s, cloud.ActionRebuild, model.StatusRebuild, "rebuilding",
+		phase{wait: half, by: s.host, do: taskIs("rebuild_spawning"), inPlace: true},
+		phase{wait: c.cfg.ActionLatency - half, by: s.host, do: runsOn(s.host), inPlace: true})
+	return c.answer("rebuild")
 }
 
 // Evacuate implements cloud.Actor. Like Nova, it refuses unless the source compute
-// service is down, and places the server itself when target is "".
+// service is down, and places the server itself when target is "". The server
+// keeps its source host (REBUILD, rebuilding) until the conductor has placed it
+// (ConductorDelay), then spawns on the target (rebuild_spawning). Nova records an
+// evacuation migration: the source's compute destroys its local copy when it next
+// starts (init_host), not before.
 func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -361,11 +476,25 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 			return fmt.Errorf("evacuate %s: %w: target %s is full", id, cloud.ErrConflict, target)
 		}
 	}
-	c.startLocked(s, cloud.ActionEvacuate, model.StatusRebuild,
-		transition{host: target, status: model.StatusActive})
+	c.migrations = append(c.migrations, migration{server: id, source: s.host, dest: target, kind: "evacuation", status: "accepted"})
+	mig := len(c.migrations) - 1
 	s.intent = model.IntentOn
-	s.host = target // Nova moves instance.host when the rebuild starts on the target
-	return nil
+	place := func(s *server) { s.host, s.task = target, "rebuild_spawning" }
+	done := func(s *server) {
+		runsOn(target)(s)
+		c.migrations[mig].status = "done"
+	}
+	if c.cfg.ConductorDelay == 0 {
+		s.host = target
+		c.startLocked(s, cloud.ActionEvacuate, model.StatusRebuild, "rebuild_spawning",
+			phase{wait: c.cfg.ActionLatency, by: target, do: done})
+		return c.answer("evacuate")
+	}
+	delay := c.cfg.ConductorDelay/2 + time.Duration(c.rng.Int64N(int64(c.cfg.ConductorDelay)))
+	c.startLocked(s, cloud.ActionEvacuate, model.StatusRebuild, "rebuilding",
+		phase{wait: delay, by: target, do: place},
+		phase{wait: c.cfg.ActionLatency, by: target, do: done})
+	return c.answer("evacuate")
 }
 
 func (c *Cloud) pickHostLocked(exclude string) string {
@@ -386,8 +515,9 @@ func (c *Cloud) pickHostLocked(exclude string) string {
 	return best
 }
 
-// ForceDown implements cloud.Actor. A service forced up reports up only while its
-// compute is alive and reaching the controller.
+// ForceDown implements cloud.Actor. Like Nova, any update of a service bumps its
+// updated_at (the heartbeat time the API shows): a dead compute forced up looks up
+// for ServiceDownTime.
 func (c *Cloud) ForceDown(ctx context.Context, hostName string, down bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -398,11 +528,13 @@ func (c *Cloud) ForceDown(ctx context.Context, hostName string, down bool) error
 	if !ok {
 		return cloud.Terminal(fmt.Errorf("force-down %s: host %w", hostName, cloud.ErrNotFound))
 	}
-	h.forcedDown = down
-	return nil
+	h.forcedDown, h.lastSeen = down, c.now()
+	return c.answer("force-down")
 }
 
-// ResetState implements cloud.Actor: ERROR, no task, whatever was in flight is dropped.
+// ResetState implements cloud.Actor: ERROR and no task in Nova's database. Like
+// Nova's, it stops nothing: an action in flight on a live compute (an evacuation
+// spawning on its target) goes on and lands.
 func (c *Cloud) ResetState(ctx context.Context, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -413,9 +545,9 @@ func (c *Cloud) ResetState(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	s.status, s.task, s.pending, s.updated = model.StatusError, "", nil, c.now()
-	delete(c.pending, id)
-	return nil
+	s.status, s.task = model.StatusError, ""
+	c.touchLocked(s)
+	return c.answer("reset-state")
 }
 
 // Actions implements cloud.Actor.
@@ -432,51 +564,83 @@ func (c *Cloud) Actions(ctx context.Context, id string) ([]model.InstanceAction,
 	return slices.Clone(s.actions), nil
 }
 
-// CanFence implements cloud.Fencer: every simulated host has a BMC.
+// CanFence implements cloud.Fencer: whether the host has a fence entry (a BMC).
 func (c *Cloud) CanFence(hostName string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.hosts[hostName]
-	return ok
+	h, ok := c.hosts[hostName]
+	return ok && h.bmc != ""
 }
 
-// PowerOff implements cloud.Fencer: the host loses power and every copy on it stops.
+// bmcLocked is the BMC that host's fence entry reaches: its own, or another host's
+// when the entry is miswired.
+func (c *Cloud) bmcLocked(op, hostName string) (*host, error) {
+	h, ok := c.hosts[hostName]
+	if !ok || h.bmc == "" {
+		return nil, cloud.Terminal(fmt.Errorf("%s %s: no BMC configured", op, hostName))
+	}
+	b := c.hosts[h.bmc]
+	if b.bmcDown {
+		return nil, fmt.Errorf("%s %s: BMC %w: no answer", op, hostName, cloud.ErrUnavailable)
+	}
+	return b, nil
+}
+
+// PowerOff implements cloud.Fencer: the machine whose BMC the entry reaches loses
+// power and every copy on it stops.
 func (c *Cloud) PowerOff(ctx context.Context, hostName string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls["bmc-power-off"]++
-	h, ok := c.hosts[hostName]
-	if !ok {
-		return cloud.Terminal(fmt.Errorf("power off %s: no such BMC", hostName))
+	c.advanceLocked()
+	b, err := c.bmcLocked("power off", hostName)
+	if err != nil {
+		return err
 	}
-	if h.bmcDown {
-		return fmt.Errorf("power off %s: BMC %w: no answer", hostName, cloud.ErrUnavailable)
+	if !b.bmcSilent {
+		c.powerOffLocked(b)
 	}
-	if !h.bmcLies {
-		c.powerOffLocked(h)
-	}
-	return nil
+	return c.answer("power-off")
 }
 
-// PowerStatus implements cloud.Fencer.
+// PowerStatus implements cloud.Fencer: what the BMC the entry reaches says.
 func (c *Cloud) PowerStatus(ctx context.Context, hostName string) (model.Power, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls["bmc-power-status"]++
-	h, ok := c.hosts[hostName]
-	if !ok {
-		return model.PowerUnknown, cloud.Terminal(fmt.Errorf("power status %s: no such BMC", hostName))
+	b, err := c.bmcLocked("power status", hostName)
+	if err != nil {
+		return model.PowerUnknown, err
 	}
-	if h.bmcDown {
-		return model.PowerUnknown, fmt.Errorf("power status %s: BMC %w: no answer", hostName, cloud.ErrUnavailable)
+	if b.bmcLiesOff {
+		return model.PowerOff, nil
 	}
-	return h.power, nil
+	return b.power, nil
 }
 
+// Identity implements cloud.Identifier: the GUID of the BMC the entry reaches.
+func (c *Cloud) Identity(ctx context.Context, hostName string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls["bmc-identity"]++
+	b, err := c.bmcLocked("identity", hostName)
+	if err != nil {
+		return "", err
+	}
+	return b.guid, nil
+}
+
+// powerOffLocked: the host stops, every copy on it, and the work its compute was
+// in the middle of (a task it had started is lost with the process; one not yet
+// started waits in its queue).
 func (c *Cloud) powerOffLocked(h *host) {
 	h.power = model.PowerOff
 	h.computeAlive = false
 	for _, s := range c.servers {
 		s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == h.name })
+		s.work = slices.DeleteFunc(s.work, func(w *work) bool {
+			return len(w.phases) > 0 && w.phases[0].by == h.name && slices.Contains(w.ran, h.name)
+		})
 	}
+	c.stampLocked(h)
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +19,7 @@ func simCmd() *cobra.Command {
 	var (
 		seed              uint64
 		seeds, faults     string
+		settings          string
 		sabotage          string
 		workers, showFail int
 	)
@@ -27,7 +31,9 @@ a virtual clock. A seed picks the fault schedule; the same seed replays the same
 byte for byte. --seed N prints one run's timeline and its invariant report; --seeds A..B
 sweeps and prints the failing seeds, each with the command that replays it.
 
-Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
+Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.
+
+World settings (each seed draws some of them): ` + strings.Join(sim.WorldSettings, ", ") + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
@@ -39,8 +45,19 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
 					}
 				}
 			}
+			if cmd.Flags().Changed("settings") {
+				cfg.Settings = []string{}
+				if settings != "none" {
+					cfg.Settings = strings.Split(settings, ",")
+				}
+				for _, s := range cfg.Settings {
+					if !contains(sim.WorldSettings, s) {
+						return fmt.Errorf("--settings: unknown setting %q (known: %s, or none)", s, strings.Join(sim.WorldSettings, ", "))
+					}
+				}
+			}
 			var err error
-			if cfg.Sabotage, err = sim.ParseSabotage(sabotage); err != nil {
+			if cfg.Sabotage, cfg.Planted, err = sim.SplitSabotage(sabotage); err != nil {
 				return err
 			}
 			if cfg.Until <= cfg.Settle {
@@ -57,8 +74,9 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
 				}
 				fmt.Fprintf(out, "\nseed %d: %d faults, %d incidents (%d resolved, %d escalated), %d restarts of Vigil, %d ticks\n",
 					seed, r.Stats.Faults, r.Stats.Incidents, r.Stats.Resolved, r.Stats.Escalated, r.Stats.Restarts, r.Stats.Ticks)
+				fmt.Fprintf(out, "world settings: %s\n", strings.Join(append([]string{"plain"}, r.Settings...)[min(1, len(r.Settings)):], ", "))
 				if len(r.Violations) == 0 {
-					fmt.Fprintln(out, "invariants: all 7 held")
+					fmt.Fprintf(out, "invariants: all %d held\n", sim.Invariants)
 					return nil
 				}
 				for _, v := range r.Violations {
@@ -78,6 +96,7 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
 				res.Seeds, cfg.Hosts, cfg.Servers, cfg.Segments, cfg.Until, res.Elapsed.Round(time.Millisecond), res.SeedsPerMinute())
 			fmt.Fprintf(out, "faults %d, incidents %d (resolved %d, escalated %d), Vigil restarts %d, ticks %d\n",
 				res.Stats.Faults, res.Stats.Incidents, res.Stats.Resolved, res.Stats.Escalated, res.Stats.Restarts, res.Stats.Ticks)
+			printKinds(out, res)
 			for _, e := range res.Errors {
 				fmt.Fprintln(out, "ERROR:", e)
 			}
@@ -91,7 +110,15 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
 					fmt.Fprintf(out, "... and %d more\n", len(res.Failed)-i)
 					break
 				}
-				fmt.Fprintf(out, "  seed %d: %s\n    replay: %s\n", f.Seed, f.Violations[0], sim.ReplayCommand(f.Seed, cfg))
+				invs := map[int]bool{}
+				for _, v := range f.Violations {
+					invs[v.Invariant] = true
+				}
+				var which []string
+				for _, i := range slices.Sorted(maps.Keys(invs)) {
+					which = append(which, strconv.Itoa(i))
+				}
+				fmt.Fprintf(out, "  seed %d (invariants %s): %s\n    replay: %s\n", f.Seed, strings.Join(which, ","), f.Violations[0], sim.ReplayCommand(f.Seed, cfg))
 			}
 			return fmt.Errorf("%d failing seeds", len(res.Failed)+len(res.Errors))
 		},
@@ -100,6 +127,7 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
 	f.Uint64Var(&seed, "seed", 1, "the seed to run")
 	f.StringVar(&seeds, "seeds", "", "sweep a range of seeds, e.g. 1..1000")
 	f.StringVar(&faults, "faults", "", "comma-separated fault kinds (default: all)")
+	f.StringVar(&settings, "settings", "", "comma-separated world settings a seed may draw, or none (default: all)")
 	f.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "hosts in the world")
 	f.IntVar(&cfg.Servers, "servers", cfg.Servers, "servers in the world")
 	f.IntVar(&cfg.Segments, "segments", cfg.Segments, "failure domains")
@@ -109,6 +137,30 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.`,
 	f.IntVar(&workers, "workers", 0, "parallel seeds (default: one per CPU)")
 	f.IntVar(&showFail, "show", 20, "failing seeds to print")
 	return cmd
+}
+
+// printKinds prints, per fault kind and world setting, how often it ran and how many
+// of the seeds that had it broke an invariant (and which).
+func printKinds(out io.Writer, res sim.SweepResult) {
+	if len(res.Kinds) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "%-28s %7s %6s %7s  %s\n", "fault kind / setting", "faults", "seeds", "failed", "seeds per violated invariant")
+	for _, name := range slices.Sorted(maps.Keys(res.Kinds)) {
+		k := res.Kinds[name]
+		var inv []string
+		for _, i := range slices.Sorted(maps.Keys(k.Invariants)) {
+			inv = append(inv, fmt.Sprintf("%d:%d", i, k.Invariants[i]))
+		}
+		fmt.Fprintf(out, "%-28s %7d %6d %7d  %s\n", name, k.Faults, k.Seeds, k.Failed, strings.Join(inv, " "))
+	}
+	var inv []string
+	for _, i := range slices.Sorted(maps.Keys(res.Invalids)) {
+		inv = append(inv, fmt.Sprintf("%d:%d in %d seeds", i, res.Invalids[i], res.InvalidSeeds[i]))
+	}
+	if len(inv) > 0 {
+		fmt.Fprintf(out, "violations per invariant: %s\n", strings.Join(inv, ", "))
+	}
 }
 
 func contains(list []string, s string) bool {
