@@ -57,6 +57,10 @@ type Identifier interface {
 	Identity(ctx context.Context, host string) (string, error)
 }
 
+// ErrNoIdentity: the BMC answers but gives no identity (no GUID): it cannot be
+// compared, which is not a reason to distrust it.
+var ErrNoIdentity = errors.New("the BMC gives no identity")
+
 // Clock is what a driver may also offer: its best estimate of the cloud's own clock
 // now (from its answers' Date headers). ok is false until the cloud has answered.
 // Everything compared with the cloud's timestamps (changes-since, updated_at) is

@@ -87,6 +87,7 @@ type Detector struct {
 	// offSince: when (the cloud's clock, else Vigil's) each host's BMC was first seen
 	// saying off, in its current run of "off" answers.
 	offSince, offSinceVigil map[string]time.Time
+	offBeat                 map[string]time.Time // the first heartbeat after the BMC said off
 }
 
 // New returns a detector with an empty view.
@@ -96,7 +97,7 @@ func New(cfg Config) *Detector {
 	}
 	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
 		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]bool{},
-		moving: map[string]string{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{},
+		moving: map[string]string{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{}, offBeat: map[string]time.Time{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
 			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}}}
 }

@@ -32,12 +32,18 @@ func (d *Detector) beat(now time.Time, h, old model.Host, had bool) {
 	case !ok || !had:
 		b = heartbeat{seen: h.LastSeenUp, genuine: h.LastSeenUp, at: now}
 	case h.LastSeenUp.After(b.seen):
-		if h.ForcedDown == b.forced && h.Disabled == b.disabled {
-			b.genuine, b.at, b.advanced, b.whileForced = h.LastSeenUp, now, true, h.ForcedDown
+		// A bump that came with Vigil's own force-down is no heartbeat (the host was
+		// fenced: it must not look alive on it). One that came with someone else's
+		// change may hide a heartbeat written in the same interval (a long gap
+		// between listings): it counts, on the side that fences nobody by mistake.
+		ownForceDown := h.ForcedDown && !b.forced && d.forcedByVigil[h.Name] && h.Disabled == b.disabled
+		if !ownForceDown {
+			b.genuine, b.at, b.advanced = h.LastSeenUp, now, true
+			b.whileForced = h.ForcedDown
 		}
 		b.seen = h.LastSeenUp
 	}
-	if h.ForcedDown != b.forced {
+	if h.ForcedDown != b.forced && !h.LastSeenUp.After(old.LastSeenUp) {
 		b.whileForced = false // a heartbeat from before the flag says nothing after it
 	}
 	b.forced, b.disabled = h.ForcedDown, h.Disabled
@@ -180,22 +186,40 @@ func (d *Detector) checkFences(now time.Time, obs model.Observation) {
 	// proof. "Goes on reporting": a heartbeat written after the BMC first said off,
 	// on the cloud's clock (a dead host's last heartbeats precede its power loss).
 	for _, name := range slices.Sorted(maps.Keys(obs.Power)) {
-		h, ok := d.view.Hosts[name]
-		if !ok || obs.Power[name] != model.PowerOff {
+		if obs.Power[name] != model.PowerOff {
 			delete(d.offSince, name)
 			delete(d.offSinceVigil, name)
+			delete(d.offBeat, name)
 			continue
 		}
 		if _, seen := d.offSinceVigil[name]; !seen {
 			d.offSince[name], d.offSinceVigil[name] = d.view.CloudAt, now
+		}
+	}
+	if obs.Hosts == nil {
+		return
+	}
+	// Two heartbeats after it: a single bump of updated_at (an operator forcing the
+	// service up) is not enough to call a BMC a liar.
+	for _, name := range slices.Sorted(maps.Keys(d.offSinceVigil)) {
+		h, ok := d.view.Hosts[name]
+		if !ok {
 			continue
 		}
 		b := d.beats[name]
-		after := b.at.After(d.offSinceVigil[name])
+		after := b.advanced && b.at.After(d.offSinceVigil[name])
 		if since := d.offSince[name]; !since.IsZero() && !b.genuine.IsZero() {
-			after = b.genuine.After(since)
+			after = b.advanced && b.genuine.After(since)
 		}
-		if alive, hb := d.reporting(now, h); alive && after {
+		if !after {
+			continue
+		}
+		first, ok := d.offBeat[name]
+		if !ok {
+			d.offBeat[name] = b.genuine
+			continue
+		}
+		if alive, hb := d.reporting(now, h); alive && b.genuine.After(first) {
 			doubt(name, fmt.Sprintf("the BMC of host %s says power off while its compute service goes on reporting (%s): the BMC entry does not match the host, or the BMC lies", name, hb))
 		}
 	}

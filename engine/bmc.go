@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -122,8 +123,14 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 			switch {
 			case err == nil && id != "":
 				ident[h] = id
+				delete(e.unconfirmed, h)
+			case errors.Is(err, cloud.ErrNoIdentity):
+				delete(e.unconfirmed, h) // nothing to compare: no reason to wait either
 			case err != nil && cloud.IsTerminal(err):
 				identErr[h] = err.Error()
+				delete(e.unconfirmed, h)
+			case err != nil:
+				e.unconfirmed[h] = err.Error()
 			}
 		})
 	}

@@ -62,6 +62,7 @@ type Engine struct {
 	// the identities known.
 	lastPowerAll, lastIdentAll time.Time
 	identities                 map[string]string
+	unconfirmed                map[string]string // hosts whose BMC identity could not be read last time, why
 	fenceDoubt                 map[string]string // doubts already journaled
 	settleErr                  string            // the last error settling steps, journaled once
 }
@@ -99,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{},
 		poller:     &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery},
-		identities: map[string]string{}, fenceDoubt: map[string]string{}}
+		identities: map[string]string{}, fenceDoubt: map[string]string{}, unconfirmed: map[string]string{}}
 	e.det = detect.New(detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime})
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
 		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
@@ -281,7 +282,8 @@ func (e *Engine) input(now time.Time) plan.Input {
 	}
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
-		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt, Sabotage: e.cfg.Sabotage}
+		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
+		FenceUnconfirmed: e.unconfirmed, Sabotage: e.cfg.Sabotage}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {

@@ -150,6 +150,10 @@ func (p *planner) host(inc *model.Incident) {
 				p.skipLast(inc)
 			}
 		} else {
+			if why := in.FenceUnconfirmed[name]; why != "" {
+				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: the identity of the BMC of host %s cannot be read now (%s): no fence goes through an entry whose machine is not confirmed", name, why))
+				return
+			}
 			rule := cmp.Or(refence, fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name))
 			p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout, Rule: rule},
 				"fence failed: no evacuation without proof the host is off")

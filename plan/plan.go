@@ -30,6 +30,9 @@ type Input struct {
 	// FenceDoubt says why a host's fence device is not trusted (detect.View): it is
 	// then never used, and the host's incident escalates instead of fencing.
 	FenceDoubt map[string]string
+	// FenceUnconfirmed says why a host's BMC identity could not be read just now:
+	// no new fence goes through an entry whose machine is not confirmed.
+	FenceUnconfirmed map[string]string
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }
