@@ -1,0 +1,25 @@
+package vigil
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The cloud's service_down_time reaches the engine's detector; a wrong value is
+// refused with the field's path, and an absent one keeps Nova's default.
+func TestParseConfigServiceDownTime(t *testing.T) {
+	cfg, err := ParseConfig([]byte("cloud: {service_down_time: 20s}\n"))
+	if err != nil || cfg.ServiceDownTime != 20*time.Second {
+		t.Fatalf("service_down_time 20s: %v, %v", cfg.ServiceDownTime, err)
+	}
+	if cfg, err := ParseConfig([]byte("limits: {max_concurrent: 5}\n")); err != nil || cfg.ServiceDownTime != 0 {
+		t.Fatalf("absent: %v, %v (want 0: the engine applies Nova's default)", cfg.ServiceDownTime, err)
+	}
+	for _, bad := range []string{"cloud: {service_down_time: -5s}\n", "cloud: {service_down_time: 0s}\n", "cloud: {service_downtime: 5s}\n"} {
+		_, err := ParseConfig([]byte(bad))
+		if err == nil || !strings.Contains(err.Error(), "service_down") {
+			t.Errorf("%q: %v, want an error naming the field", bad, err)
+		}
+	}
+}
