@@ -502,7 +502,8 @@ func (e *Engine) Hosts() []HostStatus {
 	v := e.det.View()
 	out := make([]HostStatus, 0, len(v.Hosts))
 	for _, name := range slices.Sorted(maps.Keys(v.Hosts)) {
-		out = append(out, HostStatus{Host: v.Hosts[name], Verdict: v.Verdicts[model.Subject{Kind: model.KindHost, ID: name}]})
+		out = append(out, HostStatus{Host: v.Hosts[name], Verdict: v.Verdicts[model.Subject{Kind: model.KindHost, ID: name}],
+			FenceDoubt: v.FenceDoubt[name]})
 	}
 	return out
 }
@@ -543,6 +544,8 @@ func (e *Engine) OpenIncidents() []model.Incident {
 type HostStatus struct {
 	model.Host
 	Verdict model.Verdict `json:"verdict"`
+	// FenceDoubt says why the host's fence device is not trusted, if it is not.
+	FenceDoubt string `json:"fence_doubt,omitempty"`
 }
 
 // ServerStatus is a server and Vigil's verdict on it.

@@ -253,6 +253,11 @@ func TestBMCThatSaysOffForAReportingHostIsNoProof(t *testing.T) {
 	if !w.saw("says power off while its compute service goes on reporting") {
 		t.Fatalf("no event says the BMC contradicts its host\n%s", w.timeline())
 	}
+	for _, h := range w.eng.Hosts() {
+		if h.Name == "host-1" && !strings.Contains(h.FenceDoubt, "says power off") {
+			t.Fatalf("host-1 as the API shows it: fence_doubt %q, want the reason its BMC is not trusted", h.FenceDoubt)
+		}
+	}
 }
 
 // Hole 5: the cloud's clock is 2 s behind Vigil's. A crash after an evacuation was
