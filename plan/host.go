@@ -154,6 +154,12 @@ func (p *planner) host(inc *model.Incident) {
 				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: the identity of the BMC of host %s cannot be read now (%s): no fence goes through an entry whose machine is not confirmed", name, why))
 				return
 			}
+			if last := lastOf(inc.Steps, model.ActFence, ""); last != nil && last.State == model.StepFailed && !last.Retryable {
+				// Refused for good (credentials, privilege, a BMC that is not the one
+				// pinned): trying again changes nothing.
+				p.change(inc, model.IncidentEscalated, fmt.Sprintf("fence of host %s refused: %s; no evacuation without proof the host is off", name, last.Error))
+				return
+			}
 			rule := cmp.Or(refence, fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name))
 			p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout, Rule: rule},
 				"fence failed: no evacuation without proof the host is off")

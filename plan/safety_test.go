@@ -3,6 +3,7 @@ package plan
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-ha/vigil/model"
 )
@@ -105,5 +106,22 @@ func TestBrakes(t *testing.T) {
 	add("x4", "s", false, false)
 	if b := Brakes(hosts, verdicts, lim); b["s"] == "" {
 		t.Fatalf("3 of 4 hosts that can host down: brakes %v, want segment s braked", b)
+	}
+}
+
+// A fence refused for good (wrong password, a BMC that is not the one pinned)
+// escalates at once: retrying cannot change the answer.
+func TestTerminalFenceRefusalEscalates(t *testing.T) {
+	f := newFixture(3)
+	f.hostDown("h1")
+	f.in.Open = []model.Incident{{ID: 1, Subject: model.Subject{Kind: model.KindHost, ID: "h1"}, State: model.IncidentOpen,
+		Policy: "default", Rule: "r", Evidence: []string{"e"}, Opened: t0,
+		Steps: []model.Step{{ID: 1, Incident: 1, Seq: 1, Action: model.ActFence, Host: "h1", State: model.StepFailed,
+			Retryable: false, Error: "power off h1: BMC refuses user vigil", Rule: "r", Finished: t0}}}}
+	f.in.Now = t0.Add(time.Minute)
+	out := Plan(f.in)
+	if len(out.Steps) != 0 || len(out.Changes) != 1 || out.Changes[0].State != model.IncidentEscalated ||
+		!strings.Contains(out.Changes[0].Reason, "refuses user vigil") {
+		t.Fatalf("after a terminal fence refusal: steps %+v, changes %+v; want escalated with the BMC's reason", out.Steps, out.Changes)
 	}
 }
