@@ -105,7 +105,7 @@ func unsupported(err error) bool {
 		return false
 	}
 	cc := re.CompletionCode()
-	return cc == types.CodeInvalidCommand || cc == types.CompletionCode(0xC2)
+	return cc == types.CodeInvalidCommand || cc == types.CodeInvalidCommandForLUN
 }
 
 // present: all 00h and all FFh mean no GUID (SMBIOS 7.2.1, which IPMI's GUIDs follow).

@@ -212,7 +212,7 @@ func TestNewRefusesTwoHostsOnOneBMC(t *testing.T) {
 		}
 	}
 	pinned := [2]BMC{with("h1", "10.0.0.1", 623), with("h3", "10.0.0.3", 623)}
-	pinned[0].GUID, pinned[1].GUID = "00112233-4455-6677-8899-aabbccddee01", "00112233-4455-6677-8899-AABBCCDDEE01"
+	pinned[0].GUID, pinned[1].GUID = "00112233-4455-6677-8899-aabbccddee01", "{00112233-4455-6677-8899-AABBCCDDEE01}"
 	if _, err := New(pinned[:]); err == nil || !strings.Contains(err.Error(), "hosts h1 and h3 share one BMC") {
 		t.Errorf("two hosts pinning one GUID: %v", err)
 	}

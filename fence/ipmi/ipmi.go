@@ -151,7 +151,7 @@ func (b BMC) Endpoint() []string {
 // SameBMC reports whether a and b reach one BMC by their addresses (Endpoint) or
 // pin one GUID.
 func SameBMC(a, b BMC) bool {
-	if a.GUID != "" && strings.EqualFold(a.GUID, b.GUID) {
+	if a.GUID != "" && strings.EqualFold(strings.Trim(a.GUID, "{}"), strings.Trim(b.GUID, "{}")) {
 		return true
 	}
 	for _, x := range a.Endpoint() {
@@ -180,14 +180,14 @@ func New(bmcs []BMC) (*Fencer, error) {
 		if _, dup := f.bmcs[b.Host]; dup {
 			return nil, fmt.Errorf("host %s has two BMCs", b.Host)
 		}
+		if b.GUID != "" {
+			b.GUID, _ = ParseGUID(b.GUID) // valid: checked above
+		}
 		for _, o := range f.bmcs {
 			if SameBMC(o, b) {
 				return nil, fmt.Errorf("hosts %s and %s share one BMC (%s and %s): powering off one would power off the other; give each host its own BMC",
 					min(o.Host, b.Host), max(o.Host, b.Host), o.Addr(), b.Addr())
 			}
-		}
-		if b.GUID != "" {
-			b.GUID, _ = ParseGUID(b.GUID) // valid: checked above
 		}
 		f.bmcs[b.Host] = b.withDefaults()
 	}
