@@ -179,15 +179,16 @@ func TestPowerOffChecksThePinnedGUID(t *testing.T) {
 		}
 		t.Logf("%s: %v", b.Host, err)
 	}
-	if !chassis.On || !nonechassis.On {
+	on := func(c *mock.Chassis) bool { on, _ := c.PowerState(ctx); return on } // under the mock's lock
+	if !on(chassis) || !on(nonechassis) {
 		t.Fatal("a refused power off powered a host off")
 	}
 	f, err := New([]BMC{right})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.PowerOff(ctx, "h1"); err != nil || chassis.On {
-		t.Fatalf("PowerOff through the pinned BMC: %v (chassis on: %v)", err, chassis.On)
+	if err := f.PowerOff(ctx, "h1"); err != nil || on(chassis) {
+		t.Fatalf("PowerOff through the pinned BMC: %v (chassis on: %v)", err, on(chassis))
 	}
 }
 
