@@ -367,3 +367,29 @@ func TestStaleNotificationIsIgnored(t *testing.T) {
 }
 
 func hookNone() recover.Hook { return recover.Hook{} }
+
+// bmcNoGUID is a fencer whose BMCs answer but give no identity (no GUID).
+type bmcNoGUID struct{ *sim.Cloud }
+
+func (b bmcNoGUID) Identity(ctx context.Context, h string) (string, error) {
+	return "", cloud.Terminal(fmt.Errorf("identity of %s: %w", h, cloud.ErrNoIdentity))
+}
+
+// A BMC without a GUID gives nothing to compare: that is no reason to distrust it.
+// A dead host behind one is fenced and its servers evacuated as usual.
+func TestBMCWithoutIdentityStillFences(t *testing.T) {
+	w := safetyWorld{hosts: 3, perHost: 2, wrap: func(c *sim.Cloud) (cloud.Compute, cloud.Fencer) {
+		return c, bmcNoGUID{c}
+	}}.build(t)
+	w.cluster("web", w.ids[0], w.ids[1])
+	w.run(5 * time.Second)
+	if err := w.cloud.KillHost("host-1"); err != nil {
+		t.Fatal(err)
+	}
+	w.until(2*time.Minute, "both servers evacuated", func() bool {
+		return w.status(w.ids[0]).Host != "host-1" && w.status(w.ids[1]).Host != "host-1" && len(w.eng.OpenIncidents()) == 0
+	})
+	if in := w.lastIncident(); in.State != model.IncidentResolved {
+		t.Fatalf("incident %s: %s\n%s", in.State, in.Reason, w.timeline())
+	}
+}

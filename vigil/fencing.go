@@ -32,11 +32,16 @@ func (c Config) Fencer() (cloud.Fencer, error) {
 //	  hosts:
 //	    - name: fake-compute-1
 //	      ipmi: {address: 10.0.0.11, port: 623, username: admin, password_env: VIGIL_IPMI_PASSWORD,
-//	             interface: lanplus, cipher_suite: 3, timeout: 5s}
+//	             interface: lanplus, cipher_suite: 3, timeout: 5s,
+//	             guid: 00112233-4455-6677-8899-aabbccddeeff}
 //
 // The password comes from exactly one of password_env (an environment variable),
 // password_file (a file's first line) or password (in the policy file itself:
-// discouraged). It is walked by hand, not decoded into a struct, so that every error
+// discouraged). guid (optional) pins the GUID the BMC must report (as `ipmitool mc
+// guid` prints it): a BMC that reports another is never used to power off. Two
+// hosts whose entries reach one BMC (the same address and port, aliases such as
+// localhost and 127.0.0.1 folded, or the same pinned GUID) are refused: powering
+// off one would power off the other. It is walked by hand, not decoded into a struct, so that every error
 // names its field's whole path (fencing.hosts[1].ipmi.port).
 func parseFencing(n *yaml.Node) ([]ipmi.BMC, error) {
 	if n == nil || n.Kind == 0 {
@@ -61,11 +66,29 @@ func parseFencing(n *yaml.Node) ([]ipmi.BMC, error) {
 				return fmt.Errorf("%s.name: host %q is listed twice", hp, b.Host)
 			}
 			seen[b.Host] = true
+			for j, o := range bmcs {
+				if err := oneBMCEach(o, b, fmt.Sprintf("%s[%d]", path, j), hp); err != nil {
+					return err
+				}
+			}
 			bmcs = append(bmcs, b)
 		}
 		return nil
 	})
 	return bmcs, err
+}
+
+// oneBMCEach refuses b (at path) when it reaches the BMC of o (at opath).
+func oneBMCEach(o, b ipmi.BMC, opath, path string) error {
+	if !ipmi.SameBMC(o, b) {
+		return nil
+	}
+	if o.GUID != "" && strings.EqualFold(o.GUID, b.GUID) {
+		return fmt.Errorf("%s.ipmi.guid: hosts %s and %s pin the same BMC GUID %s (%s.ipmi.guid): a BMC powers one machine; give %s its own BMC's GUID",
+			path, o.Host, b.Host, b.GUID, opath, b.Host)
+	}
+	return fmt.Errorf("%s.ipmi.address: hosts %s and %s share one BMC, %s (%s.ipmi): powering off one would power off the other; give %s its own BMC's address and port",
+		path, o.Host, b.Host, b.Addr(), opath, b.Host)
 }
 
 func parseFencedHost(n *yaml.Node, path string) (ipmi.BMC, error) {
@@ -121,6 +144,17 @@ func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
 			return scalar(v, p, &passwordFile)
 		case "interface":
 			return scalar(v, p, &intf)
+		case "guid":
+			var g string
+			if err := scalar(v, p, &g); err != nil {
+				return err
+			}
+			pinned, err := ipmi.ParseGUID(g)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			b.GUID = pinned
+			return nil
 		case "cipher_suite":
 			return scalar(v, p, &b.CipherSuite)
 		case "timeout":

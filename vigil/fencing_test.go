@@ -24,7 +24,7 @@ fencing:
     - name: fake-compute-2
       ipmi: {address: 127.0.0.1, port: 9012, username: admin, password_file: ` + pwFile + `, interface: lan}
     - name: fake-compute-3
-      ipmi: {address: bmc3.example, username: admin, password: in-the-file}
+      ipmi: {address: bmc3.example, username: admin, password: in-the-file, guid: "{00112233-4455-6677-8899-AABBCCDDEEFF}"}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ fencing:
 	want := []ipmi.BMC{
 		{Host: "fake-compute-1", Address: "127.0.0.1", Port: 9011, Username: "admin", Password: "from-env", Interface: ipmi.Lanplus, CipherSuite: 3, Timeout: 5 * time.Second},
 		{Host: "fake-compute-2", Address: "127.0.0.1", Port: 9012, Username: "admin", Password: "from-file", Interface: ipmi.Lan},
-		{Host: "fake-compute-3", Address: "bmc3.example", Username: "admin", Password: "in-the-file"},
+		{Host: "fake-compute-3", Address: "bmc3.example", Username: "admin", Password: "in-the-file", GUID: "00112233-4455-6677-8899-aabbccddeeff"},
 	}
 	if len(cfg.Fencing) != len(want) {
 		t.Fatalf("fencing: %v", cfg.Fencing)
@@ -79,6 +79,9 @@ fencing:
 		{"fencing:\n  hosts:\n    - name: h0\n", "fencing.hosts[0].ipmi: missing"},
 		{"fencing:\n  hosts:\n    - name: h0\n      redfish: {}\n", "fencing.hosts[0].redfish: unknown field"},
 		{"fencing:\n  host: []\n", "fencing.host: unknown field"},
+		{host(base + ", guid: 0011"), "fencing.hosts[1].ipmi.guid: \"0011\" is not a GUID"},
+		{host(base + ", guid: 00000000-0000-0000-0000-000000000000"), "fencing.hosts[1].ipmi.guid: \"00000000-0000-0000-0000-000000000000\" means \"no GUID\""},
+		{host(base + ", guid: [a]"), "fencing.hosts[1].ipmi.guid: must be a single value"},
 		{"fencing:\n  hosts: h0\n", "fencing.hosts: must be a list"},
 	}
 	for _, b := range bad {
@@ -89,5 +92,43 @@ fencing:
 		if err != nil && (strings.Contains(err.Error(), "from-env") || strings.Contains(err.Error(), ": pw")) {
 			t.Errorf("%q: error %q shows a password", b.src, err)
 		}
+	}
+}
+
+// Two hosts whose entries reach one BMC: refused at load, naming both hosts and the
+// field, whichever alias the second entry uses; one BMC per host loads.
+func TestParseConfigRefusesOneBMCForTwoHosts(t *testing.T) {
+	entry := func(name, ipmi string) string {
+		return "    - name: " + name + "\n      ipmi: {username: admin, password: pw, " + ipmi + "}\n"
+	}
+	three := func(third string) string {
+		return "fencing:\n  hosts:\n" + entry("fake-compute-1", "address: 127.0.0.1, port: 9011") +
+			entry("fake-compute-2", "address: 127.0.0.1, port: 9012") + entry("fake-compute-3", third)
+	}
+	const both = "fencing.hosts[2].ipmi.address: hosts fake-compute-1 and fake-compute-3 share one BMC"
+	for _, c := range []struct{ third, want string }{
+		{"address: 127.0.0.1, port: 9011", both + ", 127.0.0.1:9011 (fencing.hosts[0].ipmi)"},
+		{"address: localhost, port: 9011", both + ", localhost:9011 (fencing.hosts[0].ipmi)"},
+		{"address: '::ffff:127.0.0.1', port: 9011", both},
+		{"address: 127.0.0.1, port: 9012", "hosts fake-compute-2 and fake-compute-3 share one BMC"},
+	} {
+		_, err := ParseConfig([]byte(three(c.third)))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "powering off one would power off the other") {
+			t.Errorf("third entry {%s}:\n  error %v\n  want it to contain %q", c.third, err, c.want)
+		}
+	}
+	if _, err := ParseConfig([]byte(three("address: 127.0.0.1, port: 9013"))); err != nil {
+		t.Fatalf("one BMC per host: %v", err)
+	}
+	// Default port 623 and an explicit 623 are one BMC.
+	two := "fencing:\n  hosts:\n" + entry("h1", "address: 10.0.0.1") + entry("h2", "address: 10.0.0.1, port: 623")
+	if _, err := ParseConfig([]byte(two)); err == nil || !strings.Contains(err.Error(), "hosts h1 and h2 share one BMC, 10.0.0.1:623") {
+		t.Errorf("default port: %v", err)
+	}
+	pinned := "fencing:\n  hosts:\n" + entry("h1", "address: 10.0.0.1, guid: 00112233-4455-6677-8899-aabbccddeeff") +
+		entry("h2", "address: 10.0.0.2, guid: 00112233-4455-6677-8899-AABBCCDDEEFF")
+	if _, err := ParseConfig([]byte(pinned)); err == nil || !strings.Contains(err.Error(),
+		"fencing.hosts[1].ipmi.guid: hosts h1 and h2 pin the same BMC GUID 00112233-4455-6677-8899-aabbccddeeff (fencing.hosts[0].ipmi.guid)") {
+		t.Errorf("one pinned GUID for two hosts: %v", err)
 	}
 }

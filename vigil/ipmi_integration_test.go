@@ -70,20 +70,20 @@ func startVigilWith(t *testing.T, p *peer, cfg Config, interval time.Duration) *
 	return startVigil(t, p, runOpts{interval: interval, config: &cfg, fencer: fencer})
 }
 
-// compute3PID is fake-compute-3's nova-compute, from the peer's PID file ("PID START").
-func compute3PID(t *testing.T) int {
+// computePID is fake-compute-n's nova-compute, from the peer's PID file ("PID START").
+func computePID(t *testing.T, n int) int {
 	t.Helper()
 	dir := os.Getenv("OS_STATE_DIR")
 	if dir == "" {
 		dir = "/var/tmp/vigil-openstack"
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "run", "compute-3.pid"))
+	b, err := os.ReadFile(filepath.Join(dir, "run", fmt.Sprintf("compute-%d.pid", n)))
 	if err != nil {
-		t.Fatalf("PID of fake-compute-3: %v", err)
+		t.Fatalf("PID of fake-compute-%d: %v", n, err)
 	}
 	pid, err := strconv.Atoi(strings.Fields(string(b) + " x")[0])
 	if err != nil {
-		t.Fatalf("PID file of fake-compute-3: %q", b)
+		t.Fatalf("PID file of fake-compute-%d: %q", n, b)
 	}
 	return pid
 }
@@ -99,17 +99,17 @@ func running(pid int) bool {
 	return len(f) > 0 && f[0] != "Z"
 }
 
-// bmcPowerOffs are the times BMC 3 (ipmi_sim's chassis program) was asked to power
+// bmcPowerOffs are the times BMC n (ipmi_sim's chassis program) was asked to power
 // off after since, from its own log.
-func bmcPowerOffs(t *testing.T, since time.Time) []time.Time {
+func bmcPowerOffs(t *testing.T, n int, since time.Time) []time.Time {
 	t.Helper()
 	dir := os.Getenv("IPMI_OS_STATE_DIR")
 	if dir == "" {
 		dir = "/var/tmp/vigil-ipmi-openstack"
 	}
-	f, err := os.Open(filepath.Join(dir, "bmc-3", "chassis.log"))
+	f, err := os.Open(filepath.Join(dir, fmt.Sprintf("bmc-%d", n), "chassis.log"))
 	if err != nil {
-		t.Fatalf("BMC 3's log: %v", err)
+		t.Fatalf("BMC %d's log: %v", n, err)
 	}
 	defer f.Close()
 	var out []time.Time
@@ -131,25 +131,37 @@ func bmcPowerOffs(t *testing.T, since time.Time) []time.Time {
 	return out
 }
 
+// restoreCompute registers the cleanup that puts the computes fake-compute-n (of
+// ns) back as they were: it resumes each one still stopped (all of them first:
+// up.sh waits for every compute to report), restarts the BMCs, restarts the
+// computes and forces them up (up.sh), and checks that Nova sees them up. Register
+// it first, so that it runs last (after Vigil stopped and the servers were deleted).
+func restoreCompute(t *testing.T, p *peer, ns ...int) {
+	t.Cleanup(func() {
+		_, file, _, _ := runtime.Caller(0)
+		for _, n := range ns {
+			_ = exec.Command(filepath.Join(filepath.Dir(file), "..", "test", "peers", "openstack", "ctl.sh"), "unisolate-compute", fmt.Sprint(n)).Run()
+		}
+		if out, err := exec.Command(filepath.Join(sharedPeers(), "ipmi", "up.sh"), "--openstack").CombinedOutput(); err != nil {
+			t.Errorf("ipmi/up.sh --openstack: %v\n%s", err, out)
+		}
+		peerScript(t, "up.sh")
+		for _, n := range ns {
+			host := fmt.Sprintf("fake-compute-%d", n)
+			if svc, err := p.service(host); err != nil || svc.State != "up" || svc.Forced {
+				t.Errorf("after restore, %s is %+v (%v), want up and not forced down", host, svc, err)
+			}
+		}
+	})
+}
+
 func TestIntegrationIsolatedHostFencedByIPMI(t *testing.T) {
 	if os.Getenv("VIGIL_IPMI_OPENSTACK") == "" {
 		t.Skip("VIGIL_IPMI_OPENSTACK unset: start the BMCs of the OpenStack peer's computes with " +
 			"../shared/peers/ipmi/up.sh --openstack and set VIGIL_IPMI_OPENSTACK=1")
 	}
 	p := newPeer(t)
-	// Last cleanup (after Vigil stops and the servers are deleted): resume the compute
-	// if it is still stopped, restart the BMCs, restart the compute and force it up.
-	t.Cleanup(func() {
-		_, file, _, _ := runtime.Caller(0)
-		_ = exec.Command(filepath.Join(filepath.Dir(file), "..", "test", "peers", "openstack", "ctl.sh"), "unisolate-compute", "3").Run()
-		if out, err := exec.Command(filepath.Join(sharedPeers(), "ipmi", "up.sh"), "--openstack").CombinedOutput(); err != nil {
-			t.Errorf("ipmi/up.sh --openstack: %v\n%s", err, out)
-		}
-		peerScript(t, "up.sh")
-		if svc, err := p.service(host3); err != nil || svc.State != "up" || svc.Forced {
-			t.Errorf("after restore, %s is %+v (%v), want up and not forced down", host3, svc, err)
-		}
-	})
+	restoreCompute(t, p, 3) // last cleanup: after Vigil stops and the servers are deleted
 	cfg := ipmiPolicyFile(t)
 	if svc, err := p.service(host3); err != nil || svc.State != "up" || svc.Forced {
 		t.Fatalf("%s before the test: %+v (%v); run test/peers/openstack/up.sh", host3, svc, err)
@@ -164,7 +176,7 @@ func TestIntegrationIsolatedHostFencedByIPMI(t *testing.T) {
 	}
 	v := startVigilWith(t, p, cfg, time.Second)
 	v.protect("pinned", "default", ids...)
-	pid := compute3PID(t)
+	pid := computePID(t, 3)
 
 	isolated := time.Now()
 	peerScript(t, "ctl.sh", "isolate-compute", "3")
@@ -227,7 +239,7 @@ func TestIntegrationIsolatedHostFencedByIPMI(t *testing.T) {
 	}
 
 	// What the BMC and Nova say, independently of Vigil's journal.
-	offs := bmcPowerOffs(t, isolated)
+	offs := bmcPowerOffs(t, 3, isolated)
 	if len(offs) == 0 {
 		t.Fatalf("BMC 3 was never asked to power off after the isolation")
 	}

@@ -32,6 +32,12 @@ const (
 	NotConfigured
 	// Canceled: the caller's context ended first (wraps its error).
 	Canceled
+	// NoGUID: the BMC answered but gives no GUID, so which machine it controls
+	// cannot be checked (terminal; wraps ErrNoGUID).
+	NoGUID
+	// WrongBMC: the BMC reports a GUID other than the one its entry pins: it may
+	// power another machine (terminal; wraps ErrWrongBMC).
+	WrongBMC
 )
 
 // Error is a failed call to a host's BMC. Its message is a sentence an operator can
@@ -65,6 +71,10 @@ func (e *Error) Error() string {
 		s = fmt.Sprintf("BMC of %s at %s refused user %s the operator privilege needed to control power: give that user operator or administrator rights on the BMC", e.Host, e.Addr, e.User)
 	case CipherRefused:
 		s = fmt.Sprintf("BMC of %s at %s does not accept the configured cipher suite: set cipher_suite in the fencing section of the policy file to one it offers (3 on most BMCs)", e.Host, e.Addr)
+	case NoGUID:
+		s = fmt.Sprintf("BMC of %s at %s gives no GUID (neither Get System GUID nor Get Device GUID): which machine it powers cannot be checked", e.Host, e.Addr)
+	case WrongBMC:
+		return fmt.Sprintf("BMC of %s at %s is not the one the policy file names (%s): refused to %s, since it may power another machine; check the address, port and guid of %s in the fencing section", e.Host, e.Addr, e.Detail, e.Op, e.Host)
 	case Canceled:
 		s = fmt.Sprintf("BMC of %s at %s: stopped before it answered (could not %s)", e.Host, e.Addr, e.Op)
 	case Failed:
@@ -108,6 +118,9 @@ var (
 // terminal where retrying cannot help. ctx is the caller's, to tell its end from
 // the BMC's silence.
 func classify(ctx context.Context, b BMC, op string, bound time.Duration, err error) error {
+	if _, ours := errors.AsType[*Error](err); ours { // classified where it was made
+		return err
+	}
 	detail := err.Error()
 	if b.Password != "" {
 		detail = strings.ReplaceAll(detail, b.Password, "<password>")

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
@@ -42,10 +44,13 @@ type BMC struct {
 	Interface   Interface     // Lanplus (default) or Lan
 	CipherSuite int           // RMCP+ cipher suite (lanplus only), default 3
 	Timeout     time.Duration // bound of each call (session setup and command), default 5 s
+	// GUID, when set, is the GUID the BMC must report (see Identity; the form
+	// ParseGUID returns): PowerOff refuses a BMC that reports another one.
+	GUID string
 }
 
-// Addr is the BMC's address and port, as errors name it.
-func (b BMC) Addr() string { return net.JoinHostPort(b.Address, strconv.Itoa(b.Port)) }
+// Addr is the BMC's address and port (the default port if none), as errors name it.
+func (b BMC) Addr() string { return net.JoinHostPort(b.Address, strconv.Itoa(b.withDefaults().Port)) }
 
 // String describes the BMC without its password.
 func (b BMC) String() string {
@@ -115,7 +120,46 @@ func (b BMC) Validate() error {
 	case b.Interface == Lan && len(b.Password) > 16:
 		return &FieldError{"password", fmt.Sprintf("IPMI 1.5 passwords have at most 16 characters, got %d", len(b.Password))}
 	}
+	if b.GUID != "" {
+		if _, err := ParseGUID(b.GUID); err != nil {
+			return &FieldError{"guid", err.Error()}
+		}
+	}
 	return nil
+}
+
+// Endpoint is where a BMC is reached, with obvious aliases folded: an IP address
+// in its canonical form (an IPv4-mapped IPv6 address as IPv4), a host name in lower
+// case without a trailing dot, and "localhost" as the loopback addresses. Two BMCs
+// whose endpoints share an address on the same port are one BMC. Names are not
+// looked up (a policy file must load the same way with or without DNS).
+func (b BMC) Endpoint() []string {
+	b = b.withDefaults()
+	port := strconv.Itoa(b.Port)
+	addr := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(b.Address)), ".")
+	addr = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		return []string{net.JoinHostPort(ip.Unmap().WithZone("").String(), port)}
+	}
+	switch addr {
+	case "localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback":
+		return []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
+	}
+	return []string{net.JoinHostPort(addr, port)}
+}
+
+// SameBMC reports whether a and b reach one BMC by their addresses (Endpoint) or
+// pin one GUID.
+func SameBMC(a, b BMC) bool {
+	if a.GUID != "" && strings.EqualFold(strings.Trim(a.GUID, "{}"), strings.Trim(b.GUID, "{}")) {
+		return true
+	}
+	for _, x := range a.Endpoint() {
+		if slices.Contains(b.Endpoint(), x) {
+			return true
+		}
+	}
+	return false
 }
 
 // Fencer powers hosts off and reports their power through their BMCs. It holds no
@@ -135,6 +179,15 @@ func New(bmcs []BMC) (*Fencer, error) {
 		}
 		if _, dup := f.bmcs[b.Host]; dup {
 			return nil, fmt.Errorf("host %s has two BMCs", b.Host)
+		}
+		if b.GUID != "" {
+			b.GUID, _ = ParseGUID(b.GUID) // valid: checked above
+		}
+		for _, o := range f.bmcs {
+			if SameBMC(o, b) {
+				return nil, fmt.Errorf("hosts %s and %s share one BMC (%s and %s): powering off one would power off the other; give each host its own BMC",
+					min(o.Host, b.Host), max(o.Host, b.Host), o.Addr(), b.Addr())
+			}
 		}
 		f.bmcs[b.Host] = b.withDefaults()
 	}
@@ -178,10 +231,16 @@ func (f *Fencer) PowerStatus(ctx context.Context, host string) (model.Power, err
 }
 
 // PowerOff powers the host off (chassis control "power down": a hard off, no
-// graceful shutdown). A host already off is left alone: success. It returns once
-// the BMC accepted the request; PowerStatus confirms the effect.
+// graceful shutdown). A host already off is left alone: success. A BMC whose
+// entry pins a GUID is asked for its GUID first, in the same session, and one that
+// reports another is refused (terminal, ErrWrongBMC): it may power another
+// machine. It returns once the BMC accepted the request; PowerStatus confirms the
+// effect.
 func (f *Fencer) PowerOff(ctx context.Context, host string) error {
 	return f.session(ctx, host, "power it off", func(ctx context.Context, c *client.Client) error {
+		if err := f.checkPin(ctx, host, c); err != nil {
+			return err
+		}
 		on, err := powerIsOn(ctx, c)
 		if err != nil || !on {
 			return err

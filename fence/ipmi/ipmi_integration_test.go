@@ -255,3 +255,83 @@ func TestIntegrationBMCDown(t *testing.T) {
 	}
 	t.Logf("after bmc-up: power %s in %s", p, d.Round(time.Millisecond))
 }
+
+// peerGUID is the GUID up.sh gave BMC n (bmc-N/guid: the 16 bytes ipmi_sim sends, in hex).
+func peerGUID(t *testing.T, n int) [16]byte {
+	t.Helper()
+	dir := os.Getenv("IPMI_OS_STATE_DIR")
+	if dir == "" {
+		dir = "/var/tmp/vigil-ipmi-openstack"
+	}
+	b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("bmc-%d", n), "guid"))
+	if err != nil {
+		t.Fatalf("GUID of BMC %d: %v", n, err)
+	}
+	var g [16]byte
+	s := strings.TrimSpace(string(b))
+	for i := range g {
+		v, err := strconv.ParseUint(s[2*i:2*i+2], 16, 8)
+		if err != nil {
+			t.Fatalf("bmc-%d/guid %q: %v", n, s, err)
+		}
+		g[i] = byte(v)
+	}
+	return g
+}
+
+// TestIntegrationIdentity: each of the peer's three BMCs answers Get System GUID
+// (ipmi_sim has no Get Device GUID) with the GUID up.sh gave it; the three differ,
+// and a second read gives the same. A power off through an entry that pins another
+// BMC's GUID is refused, terminal, and the compute keeps running.
+func TestIntegrationIdentity(t *testing.T) {
+	peerFencer(t, nil) // skips without the peer
+	var bmcs []BMC
+	for n := 1; n <= 3; n++ {
+		bmcs = append(bmcs, BMC{Host: fmt.Sprintf("fake-compute-%d", n), Address: "127.0.0.1", Port: 9010 + n,
+			Username: "admin", Password: peerPassword, Timeout: 3 * time.Second})
+	}
+	f, err := New(bmcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	seen := map[string]string{}
+	for n := 1; n <= 3; n++ {
+		host := fmt.Sprintf("fake-compute-%d", n)
+		var id string
+		d, err := timed(func() (err error) { id, err = f.Identity(ctx, host); return })
+		if err != nil {
+			t.Fatalf("Identity of %s: %v", host, err)
+		}
+		if want := FormatGUID(peerGUID(t, n)); id != want {
+			t.Errorf("Identity of %s = %s, want %s (bmc-%d/guid)", host, id, want, n)
+		}
+		if other, dup := seen[id]; dup {
+			t.Errorf("%s and %s report one GUID %s", other, host, id)
+		}
+		seen[id] = host
+		if again, err := f.Identity(ctx, host); err != nil || again != id {
+			t.Errorf("second Identity of %s: %s %v, want %s", host, again, err, id)
+		}
+		t.Logf("%s: GUID %s in %s", host, id, d.Round(time.Millisecond))
+	}
+
+	pid := computePID(t)
+	wrong := bmcs[2]
+	wrong.GUID = FormatGUID(peerGUID(t, 2)) // BMC 2's GUID pinned on BMC 3's entry
+	fw, err := New([]BMC{wrong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fw.PowerOff(ctx, peerHost)
+	if !errors.Is(err, ErrWrongBMC) || !cloud.IsTerminal(err) {
+		t.Fatalf("power off through a BMC whose GUID is not the pinned one: %v, want terminal ErrWrongBMC", err)
+	}
+	if pid == 0 || !alive(pid) {
+		t.Fatalf("nova-compute of %s (pid %d) gone after a refused power off", peerHost, pid)
+	}
+	if p, err := f.PowerStatus(ctx, peerHost); err != nil || p != model.PowerOn {
+		t.Fatalf("power of %s after a refused power off: %v %v", peerHost, p, err)
+	}
+	t.Logf("pinned GUID of BMC 2 on %s's entry: %v", peerHost, err)
+}
