@@ -309,4 +309,18 @@ func TestServerWaitsForItsHostAndForTasks(t *testing.T) {
 			t.Fatalf("steps %q while a task runs on the server", got)
 		}
 	})
+	t.Run("action log unread", func(t *testing.T) {
+		// An open incident (its first reboot failed), then Vigil restarts: the server
+		// is in ERROR again and its action log is not read yet (a move Vigil did not
+		// watch may have put its copy elsewhere): no next rung until it is.
+		f := newFixture(3)
+		f.server("a", "h1", model.StatusError)
+		f.run(model.StepFailed)
+		a := model.Subject{Kind: model.KindServer, ID: "a"}
+		f.in.Verdicts[a] = model.Verdict{Subject: a, Server: string(model.ServerUnknown), Rule: model.RuleServerHistoryUnread, Since: f.in.Now}
+		f.later(time.Minute)
+		if got := steps(f.run(model.StepIssued)); got != "" {
+			t.Fatalf("steps %q before the server's action log was read", got)
+		}
+	})
 }
