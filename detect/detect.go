@@ -249,18 +249,21 @@ var moveActions = []string{"live-migration", "migrate", "resize"}
 // when given, are newer than the view (a listing not yet folded in). The shell
 // reads each log once per change of the server and passes it in Observation.Actions.
 func (d *Detector) NeedHistory(servers []model.Server) []string {
-	cand := maps.Clone(d.view.Servers)
-	for _, s := range servers {
-		cand[s.ID] = s
-	}
 	var ids []string
-	for id, s := range cand {
+	newer := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		newer[s.ID] = true
 		if d.historyUnread(s) {
+			ids = append(ids, s.ID)
+		}
+	}
+	for id, s := range d.view.Servers {
+		if !newer[id] && d.historyUnread(s) {
 			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)
-	return ids
+	return slices.Compact(ids)
 }
 
 // downInPlace: the server's status says it does not run, though its owner did not
