@@ -20,10 +20,14 @@ const (
 	RuleServerMissing   = "server-missing"
 	RuleServerHostDown  = model.RuleServerHostDown
 	RuleServerMigration = model.RuleServerMigrationInterrupted
-	RuleHostUp          = "host-service-up"
-	RuleHostSuspect     = "host-service-down-within-grace"
-	RuleHostDown        = "host-service-down-past-grace"
-	RuleHostMaintenance = "host-maintenance"
+	// RuleServerHistoryUnread: a protected server is down in place, and whether a
+	// migration was under way is not known (Vigil did not watch it since its last
+	// move, e.g. after a restart): the cloud's action log is read first.
+	RuleServerHistoryUnread = model.RuleServerHistoryUnread
+	RuleHostUp              = "host-service-up"
+	RuleHostSuspect         = "host-service-down-within-grace"
+	RuleHostDown            = "host-service-down-past-grace"
+	RuleHostMaintenance     = "host-maintenance"
 	// RuleHostForcedReporting: the service is forced down (by an operator, another
 	// tool, or Vigil itself) but its heartbeats still advance: alive.
 	RuleHostForcedReporting = "host-forced-down-but-reporting"
@@ -82,8 +86,13 @@ type Detector struct {
 	// forcedByVigil: hosts whose service Vigil itself forced down (the journal says so).
 	forcedByVigil map[string]bool
 	// moving: servers last seen migrating or resizing and not seen running since,
-	// with what was seen.
+	// with what was seen, or whose action log shows such a move since.
 	moving map[string]string
+	// idleAt: per server, its updated_at (the cloud's clock) when it was last seen
+	// ACTIVE with no task. A move the action log shows as started before it is over.
+	idleAt map[string]time.Time
+	// historyAt: per server, its updated_at when its action log was last read.
+	historyAt map[string]time.Time
 	// offSince: when (the cloud's clock, else Vigil's) each host's BMC was first seen
 	// saying off, in its current run of "off" answers.
 	offSince, offSinceVigil map[string]time.Time
@@ -97,7 +106,7 @@ func New(cfg Config) *Detector {
 	}
 	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
 		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]bool{},
-		moving: map[string]string{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{}, offBeat: map[string]time.Time{},
+		moving: map[string]string{}, idleAt: map[string]time.Time{}, historyAt: map[string]time.Time{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{}, offBeat: map[string]time.Time{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
 			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}}}
 }
@@ -226,7 +235,89 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		delete(v.Servers, id)
 		d.dirty[id] = true
 	}
+	for _, id := range slices.Sorted(maps.Keys(obs.Actions)) {
+		d.readHistory(id, obs.Actions[id])
+	}
 	return d.judge(now)
+}
+
+// The instance actions (Nova's names) that move a server to another host.
+var moveActions = []string{"live-migration", "migrate", "resize"}
+
+// NeedHistory names the protected servers whose action log the detector needs
+// before it may call them failed in place (see RuleServerHistoryUnread): servers,
+// when given, are newer than the view (a listing not yet folded in). The shell
+// reads each log once per change of the server and passes it in Observation.Actions.
+func (d *Detector) NeedHistory(servers []model.Server) []string {
+	var ids []string
+	newer := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		newer[s.ID] = true
+		if d.historyUnread(s) {
+			ids = append(ids, s.ID)
+		}
+	}
+	for id, s := range d.view.Servers {
+		if !newer[id] && d.historyUnread(s) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// downInPlace: the server's status says it does not run, though its owner did not
+// stop it.
+func downInPlace(s model.Server) bool {
+	return s.Status == model.StatusError || s.Intent != model.IntentOff &&
+		(s.Status == model.StatusShutoff || s.Status == model.StatusPaused || s.Status == model.StatusSuspended)
+}
+
+// historyUnread: a protected server down in place, not known to be moving, whose
+// action log was not read since it last changed. Vigil may not have watched it
+// since its last move (it was down, or restarted, and a detector's memory of what
+// it saw is not kept across a restart); the cloud's own log is.
+func (d *Detector) historyUnread(s model.Server) bool {
+	if !d.protected[s.ID] || s.Status == model.StatusDeleted || !downInPlace(s) {
+		return false
+	}
+	if _, ok := d.moving[s.ID]; ok {
+		return false
+	}
+	if hv, ok := d.view.Verdicts[model.Subject{Kind: model.KindHost, ID: s.Host}]; ok && hv.Failed {
+		return false // its host's incident answers it, and checks its task itself
+	}
+	at, read := d.historyAt[s.ID]
+	return !read || !at.Equal(s.Updated)
+}
+
+// readHistory folds in a server's action log: a move started since the server was
+// last seen running idle (or never seen so) may have put its copy on the
+// destination, as one seen migrating may.
+func (d *Detector) readHistory(id string, acts []model.InstanceAction) {
+	s, ok := d.view.Servers[id]
+	if !ok {
+		return
+	}
+	d.historyAt[id] = s.Updated
+	d.dirty[id] = true
+	idle, seen := d.idleAt[id]
+	for i := len(acts) - 1; i >= 0; i-- {
+		a := acts[i]
+		if !slices.Contains(moveActions, a.Action) {
+			continue
+		}
+		if !seen || !idle.IsZero() && !a.Start.Before(idle) {
+			how := fmt.Sprintf("the cloud's action log shows a %s started at %s", a.Action, a.Start.UTC().Format(time.RFC3339))
+			if seen {
+				how += fmt.Sprintf(", after it was last seen running (updated %s),", idle.UTC().Format(time.RFC3339))
+			} else {
+				how += ", and Vigil has not seen it running since then,"
+			}
+			d.moving[id] = how
+		}
+		return // only the latest move matters
+	}
 }
 
 // judge recomputes verdicts for every host and every known or protected server.
@@ -261,6 +352,8 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 		var nv model.Verdict
 		if !ok {
 			delete(d.moving, id)
+			delete(d.idleAt, id)
+			delete(d.historyAt, id)
 			if !d.protected[id] {
 				delete(d.view.Verdicts, model.Subject{Kind: model.KindServer, ID: id})
 				continue
@@ -318,10 +411,13 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 		}
 		return serverVerdict(s.ID, model.ServerHealthy, false, RuleServerActive, ev)
 	}
-	if how, ok := d.moving[s.ID]; ok && (s.Status == model.StatusError || s.Intent != model.IntentOff &&
-		(s.Status == model.StatusShutoff || s.Status == model.StatusPaused || s.Status == model.StatusSuspended)) {
+	if how, ok := d.moving[s.ID]; ok && downInPlace(s) {
 		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerMigration, ev,
-			fmt.Sprintf("last seen %s and not running since: its copy may run on the migration's destination", how))
+			fmt.Sprintf("%s and not running since: its copy may run on the migration's destination", how))
+	}
+	if d.historyUnread(s) {
+		return serverVerdict(s.ID, model.ServerUnknown, false, RuleServerHistoryUnread, ev,
+			"the cloud's action log is read before anything is done: a migration Vigil did not watch may have moved its copy")
 	}
 	switch s.Status {
 	case model.StatusError:
@@ -344,9 +440,12 @@ func (d *Detector) trackMove(s model.Server) {
 	switch {
 	case s.Status == model.StatusMigrating || s.Status == model.StatusResize || s.Status == model.StatusVerify ||
 		t == "migrating" || strings.HasPrefix(t, "resize_"):
-		d.moving[s.ID] = fmt.Sprintf("%s (task %q) on host %s", s.Status, t, s.Host)
+		d.moving[s.ID] = fmt.Sprintf("last seen %s (task %q) on host %s", s.Status, t, s.Host)
 	case s.Status == model.StatusActive && t == "", s.Status == model.StatusShutoff && s.Intent == model.IntentOff:
 		delete(d.moving, s.ID)
+		if s.Status == model.StatusActive {
+			d.idleAt[s.ID] = s.Updated
+		}
 	}
 }
 

@@ -36,7 +36,8 @@ func TestServerRules(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d := New(Config{HostDownGrace: 10 * time.Second})
 			d.Protect([]string{"a"})
-			d.Step(t0, model.Observation{At: t0, Full: true, Hosts: []model.Host{up("h1")}, Servers: []model.Server{c.server}})
+			d.Step(t0, model.Observation{At: t0, Full: true, Hosts: []model.Host{up("h1")}, Servers: []model.Server{c.server},
+				Actions: map[string][]model.InstanceAction{"a": {{Action: "create", Start: t0.Add(-time.Hour)}}}})
 			v := d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]
 			if v.Failed != c.failed || v.Server != string(c.health) || v.Rule != c.rule {
 				t.Fatalf("verdict %+v, want failed=%v health=%s rule=%s", v, c.failed, c.health, c.rule)

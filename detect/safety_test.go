@@ -141,6 +141,8 @@ func TestStaleNotificationDoesNotOverrideNewerState(t *testing.T) {
 	// A newer one does count.
 	newer := model.Server{ID: "a", Status: model.StatusError, Updated: t0.Add(time.Second)}
 	d.Step(t0.Add(2*time.Second), model.Observation{At: t0.Add(2 * time.Second), Source: "notification", Servers: []model.Server{newer}})
+	d.Step(t0.Add(3*time.Second), model.Observation{At: t0.Add(3 * time.Second), Source: "poll",
+		Actions: map[string][]model.InstanceAction{"a": {{Action: "create", Start: t0.Add(-2 * time.Hour)}}}})
 	if v := d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]; !v.Failed {
 		t.Fatalf("a newer ERROR notification: %+v, want failed", v)
 	}
@@ -180,5 +182,60 @@ func TestFenceDoubts(t *testing.T) {
 		Power: map[string]model.Power{"h1": model.PowerOff}})
 	if len(d2.View().FenceDoubt) != 0 {
 		t.Fatalf("doubt on a BMC that says off for a down host: %v", d2.View().FenceDoubt)
+	}
+}
+
+// Seeds 114, 283, 400, 422, 488: a server seen live-migrating when its source host
+// died comes back in ERROR on the source, its copy running on the destination. A
+// Vigil restarted meanwhile has no memory of the migration: it must not call the
+// server failed in place (and reboot it there: a second copy) before it has read
+// the cloud's action log, and a move there not followed by a sighting of the server
+// running is a migration interrupted.
+func TestRestartedDetectorReadsHistoryBeforeRecoveringInPlace(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	failed := srv("a", model.StatusError, model.IntentOn)
+	failed.Updated = at(100)
+	obs := func(s int, acts map[string][]model.InstanceAction) model.Observation {
+		return model.Observation{At: at(s), Full: true, Hosts: []model.Host{up("h1")}, Servers: []model.Server{failed}, Actions: acts}
+	}
+	verdict := func(d *Detector) model.Verdict {
+		return d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]
+	}
+	migrated := map[string][]model.InstanceAction{"a": {{Action: "create", Start: at(-3600)}, {Action: "live-migration", Start: at(10)}}}
+
+	d := New(Config{}) // just restarted: never saw "a" migrating
+	d.Protect([]string{"a"})
+	if got := d.NeedHistory([]model.Server{failed}); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("NeedHistory = %v, want [a]", got)
+	}
+	d.Step(at(200), obs(200, nil))
+	if v := verdict(d); v.Failed || v.Rule != RuleServerHistoryUnread {
+		t.Fatalf("ERROR seen by a restarted Vigil, action log unread: %+v, want not failed, %s", v, RuleServerHistoryUnread)
+	}
+	d.Step(at(202), obs(202, migrated))
+	if v := verdict(d); !v.Failed || v.Rule != RuleServerMigration {
+		t.Fatalf("ERROR after a live migration Vigil did not see end: %+v, want %s", v, RuleServerMigration)
+	}
+	if got := d.NeedHistory(nil); len(got) != 0 {
+		t.Fatalf("NeedHistory after the log was read = %v, want none", got)
+	}
+
+	// A migration that Vigil saw end (the server ACTIVE and idle after it) is over: a
+	// later crash is recovered in place, as usual.
+	d = New(Config{})
+	d.Protect([]string{"a"})
+	ok := srv("a", model.StatusActive, model.IntentOn)
+	ok.Updated = at(20)
+	d.Step(at(30), model.Observation{At: at(30), Full: true, Hosts: []model.Host{up("h1")}, Servers: []model.Server{ok}})
+	d.Step(at(200), obs(200, migrated))
+	if v := verdict(d); !v.Failed || v.Rule != RuleServerError {
+		t.Fatalf("crash after a migration seen to end: %+v, want %s", v, RuleServerError)
+	}
+	// And a server whose log holds no move fails in place at once when it is read.
+	d = New(Config{})
+	d.Protect([]string{"a"})
+	d.Step(at(200), obs(200, map[string][]model.InstanceAction{"a": {{Action: "create", Start: at(-3600)}, {Action: "reboot", Start: at(50)}}}))
+	if v := verdict(d); !v.Failed || v.Rule != RuleServerError {
+		t.Fatalf("crash, no move in the log: %+v, want %s", v, RuleServerError)
 	}
 }

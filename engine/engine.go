@@ -169,7 +169,30 @@ func (e *Engine) observe(ctx context.Context) model.Observation {
 		return obs
 	}
 	obs.Power, obs.Identity, obs.IdentityErr = e.readBMCs(ctx, e.cfg.Now(), obs.Hosts)
+	obs.Actions = e.readHistory(ctx, obs.Servers)
 	return obs
+}
+
+// readHistory reads the action log of each protected server that the detector must
+// know the history of before calling it failed in place (detect.NeedHistory): one
+// call per such server per change, never per server per poll. A log that cannot be
+// read now is asked for again at the next poll; the server waits meanwhile.
+func (e *Engine) readHistory(ctx context.Context, servers []model.Server) map[string][]model.InstanceAction {
+	e.mu.RLock()
+	ids := e.det.NeedHistory(servers)
+	e.mu.RUnlock()
+	var out map[string][]model.InstanceAction
+	for _, id := range ids {
+		acts, err := e.cfg.Compute.Actions(ctx, id)
+		if err != nil {
+			continue
+		}
+		if out == nil {
+			out = map[string][]model.InstanceAction{}
+		}
+		out[id] = acts
+	}
+	return out
 }
 
 // settle asks the cloud what became of the steps journaled as intent whose outcome

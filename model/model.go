@@ -136,6 +136,9 @@ type Observation struct {
 	// Poll asks for a bulk poll now: the source saw a change it cannot describe
 	// fully (a compute service update), so the cloud is read level-triggered.
 	Poll bool `json:"poll,omitempty"`
+	// Actions holds the action log the cloud keeps (Nova's os-instance-actions) of
+	// the servers the detector asked about (detect's NeedHistory), by server ID.
+	Actions map[string][]InstanceAction `json:"actions,omitempty"`
 }
 
 // Subject names what a verdict or incident is about.
@@ -183,3 +186,8 @@ const RuleServerHostDown = "server-host-down"
 // (or right after) being migrated or resized, never seen running since: its copy may
 // run on the destination, so recovering it in place could start a second one.
 const RuleServerMigrationInterrupted = "server-migration-interrupted"
+
+// RuleServerHistoryUnread is the verdict rule for a protected server down in place
+// whose action log must be read before it is called failed (a move Vigil did not
+// watch may have put its copy elsewhere): nothing is done to it meanwhile.
+const RuleServerHistoryUnread = "server-history-unread"

@@ -273,6 +273,13 @@ func (p *planner) change(inc *model.Incident, state model.IncidentState, reason 
 	}
 	inc.State, inc.Reason = state, reason
 	p.out.Changes = append(p.out.Changes, Change{Incident: inc.ID, State: state, Reason: reason})
+	if inc.Subject.Kind == model.KindHost && state == model.IncidentResolved && p.hostIncident[inc.Subject.ID] == inc.ID {
+		// A host incident resolved in this round (its host came back, or its servers
+		// run elsewhere) recovers nothing more: a server incident on that host must not
+		// be superseded by it, or its failure would count as answered. (One that
+		// escalates does answer its servers: its reason names them.)
+		delete(p.hostIncident, inc.Subject.ID)
+	}
 }
 
 func (p *planner) finish(inc *model.Incident, st *model.Step, state model.StepState, errText string, retryable bool) {

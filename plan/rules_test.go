@@ -309,4 +309,40 @@ func TestServerWaitsForItsHostAndForTasks(t *testing.T) {
 			t.Fatalf("steps %q while a task runs on the server", got)
 		}
 	})
+	t.Run("action log unread", func(t *testing.T) {
+		// An open incident (its first reboot failed), then Vigil restarts: the server
+		// is in ERROR again and its action log is not read yet (a move Vigil did not
+		// watch may have put its copy elsewhere): no next rung until it is.
+		f := newFixture(3)
+		f.server("a", "h1", model.StatusError)
+		f.run(model.StepFailed)
+		a := model.Subject{Kind: model.KindServer, ID: "a"}
+		f.in.Verdicts[a] = model.Verdict{Subject: a, Server: string(model.ServerUnknown), Rule: model.RuleServerHistoryUnread, Since: f.in.Now}
+		f.later(time.Minute)
+		if got := steps(f.run(model.StepIssued)); got != "" {
+			t.Fatalf("steps %q before the server's action log was read", got)
+		}
+	})
+}
+
+// Seed 764: Vigil restarts with a host incident and a server incident on one of
+// its servers both open; the host is up again, so the host incident resolves in
+// this round. The server incident must not be superseded by it (nothing would
+// recover the server: its failure counts as answered); it goes on with its ladder.
+func TestServerIncidentNotSupersededByAHostIncidentClosingNow(t *testing.T) {
+	f := newFixture(3)
+	f.server("a", "h1", model.StatusError)
+	f.in.Open = []model.Incident{
+		{ID: 1, Subject: model.Subject{Kind: model.KindHost, ID: "h1"}, State: model.IncidentOpen, Policy: "default", Opened: t0},
+		{ID: 2, Subject: model.Subject{Kind: model.KindServer, ID: "a"}, State: model.IncidentOpen, Policy: "default", Cluster: "c", Opened: t0},
+	}
+	out := f.run(model.StepIssued)
+	for _, c := range out.Changes {
+		if c.Incident == 2 && c.State.Closed() {
+			t.Fatalf("server incident closed (%s: %s) by a host incident that closes in the same round", c.State, c.Reason)
+		}
+	}
+	if got := steps(out); got != "reboot(hard)" {
+		t.Fatalf("steps %q, want reboot(hard)", got)
+	}
 }

@@ -75,6 +75,9 @@ func (p *planner) server(inc *model.Incident) {
 	if v.Server == string(model.ServerRecovering) {
 		return // a task is running on it (ours or someone else's); its outcome decides
 	}
+	if v.Rule == model.RuleServerHistoryUnread {
+		return // its action log is read first: a move may have put its copy elsewhere
+	}
 	if n := attempts(inc.Steps, func(model.Step) bool { return true }); n >= pol.MaxAttempts {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("gave up after %d attempts (policy max_attempts); %s", n, lastError(inc.Steps)))
 		return

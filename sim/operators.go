@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -123,10 +124,25 @@ func (w *world) beginNew(f fault) {
 		// looks exactly like a power loss to anyone who has only these two signals
 		// (issue 14's host agent adds the paths that tell them apart); a standing lie
 		// is seen while the host still reports, and Vigil must catch that one.
+		w.lieEnd[f.target], w.lieSeen[f.target] = w.now.Add(f.dur), 0
 		if delay := time.Duration(60+w.rng.IntN(240)) * time.Second; w.rng.IntN(2) == 0 && f.dur > delay+time.Minute {
 			w.insert(fault{at: w.now.Add(delay), kind: "cut-off", target: f.target})
 		}
 	case "cut-off":
+		// The lie is "standing" only if Vigil could see it: running, the compute API
+		// answering, the host reporting. A lie told only while Vigil was down or blind
+		// (seed 114: Vigil down, then the API down, the whole time before the cut-off)
+		// is, at Vigil's first look, a silent host whose BMC says off: a power loss, to
+		// anyone with only Nova's API and that BMC. The cut-off waits until the lie
+		// was in view for lieInView, and does not happen if the lie ends first.
+		if seen := w.lieSeen[f.target]; seen < lieInView {
+			if next := w.now.Add(30 * time.Second); w.lieEnd[f.target].Sub(next) > time.Minute {
+				w.insert(fault{at: next, kind: "cut-off", target: f.target})
+			} else {
+				w.logf("host %s is not cut off: its BMC's lie was in Vigil's view for only %s", f.target, seen)
+			}
+			return
+		}
 		w.logf("host %s is cut off", f.target)
 		_ = c.IsolateHost(f.target, true)
 	case "bmc-miswired":
@@ -178,6 +194,7 @@ func (w *world) endNew(f fault) {
 	case "operator-disable":
 		_ = c.SetDisabled(f.target, false)
 	case "bmc-lies-off":
+		delete(w.lieEnd, f.target)
 		_ = c.SetBMCLiesOff(f.target, false)
 		_ = c.SetBMC(f.target, false, false)
 		_ = c.IsolateHost(f.target, false)
@@ -196,6 +213,25 @@ func (w *world) endNew(f fault) {
 		c.BreakServer(f.target, false)
 	case "api-down-for":
 		c.SetAPIDown(false)
+	}
+}
+
+// lieInView: how long a lying BMC's host must report while Vigil runs and sees the
+// cloud before the world may cut it off (a BMC read every 30 s, then two heartbeats
+// after its "off" answer; with room to spare).
+const lieInView = time.Minute
+
+// watchLies counts, for each host whose BMC lies, the time the lie was in Vigil's
+// view over the last step of the clock (from t0): Vigil running, the compute API
+// answering it, the host reporting.
+func (w *world) watchLies(t0 time.Time) {
+	if len(w.lieEnd) == 0 || w.eng == nil || !w.eng.Cloud().Reachable {
+		return
+	}
+	for _, h := range slices.Sorted(maps.Keys(w.lieEnd)) {
+		if w.cloud.Truth(h).Reporting {
+			w.lieSeen[h] += w.now.Sub(t0)
+		}
 	}
 }
 

@@ -169,6 +169,10 @@ type world struct {
 	powerOnNext bool       // an operator powers on the next host Vigil fences
 	exempt      map[string]string
 	exemptSeen  map[string]bool
+	// lieEnd: hosts whose BMC lies "off", until when; lieSeen: how long each lie was
+	// in Vigil's view (watchLies).
+	lieEnd  map[string]time.Time
+	lieSeen map[string]time.Duration
 }
 
 type delivery struct {
@@ -179,7 +183,8 @@ type delivery struct {
 func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	w := &world{cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x51a)), now: epoch0,
 		prot: map[string]bool{}, maint: map[string]bool{}, kinds: map[string]int{},
-		policyOf: map[string]model.Policy{}, exempt: map[string]string{}, exemptSeen: map[string]bool{}}
+		policyOf: map[string]model.Policy{}, exempt: map[string]string{}, exemptSeen: map[string]bool{},
+		lieEnd: map[string]time.Time{}, lieSeen: map[string]time.Duration{}}
 	// World settings come from their own stream, so that a schedule of the classic
 	// fault kinds draws the same faults with or without them.
 	set := rand.New(rand.NewPCG(seed, 0x5e77))
@@ -409,7 +414,9 @@ func (w *world) run() error {
 			}
 		}
 		w.checkTick()
+		t0 := w.now
 		w.advance(end)
+		w.watchLies(t0)
 	}
 	w.checkEnd()
 	return nil

@@ -221,17 +221,30 @@ func (c *Cloud) LoseAnswers(op string, n int) {
 // source compute then finishes (post-migration): host = dest, ACTIVE. If the source
 // dies after the switch, the copy runs on at dest while the server still says
 // MIGRATING on the source.
+//
+// A destination that is dead when the switch is due (its power lost after the
+// migration was accepted, before Nova saw its service down) cannot receive the
+// guest: pre_live_migration on it gets no answer, Nova rolls the migration back and
+// the server stays ACTIVE on its source, where its copy never stopped. (A copy must
+// never appear on a host without power.)
 func (c *Cloud) LiveMigrate(id, dest string, switchAfter time.Duration) error {
 	return c.move(id, dest, "live-migration", func(s *server) {
 		src := s.host
+		var w *work
 		c.startLocked(s, "live-migration", model.StatusMigrating, "migrating",
 			phase{wait: switchAfter, by: src, do: func(s *server) {
+				if d := c.hosts[dest]; d == nil || d.power != model.PowerOn || !d.computeAlive {
+					s.status, s.task = model.StatusActive, ""
+					w.phases = w.phases[:1] // rolled back: the switch-over and what follows are dropped
+					return
+				}
 				s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == src })
 				if !slices.Contains(s.copies, dest) {
 					s.copies = append(s.copies, dest)
 				}
 			}},
 			phase{wait: c.cfg.ActionLatency, by: src, do: runsOn(dest)})
+		w = s.work[len(s.work)-1]
 	})
 }
 

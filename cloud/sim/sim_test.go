@@ -185,6 +185,26 @@ func TestLiveMigrationSourceDiesAfterSwitch(t *testing.T) {
 	}
 }
 
+// Seed 367: the destination loses power after the live migration was accepted (Nova
+// still saw its service up). The guest cannot switch over to a host without power:
+// the migration rolls back, the server stays ACTIVE on its source, one copy there.
+func TestLiveMigrationToADeadDestinationRollsBack(t *testing.T) {
+	w := newWorld(t, cfg())
+	id := w.ids[0]
+	if err := w.LiveMigrate(id, "b", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.KillHost("b")
+	w.wait(time.Minute)
+	s := w.server(t, id)
+	if s.Status != model.StatusActive || s.TaskState != "" || s.Host != "a" {
+		t.Fatalf("destination dead before the switch: %+v, want ACTIVE on a", s)
+	}
+	if got := w.Copies()[id]; !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("copies %v, want [a] (never one on the powered-off b)", got)
+	}
+}
+
 // Cold migration: RESIZE, then VERIFY_RESIZE on the new host until confirmed.
 func TestColdMigration(t *testing.T) {
 	w := newWorld(t, cfg())
