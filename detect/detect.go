@@ -308,6 +308,14 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 	if s.TaskState != "" {
 		ev += ", task " + s.TaskState
 	}
+	// A server that failed mid-migration stays one whatever its host does next: its
+	// copy may run on the migration's destination, so its host's failure (and fence)
+	// must not make it look like one more server to evacuate from there.
+	if how, ok := d.moving[s.ID]; ok && (s.Status == model.StatusError || s.Intent != model.IntentOff &&
+		(s.Status == model.StatusShutoff || s.Status == model.StatusPaused || s.Status == model.StatusSuspended)) {
+		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerMigration, ev,
+			fmt.Sprintf("last seen %s and not running since: its copy may run on the migration's destination", how))
+	}
 	if hv, ok := d.view.Verdicts[model.Subject{Kind: model.KindHost, ID: s.Host}]; ok && hv.Failed {
 		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerHostDown, ev,
 			fmt.Sprintf("its host %s is %s (%s)", s.Host, hv.Host, hv.Rule))
@@ -317,11 +325,6 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 			return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
 		}
 		return serverVerdict(s.ID, model.ServerHealthy, false, RuleServerActive, ev)
-	}
-	if how, ok := d.moving[s.ID]; ok && (s.Status == model.StatusError || s.Intent != model.IntentOff &&
-		(s.Status == model.StatusShutoff || s.Status == model.StatusPaused || s.Status == model.StatusSuspended)) {
-		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerMigration, ev,
-			fmt.Sprintf("last seen %s and not running since: its copy may run on the migration's destination", how))
 	}
 	switch s.Status {
 	case model.StatusError:

@@ -182,3 +182,27 @@ func TestFenceDoubts(t *testing.T) {
 		t.Fatalf("doubt on a BMC that says off for a down host: %v", d2.View().FenceDoubt)
 	}
 }
+
+// Seed 450: a server whose live migration was interrupted (its copy may run on the
+// destination) stays so when its source host fails later: its host's failure must
+// not turn it into one more server to evacuate from there.
+func TestMigrationInterruptedOutlivesItsHostsFailure(t *testing.T) {
+	d := New(Config{HostDownGrace: 10 * time.Second})
+	d.Protect([]string{"v1"})
+	h := model.Host{Name: "h1", Service: model.ServiceUp}
+	step := func(at time.Time, h model.Host, s model.Server) model.Verdict {
+		s.Host = "h1"
+		d.Step(at, model.Observation{At: at, Full: true, Hosts: []model.Host{h}, Servers: []model.Server{s}})
+		return d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "v1"}]
+	}
+	step(t0, h, model.Server{ID: "v1", Status: model.StatusMigrating, TaskState: "migrating", Intent: model.IntentOn})
+	if v := step(t0.Add(2*time.Second), h, model.Server{ID: "v1", Status: model.StatusError, Intent: model.IntentOn}); v.Rule != RuleServerMigration {
+		t.Fatalf("migration interrupted: %+v", v)
+	}
+	h.Service = model.ServiceDown
+	for s := 4; s <= 60; s += 2 {
+		if v := step(t0.Add(time.Duration(s)*time.Second), h, model.Server{ID: "v1", Status: model.StatusError, Intent: model.IntentOn}); v.Rule != RuleServerMigration {
+			t.Fatalf("t=%ds, its host down: %+v, want still %s", s, v, RuleServerMigration)
+		}
+	}
+}
