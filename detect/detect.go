@@ -79,8 +79,9 @@ type Detector struct {
 	beats map[string]heartbeat
 	// identity is the first BMC identity seen per host.
 	identity map[string]string
-	// forcedByVigil: hosts whose service Vigil itself forced down (the journal says so).
-	forcedByVigil map[string]bool
+	// forcedByVigil: hosts whose service Vigil itself forced down (the journal says
+	// so), with when it last did (Vigil's clock).
+	forcedByVigil map[string]time.Time
 	// moving: servers last seen migrating or resizing and not seen running since,
 	// with what was seen.
 	moving map[string]string
@@ -96,7 +97,7 @@ func New(cfg Config) *Detector {
 		cfg.ServiceDownTime = DefaultServiceDownTime
 	}
 	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
-		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]bool{},
+		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]time.Time{},
 		moving: map[string]string{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{}, offBeat: map[string]time.Time{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
 			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}}}
@@ -113,9 +114,11 @@ func (d *Detector) graceOf(host string) time.Duration {
 	return d.cfg.HostDownGrace
 }
 
-// SetForcedByVigil names the hosts whose service Vigil itself forced down, so that
-// evidence can tell Vigil's force-down from someone else's.
-func (d *Detector) SetForcedByVigil(hosts map[string]bool) { d.forcedByVigil = hosts }
+// SetForcedByVigil names the hosts whose service Vigil itself forced down, with when
+// it last did (Vigil's clock: the journal's mark-down step), so that evidence can
+// tell Vigil's force-down from someone else's, and its bump of updated_at from a
+// heartbeat written after it.
+func (d *Detector) SetForcedByVigil(hosts map[string]time.Time) { d.forcedByVigil = hosts }
 
 // Protect sets the servers that belong to clusters: only these are reported missing.
 func (d *Detector) Protect(ids []string) {
