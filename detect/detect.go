@@ -83,8 +83,9 @@ type Detector struct {
 	beats map[string]heartbeat
 	// identity is the first BMC identity seen per host.
 	identity map[string]string
-	// forcedByVigil: hosts whose service Vigil itself forced down (the journal says so).
-	forcedByVigil map[string]bool
+	// forcedByVigil: hosts whose service Vigil itself forced down (the journal says
+	// so), with when it last did (Vigil's clock).
+	forcedByVigil map[string]time.Time
 	// moving: servers last seen migrating or resizing and not seen running since,
 	// with what was seen, or whose action log shows such a move since.
 	moving map[string]string
@@ -105,7 +106,7 @@ func New(cfg Config) *Detector {
 		cfg.ServiceDownTime = DefaultServiceDownTime
 	}
 	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
-		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]bool{},
+		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]time.Time{},
 		moving: map[string]string{}, idleAt: map[string]time.Time{}, historyAt: map[string]time.Time{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{}, offBeat: map[string]time.Time{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
 			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}}}
@@ -122,9 +123,11 @@ func (d *Detector) graceOf(host string) time.Duration {
 	return d.cfg.HostDownGrace
 }
 
-// SetForcedByVigil names the hosts whose service Vigil itself forced down, so that
-// evidence can tell Vigil's force-down from someone else's.
-func (d *Detector) SetForcedByVigil(hosts map[string]bool) { d.forcedByVigil = hosts }
+// SetForcedByVigil names the hosts whose service Vigil itself forced down, with when
+// it last did (Vigil's clock: the journal's mark-down step), so that evidence can
+// tell Vigil's force-down from someone else's, and its bump of updated_at from a
+// heartbeat written after it.
+func (d *Detector) SetForcedByVigil(hosts map[string]time.Time) { d.forcedByVigil = hosts }
 
 // Protect sets the servers that belong to clusters: only these are reported missing.
 func (d *Detector) Protect(ids []string) {
@@ -401,6 +404,13 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 	if s.TaskState != "" {
 		ev += ", task " + s.TaskState
 	}
+	// A server that failed mid-migration stays one whatever its host does next: its
+	// copy may run on the migration's destination, so its host's failure (and fence)
+	// must not make it look like one more server to evacuate from there.
+	if how, ok := d.moving[s.ID]; ok && downInPlace(s) {
+		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerMigration, ev,
+			fmt.Sprintf("%s and not running since: its copy may run on the migration's destination", how))
+	}
 	if hv, ok := d.view.Verdicts[model.Subject{Kind: model.KindHost, ID: s.Host}]; ok && hv.Failed {
 		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerHostDown, ev,
 			fmt.Sprintf("its host %s is %s (%s)", s.Host, hv.Host, hv.Rule))
@@ -410,10 +420,6 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 			return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
 		}
 		return serverVerdict(s.ID, model.ServerHealthy, false, RuleServerActive, ev)
-	}
-	if how, ok := d.moving[s.ID]; ok && downInPlace(s) {
-		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerMigration, ev,
-			fmt.Sprintf("%s and not running since: its copy may run on the migration's destination", how))
 	}
 	if d.historyUnread(s) {
 		return serverVerdict(s.ID, model.ServerUnknown, false, RuleServerHistoryUnread, ev,

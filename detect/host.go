@@ -31,12 +31,20 @@ func (d *Detector) beat(now time.Time, h, old model.Host, had bool) {
 	switch {
 	case !ok || !had:
 		b = heartbeat{seen: h.LastSeenUp, genuine: h.LastSeenUp, at: now}
+		if d.writtenAfterOwnForceDown(now, h) {
+			// First sight (Vigil restarted): the first value may be anyone's change, but
+			// one written well after Vigil's own force-down is no bump of it: the
+			// compute reported since (or someone changed the service: it counts, on
+			// the side that fences and evacuates nobody by mistake).
+			b.advanced, b.whileForced = true, true
+		}
 	case h.LastSeenUp.After(b.seen):
 		// A bump that came with Vigil's own force-down is no heartbeat (the host was
 		// fenced: it must not look alive on it). One that came with someone else's
 		// change may hide a heartbeat written in the same interval (a long gap
 		// between listings): it counts, on the side that fences nobody by mistake.
-		ownForceDown := h.ForcedDown && !b.forced && d.forcedByVigil[h.Name] && h.Disabled == b.disabled
+		_, byVigil := d.forcedByVigil[h.Name]
+		ownForceDown := h.ForcedDown && !b.forced && byVigil && h.Disabled == b.disabled
 		if !ownForceDown {
 			b.genuine, b.at, b.advanced = h.LastSeenUp, now, true
 			b.whileForced = h.ForcedDown
@@ -48,6 +56,25 @@ func (d *Detector) beat(now time.Time, h, old model.Host, had bool) {
 	}
 	b.forced, b.disabled = h.ForcedDown, h.Disabled
 	d.beats[h.Name] = b
+}
+
+// ownBumpSlack: how far after Vigil's own force-down (mapped onto the cloud's
+// clock) an updated_at may lie and still be the bump of that force-down: the call's
+// latency and the clocks' drift since. A heartbeat inside it is caught one listing
+// later.
+const ownBumpSlack = 30 * time.Second
+
+// writtenAfterOwnForceDown reports whether the host's updated_at, on the cloud's
+// clock, was written well after Vigil last forced its service down: then it is no
+// bump of Vigil's own change. Vigil's time is mapped onto the cloud's by the offset
+// seen at this listing.
+func (d *Detector) writtenAfterOwnForceDown(now time.Time, h model.Host) bool {
+	at, ok := d.forcedByVigil[h.Name]
+	if !ok || at.IsZero() || !h.ForcedDown || d.view.CloudAt.IsZero() || h.LastSeenUp.IsZero() {
+		return false
+	}
+	offset := d.view.CloudAt.Sub(now) // the cloud's clock minus Vigil's
+	return h.LastSeenUp.After(at.Add(offset + ownBumpSlack))
 }
 
 // heartbeatAge is how long ago the host's compute last reported: on the cloud's
@@ -101,7 +128,7 @@ func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 	old, hadOld := d.view.Verdicts[subj]
 	if h.ForcedDown {
 		by := "not by Vigil (an operator or another tool)"
-		if d.forcedByVigil[h.Name] {
+		if _, ok := d.forcedByVigil[h.Name]; ok {
 			by = "by Vigil"
 		}
 		alive, hb := d.reportingForced(now, h.Name)

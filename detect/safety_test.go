@@ -73,7 +73,7 @@ func TestForcedDownHostThatReportsIsAlive(t *testing.T) {
 // down (Nova bumps updated_at): the host must stay dead, not come back on the bump.
 func TestOwnForceDownOfADeadHostIsNoHeartbeat(t *testing.T) {
 	d := New(Config{HostDownGrace: 5 * time.Second, ServiceDownTime: 60 * time.Second})
-	d.SetForcedByVigil(map[string]bool{"h1": true})
+	d.SetForcedByVigil(map[string]time.Time{"h1": t0})
 	h := model.Host{Name: "h1", Service: model.ServiceUp, LastSeenUp: t0}
 	hostStep(d, t0, t0, h)
 	h.Service = model.ServiceDown // Nova says down 20 s after the last report
@@ -237,5 +237,60 @@ func TestRestartedDetectorReadsHistoryBeforeRecoveringInPlace(t *testing.T) {
 	d.Step(at(200), obs(200, map[string][]model.InstanceAction{"a": {{Action: "create", Start: at(-3600)}, {Action: "reboot", Start: at(50)}}}))
 	if v := verdict(d); !v.Failed || v.Rule != RuleServerError {
 		t.Fatalf("crash, no move in the log: %+v, want %s", v, RuleServerError)
+	}
+}
+
+// Seed 456: Vigil forced a fenced host's service down, then was down for minutes; an
+// operator powered the host on meanwhile (its BMC, lying, still says off). The first
+// listing after the restart shows updated_at written minutes after Vigil's own
+// force-down: that is the compute reporting, not the bump of Vigil's change, and
+// the host is alive at once (not suspect, which let the evacuations go on). The
+// clocks differ by 30 s here: Vigil's time is mapped onto the cloud's.
+func TestRestartedDetectorTellsAHeartbeatFromItsOwnForceDown(t *testing.T) {
+	skew := 30 * time.Second // the cloud's clock ahead of Vigil's
+	forced := t0             // Vigil's clock: its mark-down step
+	for _, c := range []struct {
+		name      string
+		updated   time.Duration // updated_at, after the force-down, on the cloud's clock
+		wantAlive bool
+	}{
+		{"heartbeat minutes after the force-down", 8 * time.Minute, true},
+		{"the force-down's own bump", 2 * time.Second, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := New(Config{HostDownGrace: 10 * time.Second, ServiceDownTime: time.Minute})
+			d.SetForcedByVigil(map[string]time.Time{"h1": forced})
+			now := forced.Add(c.updated).Add(time.Second) // the first listing after the restart
+			h := model.Host{Name: "h1", Service: model.ServiceDown, ForcedDown: true, Power: model.PowerOff,
+				LastSeenUp: forced.Add(skew).Add(c.updated)}
+			v := hostStep(d, now, now.Add(skew), h)
+			if alive := v.Host == string(model.HostUp); alive != c.wantAlive {
+				t.Fatalf("first listing after a restart, updated_at %s after Vigil's force-down: %+v, want alive=%v", c.updated, v, c.wantAlive)
+			}
+		})
+	}
+}
+
+// Seed 450: a server whose live migration was interrupted (its copy may run on the
+// destination) stays so when its source host fails later: its host's failure must
+// not turn it into one more server to evacuate from there.
+func TestMigrationInterruptedOutlivesItsHostsFailure(t *testing.T) {
+	d := New(Config{HostDownGrace: 10 * time.Second})
+	d.Protect([]string{"v1"})
+	h := model.Host{Name: "h1", Service: model.ServiceUp}
+	step := func(at time.Time, h model.Host, s model.Server) model.Verdict {
+		s.Host = "h1"
+		d.Step(at, model.Observation{At: at, Full: true, Hosts: []model.Host{h}, Servers: []model.Server{s}})
+		return d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "v1"}]
+	}
+	step(t0, h, model.Server{ID: "v1", Status: model.StatusMigrating, TaskState: "migrating", Intent: model.IntentOn})
+	if v := step(t0.Add(2*time.Second), h, model.Server{ID: "v1", Status: model.StatusError, Intent: model.IntentOn}); v.Rule != RuleServerMigration {
+		t.Fatalf("migration interrupted: %+v", v)
+	}
+	h.Service = model.ServiceDown
+	for s := 4; s <= 60; s += 2 {
+		if v := step(t0.Add(time.Duration(s)*time.Second), h, model.Server{ID: "v1", Status: model.StatusError, Intent: model.IntentOn}); v.Rule != RuleServerMigration {
+			t.Fatalf("t=%ds, its host down: %+v, want still %s", s, v, RuleServerMigration)
+		}
 	}
 }

@@ -176,12 +176,20 @@ func (e *Engine) hostGrace() map[string]time.Duration {
 
 // forcedByVigil names the hosts whose compute service Vigil itself forced down, by
 // its journal (open incidents and the last closed one of each host).
-func (e *Engine) forcedByVigil() map[string]bool {
-	out := map[string]bool{}
+func (e *Engine) forcedByVigil() map[string]time.Time {
+	out := map[string]time.Time{}
 	mark := func(inc model.Incident) {
 		for _, st := range inc.Steps {
 			if st.Action == model.ActMarkDown && (st.State == model.StepSucceeded || st.State == model.StepIssued) {
-				out[st.Host] = true
+				// The latest moment the force-down can have been written: its outcome
+				// seen, else the call sent.
+				last := out[st.Host]
+				for _, t := range []time.Time{st.Issued, st.Finished} {
+					if t.After(last) {
+						last = t
+					}
+				}
+				out[st.Host] = last
 			}
 		}
 	}

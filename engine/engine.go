@@ -260,6 +260,7 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		}
 	}
 	in := e.input(now)
+	in.HostsStale = obs.Hosts == nil // a notification: the hosts are as old as the last poll
 	out := plan.Plan(in)
 	e.mu.Unlock()
 

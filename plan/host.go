@@ -100,6 +100,9 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentResolved, "host came back (its compute reports): no fence and no evacuation from a live host; "+strings.Join(v.Evidence, "; "))
 		return
 	}
+	if why := hostFactsStale(in); why != "" {
+		return // no change of state either: the next poll decides
+	}
 	if !fenced && bmc && succeeded(inc.Steps, model.ActFence, "") && len(p.unmoved(inc, servers)) == 0 {
 		// The proof held while every protected server was moved off: the host's power
 		// coming back now (an operator's repair) starts none of them again, and the
@@ -183,6 +186,7 @@ func (p *planner) host(inc *model.Incident) {
 	// 3. Evacuate each protected server.
 	remaining := 0
 	handed := 0
+	var interrupted []string
 	for _, id := range servers {
 		if succeeded(inc.Steps, model.ActEvacuate, id) {
 			continue
@@ -193,6 +197,10 @@ func (p *planner) host(inc *model.Incident) {
 		}
 		if s, ok := in.Servers[id]; !ok || s.Host != name {
 			handed++ // it left the host (evacuated but failed there, or deleted): its own incident answers it
+			continue
+		}
+		if in.Verdicts[model.Subject{Kind: model.KindServer, ID: id}].Rule == model.RuleServerMigrationInterrupted {
+			interrupted = append(interrupted, id) // its copy may run on the destination: never evacuated
 			continue
 		}
 		remaining++
@@ -231,6 +239,15 @@ func (p *planner) host(inc *model.Incident) {
 			return
 		}
 	}
+	if remaining == 0 && len(interrupted) > 0 {
+		// The fence of this host does not reach a copy on a migration's destination:
+		// evacuating such a server could start a second one. Only an operator can see
+		// where it runs.
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
+			"host %s fenced; servers %s failed during a migration from or to it: Vigil does not evacuate them, since a copy may run on the migration's destination; an operator must check where each runs, then repair it (the other %d protected servers were moved or left the host)",
+			name, strings.Join(interrupted, ", "), len(servers)-len(interrupted)))
+		return
+	}
 	if remaining == 0 {
 		msg := fmt.Sprintf("host fenced; all %d protected servers ACTIVE on other hosts", len(servers))
 		if handed > 0 {
@@ -238,6 +255,19 @@ func (p *planner) host(inc *model.Incident) {
 		}
 		p.change(inc, model.IncidentResolved, msg)
 	}
+}
+
+// hostFactsStale (rule host-facts-fresh) says why a host incident takes no new step
+// on this plan: a pushed notification tells of one server, so the host's service,
+// heartbeat and BMC power are as old as the last poll, and the change it reports
+// may be the host's own return (its compute, started again, ends the tasks it left
+// there). A fence, a force-down or an evacuation is decided on a listing of the
+// hosts and a BMC read taken with it, never on the memory of one.
+func hostFactsStale(in *Input) string {
+	if in.HostsStale {
+		return "host-facts-fresh: the hosts were not read with this observation (a notification): no fence, force-down or evacuation until the next poll"
+	}
+	return ""
 }
 
 // unmoved lists the protected servers still placed on the incident's host with no

@@ -33,6 +33,9 @@ type Input struct {
 	// FenceUnconfirmed says why a host's BMC identity could not be read just now:
 	// no new fence goes through an entry whose machine is not confirmed.
 	FenceUnconfirmed map[string]string
+	// HostsStale: the hosts (services, heartbeats, BMC power) were not read with the
+	// observation behind this plan: a pushed notification tells of servers only.
+	HostsStale bool
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }

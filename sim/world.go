@@ -329,6 +329,14 @@ func (w *world) crashHook(point string) func(model.Step) error {
 			return nil
 		}
 		w.crashArmed = ""
+		if w.crashDown > 0 && w.now.After(epoch0.Add(w.cfg.Until-w.cfg.Settle)) {
+			// The step it waited for came after the fault window (an outage or a long
+			// grace delayed it): a downtime now could outlast the run, and a Vigil that
+			// is not running at the end answers nothing (no HA system could). Faults
+			// stop at Until minus Settle: it crashes, and restarts at once.
+			w.logf("the armed crash comes after the fault window: vigil restarts at once, not after %s down", w.crashDown)
+			w.crashDown = 0
+		}
 		w.logf("vigil crashes %s of %s %s%s", point, st.Action, st.Server, st.Host)
 		if w.crashDown > 0 && st.Host != "" {
 			// While Vigil is down, the world moves on: the host comes back (its

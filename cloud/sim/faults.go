@@ -145,6 +145,16 @@ func (c *Cloud) initHostLocked(name string) {
 			c.touchLocked(s)
 			continue
 		}
+		if s.status == model.StatusVerify && s.task == "" {
+			// A migrated server awaiting its owner's confirmation runs here, on the
+			// destination: Nova resumes it like any guest recorded running (its
+			// vm_state stays RESIZED); without resume it stays not running, and the
+			// confirmation finds it so (see ConfirmResize).
+			if c.cfg.ResumeGuestsOnBoot && s.intent != model.IntentOff {
+				s.copies = append(s.copies, name)
+			}
+			continue
+		}
 		if s.status != model.StatusActive || s.task != "" {
 			continue
 		}
@@ -293,7 +303,11 @@ func (c *Cloud) move(id, dest, kind string, start func(*server)) error {
 	return nil
 }
 
-// ConfirmResize is the owner confirming a migration or resize: VERIFY_RESIZE -> ACTIVE.
+// ConfirmResize is the owner confirming a migration or resize: VERIFY_RESIZE -> ACTIVE,
+// or SHUTOFF when its guest does not run (its host lost power meanwhile and did not
+// resume it): Nova's power-state sync records the guest shut down, and stops an
+// ACTIVE instance it finds so. Never ACTIVE with no guest: that is a lost guest Nova
+// would report, not one that only a host agent could see.
 func (c *Cloud) ConfirmResize(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -303,6 +317,9 @@ func (c *Cloud) ConfirmResize(id string) error {
 		return fmt.Errorf("confirm resize %s: %w", id, cloud.ErrConflict)
 	}
 	s.status = model.StatusActive
+	if len(s.copies) == 0 {
+		s.status = model.StatusShutoff
+	}
 	s.actions = append(s.actions, model.InstanceAction{Action: "confirmResize", Start: c.now()})
 	c.touchLocked(s)
 	return nil

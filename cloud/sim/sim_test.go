@@ -227,6 +227,38 @@ func TestColdMigration(t *testing.T) {
 	}
 }
 
+// Seeds 201, 368: a cold-migrated server awaiting confirmation when its new host
+// loses power and comes back. Nova resumes its guest with
+// resume_guests_state_on_host_boot; without it, the confirmation finds the guest not
+// running (SHUTOFF). Never ACTIVE with no copy: no HA system could see that from
+// Nova's API and a BMC.
+func TestMigratedServerAwaitingConfirmationSurvivesAPowerLoss(t *testing.T) {
+	for _, resume := range []bool{true, false} {
+		c := cfg()
+		c.ResumeGuestsOnBoot = resume
+		w := newWorld(t, c)
+		id := w.ids[0]
+		if err := w.Migrate(id, "c", false); err != nil {
+			t.Fatal(err)
+		}
+		w.wait(10 * time.Second)
+		_ = w.KillHost("c")
+		w.wait(time.Minute)
+		_ = w.PowerOnHost("c")
+		w.wait(10 * time.Second)
+		if err := w.ConfirmResize(id); err != nil {
+			t.Fatal(err)
+		}
+		s, copies := w.server(t, id), w.Copies()[id]
+		switch {
+		case resume && (s.Status != model.StatusActive || !slices.Equal(copies, []string{"c"})):
+			t.Errorf("resume_guests_state_on_host_boot: %s copies %v, want ACTIVE running on c", s.Status, copies)
+		case !resume && (s.Status != model.StatusShutoff || len(copies) != 0):
+			t.Errorf("no resume: %s copies %v, want SHUTOFF, not running", s.Status, copies)
+		}
+	}
+}
+
 // A miswired fence entry reaches another host's BMC: its power, its identity, and
 // power off powers that host off. A host without a BMC cannot be fenced.
 func TestFenceEntries(t *testing.T) {
