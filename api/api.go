@@ -27,6 +27,7 @@ type Engine interface {
 	CreateCluster(ctx context.Context, c model.Cluster) error
 	DeleteCluster(ctx context.Context, name string) error
 	Policies() map[string]model.Policy
+	TrustFence(ctx context.Context, host string) error
 }
 
 // Records is what the API needs of the store.
@@ -53,6 +54,7 @@ func Handler(eng Engine, rec Records, log *slog.Logger) http.Handler {
 		r.Get("/clusters/{name}", h.getCluster)
 		r.Delete("/clusters/{name}", h.deleteCluster)
 		r.Get("/hosts", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Hosts()) })
+		r.Delete("/hosts/{name}/fence-doubt", h.trustFence)
 		r.Get("/servers", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Servers()) })
 		r.Get("/cloud", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Cloud()) })
 		r.Get("/policies", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Policies()) })
@@ -191,6 +193,16 @@ func decode(r *http.Request, v any) error {
 
 func (h *handler) deleteCluster(w http.ResponseWriter, r *http.Request) {
 	if err := h.eng.DeleteCluster(r.Context(), chi.URLParam(r, "name")); err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// trustFence clears the doubt on a host's fence device (an operator fixed its BMC
+// or its entry): Vigil may fence through it again.
+func (h *handler) trustFence(w http.ResponseWriter, r *http.Request) {
+	if err := h.eng.TrustFence(r.Context(), chi.URLParam(r, "name")); err != nil {
 		h.fail(w, err)
 		return
 	}

@@ -43,9 +43,7 @@ func (d *Detector) beat(now time.Time, h, old model.Host, had bool) {
 		// fenced: it must not look alive on it). One that came with someone else's
 		// change may hide a heartbeat written in the same interval (a long gap
 		// between listings): it counts, on the side that fences nobody by mistake.
-		_, byVigil := d.forcedByVigil[h.Name]
-		ownForceDown := h.ForcedDown && !b.forced && byVigil && h.Disabled == b.disabled
-		if !ownForceDown {
+		if !d.mayBeOwnBump(now, h) {
 			b.genuine, b.at, b.advanced = h.LastSeenUp, now, true
 			b.whileForced = h.ForcedDown
 		}
@@ -68,6 +66,21 @@ const ownBumpSlack = 30 * time.Second
 // clock, was written well after Vigil last forced its service down: then it is no
 // bump of Vigil's own change. Vigil's time is mapped onto the cloud's by the offset
 // seen at this listing.
+// mayBeOwnBump: updated_at may be the bump of Vigil's own force-down (a first one,
+// or a repeat on a service already forced down, e.g. after a lost answer): it was
+// written no later than ownBumpSlack after Vigil last forced the service down.
+func (d *Detector) mayBeOwnBump(now time.Time, h model.Host) bool {
+	at, ok := d.forcedByVigil[h.Name]
+	if !ok || at.IsZero() || !h.ForcedDown {
+		return false
+	}
+	if d.view.CloudAt.IsZero() || h.LastSeenUp.IsZero() {
+		return !now.After(at.Add(ownBumpSlack))
+	}
+	offset := d.view.CloudAt.Sub(now) // the cloud's clock minus Vigil's
+	return !h.LastSeenUp.After(at.Add(offset + ownBumpSlack))
+}
+
 func (d *Detector) writtenAfterOwnForceDown(now time.Time, h model.Host) bool {
 	at, ok := d.forcedByVigil[h.Name]
 	if !ok || at.IsZero() || !h.ForcedDown || d.view.CloudAt.IsZero() || h.LastSeenUp.IsZero() {
@@ -250,6 +263,25 @@ func (d *Detector) checkFences(now time.Time, obs model.Observation) {
 			doubt(name, fmt.Sprintf("the BMC of host %s says power off while its compute service goes on reporting (%s): the BMC entry does not match the host, or the BMC lies", name, hb))
 		}
 	}
+}
+
+// SetFenceDoubts restores the doubts a previous owner journaled: a BMC that lied
+// before a restart is not trusted after it.
+func (d *Detector) SetFenceDoubts(doubts map[string]string) {
+	for h, why := range doubts {
+		d.view.FenceDoubt[h] = why
+	}
+}
+
+// ClearFenceDoubt trusts a host's fence device again (an operator fixed it): its
+// BMC's identity as read from now on is the one to compare with.
+func (d *Detector) ClearFenceDoubt(host string) {
+	delete(d.view.FenceDoubt, host)
+	delete(d.identity, host)
+	delete(d.offSince, host)
+	delete(d.offSinceVigil, host)
+	delete(d.offBeat, host)
+	d.dirtyHost(host)
 }
 
 // dirtyHost makes the host's verdict and its servers' be judged again.

@@ -180,11 +180,15 @@ func (e *Engine) forcedByVigil() map[string]time.Time {
 	out := map[string]time.Time{}
 	mark := func(inc model.Incident) {
 		for _, st := range inc.Steps {
-			if st.Action == model.ActMarkDown && (st.State == model.StepSucceeded || st.State == model.StepIssued) {
+			// Taken, or attempted with its outcome unknown (a lost answer, settled as
+			// "no record" since Nova keeps none): the force-down may have been
+			// written, and its bump of updated_at must not pass for a heartbeat.
+			if st.Action == model.ActMarkDown && !st.Started.IsZero() && st.State != model.StepPlanned &&
+				(st.State != model.StepFailed || st.Retryable) {
 				// The latest moment the force-down can have been written: its outcome
 				// seen, else the call sent.
 				last := out[st.Host]
-				for _, t := range []time.Time{st.Issued, st.Finished} {
+				for _, t := range []time.Time{st.Started, st.Issued, st.Finished} {
 					if t.After(last) {
 						last = t
 					}

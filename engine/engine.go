@@ -114,6 +114,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.lastClosed, err = cfg.Store.LastClosed(ctx); err != nil {
 		return nil, err
 	}
+	doubts, err := cfg.Store.FenceDoubts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.det.SetFenceDoubts(doubts)
+	maps.Copy(e.fenceDoubt, doubts)
 	// Steps a previous owner left in flight are settled at the first reconcile that
 	// can reach the cloud: starting must not depend on the cloud answering.
 	return e, nil
@@ -140,6 +146,30 @@ func (e *Engine) SetMaintenance(host string, on bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.det.SetMaintenance(host, on)
+}
+
+func (e *Engine) fenceDoubtOf(host string) string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.fenceDoubt[host]
+}
+
+// TrustFence clears the doubt on a host's fence device: an operator checked or
+// fixed its BMC (or its entry). If it still contradicts its host, it is doubted
+// again.
+func (e *Engine) TrustFence(ctx context.Context, host string) error {
+	e.run.Lock()
+	defer e.run.Unlock()
+	if err := e.cfg.Store.ClearFenceDoubt(ctx, host); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	was := e.fenceDoubt[host]
+	delete(e.fenceDoubt, host)
+	e.det.ClearFenceDoubt(host)
+	e.mu.Unlock()
+	return e.emit(ctx, model.Event{At: e.cfg.Now(), Kind: "fence", Subject: "host/" + host,
+		Message: "an operator trusts the fence device of host " + host + " again (it was doubted: " + was + ")"})
 }
 
 // Epoch is this engine's ownership token.
@@ -272,6 +302,12 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		}
 	}
 	evs = append(evs, doubts...)
+	for _, ev := range doubts {
+		host := strings.TrimPrefix(ev.Subject, "host/")
+		if err := e.cfg.Store.RecordFenceDoubt(ctx, host, e.fenceDoubtOf(host), now); err != nil {
+			return err
+		}
+	}
 	switch {
 	case obs.Err != "" && wasErr == "":
 		evs = append(evs, model.Event{At: now, Kind: "cloud", Subject: "cloud", Message: "cloud unreachable: " + obs.Err + "; no verdict and no action until it answers"})

@@ -393,3 +393,56 @@ func TestBMCWithoutIdentityStillFences(t *testing.T) {
 		t.Fatalf("incident %s: %s\n%s", in.State, in.Reason, w.timeline())
 	}
 }
+
+// Seed 917: a BMC caught lying is still not trusted after Vigil restarts (its host,
+// cut off while Vigil was away, would otherwise be "fenced" by the lie and its
+// servers evacuated beside their running copies); an operator clears the doubt
+// once the BMC is fixed, and a BMC that still lies is doubted again.
+func TestFenceDoubtOutlivesARestartUntilAnOperatorClearsIt(t *testing.T) {
+	w := safetyWorld{hosts: 3, perHost: 2, wrap: func(c *sim.Cloud) (cloud.Compute, cloud.Fencer) {
+		return c, bmcMap{c, map[string]string{"host-1": "host-2"}}
+	}}.build(t)
+	w.cluster("web", w.ids[0], w.ids[1])
+	if err := w.cloud.KillHost("host-2"); err != nil {
+		t.Fatal(err)
+	}
+	w.until(2*time.Minute, "host-1's BMC doubted", func() bool { return w.saw("goes on reporting") })
+	// Vigil restarts; meanwhile host-1 is cut off.
+	if err := w.cloud.IsolateHost("host-1", true); err != nil {
+		t.Fatal(err)
+	}
+	w.cfg.Hook = hookNone()
+	w.start()
+	w.run(3 * time.Minute)
+	if n := w.cloud.Calls()["evacuate"]; n != 0 {
+		t.Fatalf("%d evacuations from host-1 after a restart forgot its BMC lies\n%s", n, w.timeline())
+	}
+	for _, h := range w.eng.Hosts() {
+		if h.Name == "host-1" && h.FenceDoubt == "" {
+			t.Fatalf("host-1's fence doubt was lost in the restart")
+		}
+	}
+	// The operator clears the doubt though the BMC still lies: host-1 reports again,
+	// and the doubt comes back.
+	if err := w.cloud.IsolateHost("host-1", false); err != nil {
+		t.Fatal(err)
+	}
+	w.run(time.Minute)
+	if err := w.eng.TrustFence(context.Background(), "host-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !w.saw("trusts the fence device of host host-1 again") {
+		t.Fatal("no event says the operator cleared the doubt")
+	}
+	w.until(2*time.Minute, "host-1 doubted again", func() bool {
+		for _, h := range w.eng.Hosts() {
+			if h.Name == "host-1" && h.FenceDoubt != "" {
+				return true
+			}
+		}
+		return false
+	})
+	if err := w.eng.TrustFence(context.Background(), "host-3"); err == nil {
+		t.Fatal("clearing a doubt that does not exist succeeded")
+	}
+}

@@ -177,7 +177,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		if !v.Failed || busy[subj] {
 			continue
 		}
-		if last, ok := p.in.LastClosed[subj]; ok && !last.Closed.Before(v.Since) {
+		if last, ok := p.in.LastClosed[subj]; ok && !last.Closed.Before(v.Since) && p.answered(last, v) {
 			continue // the same failure was already answered (resolved while it persisted, or escalated)
 		}
 		if _, ok := p.owner[subj.ID]; ok && subj.Kind == model.KindServer {
@@ -211,6 +211,23 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		opened = append(opened, inc)
 	}
 	return opened
+}
+
+// answered reports whether a closed incident answered the failure it closed on. A
+// server incident superseded by its host's answered it only through the host's:
+// while that is open, or if it escalated (its reason covers its servers). One that
+// resolved without moving the server (the host came back) left the failure to the
+// server's own incident.
+func (p *planner) answered(last model.Incident, v model.Verdict) bool {
+	if last.State != model.IncidentSuperseded || last.Subject.Kind != model.KindServer {
+		return true
+	}
+	host := p.in.Servers[last.Subject.ID].Host
+	if _, open := p.hostIncident[host]; open {
+		return true
+	}
+	h, ok := p.in.LastClosed[model.Subject{Kind: model.KindHost, ID: host}]
+	return ok && h.State == model.IncidentEscalated && !h.Closed.Before(v.Since)
 }
 
 func (p *planner) clusterPolicy(cluster string) string {

@@ -125,3 +125,28 @@ func TestTerminalFenceRefusalEscalates(t *testing.T) {
 		t.Fatalf("after a terminal fence refusal: steps %+v, changes %+v; want escalated with the BMC's reason", out.Steps, out.Changes)
 	}
 }
+
+// Seeds 268, 323: a server incident superseded by its host's, whose host then came
+// back before any action (resolved): the server's failure was not answered by it,
+// and gets an incident of its own again.
+func TestSupersededByAHostThatCameBackIsNotAnAnswer(t *testing.T) {
+	f := newFixture(3)
+	f.server("a", "h1", model.StatusError)
+	v := f.in.Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]
+	v.Since = t0
+	f.in.Verdicts[v.Subject] = v
+	f.in.Now = t0.Add(2 * time.Minute)
+	f.in.LastClosed[model.Subject{Kind: model.KindServer, ID: "a"}] = model.Incident{ID: 5, Subject: v.Subject,
+		State: model.IncidentSuperseded, Closed: t0.Add(10 * time.Second)}
+	f.in.LastClosed[model.Subject{Kind: model.KindHost, ID: "h1"}] = model.Incident{ID: 6, Subject: model.Subject{Kind: model.KindHost, ID: "h1"},
+		State: model.IncidentResolved, Reason: "host came back before any action", Closed: t0.Add(time.Minute)}
+	if out := Plan(f.in); len(out.Open) != 1 || out.Open[0].Subject != v.Subject {
+		t.Fatalf("opened %+v, want a new incident for server a", out.Open)
+	}
+	// Had the host's incident escalated, that answered it.
+	f.in.LastClosed[model.Subject{Kind: model.KindHost, ID: "h1"}] = model.Incident{ID: 6, Subject: model.Subject{Kind: model.KindHost, ID: "h1"},
+		State: model.IncidentEscalated, Reason: "no fence proof", Closed: t0.Add(time.Minute)}
+	if out := Plan(f.in); len(out.Open) != 0 {
+		t.Fatalf("opened %+v after the host's incident escalated, want none", out.Open)
+	}
+}

@@ -89,6 +89,13 @@ type Store interface {
 	Incidents(ctx context.Context, limit int) ([]model.Incident, error)
 	Incident(ctx context.Context, id int64) (model.Incident, error)
 
+	// FenceDoubts returns the hosts whose fence device is not trusted, with why; a
+	// doubt outlives restarts (a lying BMC lies again after one) until an operator
+	// clears it (ClearFenceDoubt, after fixing the BMC or its entry).
+	FenceDoubts(ctx context.Context) (map[string]string, error)
+	RecordFenceDoubt(ctx context.Context, host, reason string, at time.Time) error
+	ClearFenceDoubt(ctx context.Context, host string) error
+
 	AppendEvents(ctx context.Context, evs ...model.Event) error
 	// Events returns events with ID > after, oldest first, at most limit.
 	Events(ctx context.Context, after int64, limit int) ([]model.Event, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -72,7 +73,23 @@ func ctlCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(status, incidents, create, del)
+	trust := &cobra.Command{
+		Use:   "trust-fence HOST",
+		Short: "Trust a host's fence device again, after fixing its BMC or its entry",
+		Long: "Vigil stops trusting a host's BMC when it contradicts the host (says off while the host reports,\n" +
+			"shares its identity with another host's, or changed identity); the doubt outlives restarts.\n" +
+			"Once the BMC or its fencing entry is fixed, this clears it. A BMC that still contradicts its host\n" +
+			"is doubted again.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.do(http.MethodDelete, "/v1/hosts/"+url.PathEscape(args[0])+"/fence-doubt", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "the fence device of host %s is trusted again\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(status, incidents, create, del, trust)
 	return cmd
 }
 

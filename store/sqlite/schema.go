@@ -60,4 +60,6 @@ var migrations = []string{
 	);`,
 	// 2: the cloud's count of the step's kind of action before its intent (see model.Step.Prior).
 	`ALTER TABLE steps ADD COLUMN prior INTEGER NOT NULL DEFAULT -1;`,
+	// 3: hosts whose fence device Vigil does not trust, until an operator says so.
+	`CREATE TABLE fence_doubts (host TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);`,
 }

@@ -383,6 +383,45 @@ func (s *DB) Incident(ctx context.Context, id int64) (model.Incident, error) {
 	return out[0], nil
 }
 
+// FenceDoubts implements store.Store.
+func (s *DB) FenceDoubts(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT host, reason FROM fence_doubts")
+	if err != nil {
+		return nil, fmt.Errorf("read fence doubts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, why string
+		if err := rows.Scan(&h, &why); err != nil {
+			return nil, err
+		}
+		out[h] = why
+	}
+	return out, rows.Err()
+}
+
+// RecordFenceDoubt implements store.Store; the first reason recorded is kept.
+func (s *DB) RecordFenceDoubt(ctx context.Context, host, reason string, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, "INSERT INTO fence_doubts (host, reason, since) VALUES (?, ?, ?) ON CONFLICT (host) DO NOTHING",
+		host, reason, ns(at)); err != nil {
+		return fmt.Errorf("record the fence doubt on %s: %w", host, err)
+	}
+	return nil
+}
+
+// ClearFenceDoubt implements store.Store.
+func (s *DB) ClearFenceDoubt(ctx context.Context, host string) error {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM fence_doubts WHERE host = ?", host)
+	if err != nil {
+		return fmt.Errorf("clear the fence doubt on %s: %w", host, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("host %s: no fence doubt: %w", host, store.ErrNotFound)
+	}
+	return nil
+}
+
 // AppendEvents implements store.Store.
 func (s *DB) AppendEvents(ctx context.Context, evs ...model.Event) error {
 	if len(evs) == 0 {

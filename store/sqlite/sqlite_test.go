@@ -131,3 +131,40 @@ func TestClustersAndLastClosed(t *testing.T) {
 		t.Fatalf("unknown incident: %v", err)
 	}
 }
+
+// A fence doubt outlives a reopen (a BMC that lied before a restart is not trusted
+// after it) until it is cleared; the first reason is kept.
+func TestFenceDoubtsPersist(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := db.RecordFenceDoubt(ctx, "h1", "says off while reporting", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordFenceDoubt(ctx, "h1", "another reason", at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.FenceDoubts(ctx)
+	if err != nil || len(got) != 1 || got["h1"] != "says off while reporting" {
+		t.Fatalf("doubts after a reopen: %v, %v", got, err)
+	}
+	if err := db.ClearFenceDoubt(ctx, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ClearFenceDoubt(ctx, "h1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("clearing twice: %v, want ErrNotFound", err)
+	}
+	if got, _ := db.FenceDoubts(ctx); len(got) != 0 {
+		t.Fatalf("doubts after clearing: %v", got)
+	}
+}
