@@ -32,9 +32,8 @@ type listing struct {
 // those changed since the last poll. When the Lister is also a cloud.Clock,
 // obs.CloudAt is the cloud's clock as the listing started.
 func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
-	clock, hasClock := p.Lister.(cloud.Clock)
 	obs := model.Observation{At: now, Source: "poll"}
-	if hasClock {
+	if clock, ok := p.Lister.(cloud.Clock); ok {
 		if t, ok := clock.CloudNow(); ok {
 			obs.CloudAt = t
 		}
@@ -48,7 +47,10 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 		hosts = []model.Host{} // a cloud with no compute host was still listed
 	}
 	obs.Hosts = hosts
-	since, incremental := changesSince(p.last, obs.CloudAt, hasClock)
+	if obs.CloudAt.IsZero() {
+		obs.CloudAt = newestHeartbeat(hosts)
+	}
+	since, incremental := changesSince(p.last, obs.CloudAt)
 	obs.Full = !incremental || p.lastFull.IsZero() || now.Sub(p.lastFull) >= p.FullEvery
 	if obs.Full {
 		since = time.Time{}
@@ -65,6 +67,22 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 	return obs
 }
 
+// newestHeartbeat is the newest updated_at among the compute services: the cloud
+// wrote it before it answered the listing, so it is a lower bound of the cloud's
+// clock then (within the skew of Nova's own hosts, which Overlap covers). It stands
+// in where the driver cannot read the cloud's clock: a Nova served without a Date
+// header (as the test peer's is) gives none. A lower bound errs on the safe side:
+// changes-since a little earlier (more rows), heartbeats that look younger.
+func newestHeartbeat(hosts []model.Host) time.Time {
+	var t time.Time
+	for _, h := range hosts {
+		if h.LastSeenUp.After(t) {
+			t = h.LastSeenUp
+		}
+	}
+	return t
+}
+
 // changesSince is the changes-since of an incremental listing after prev, or false
 // when only a full listing is safe.
 //
@@ -75,16 +93,16 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 // that poll's Vigil time and is missed until the next full listing, minutes later.
 // The previous listing's start on the cloud's clock (the driver's estimate errs
 // early, which only adds rows) less Overlap is never after a change made since.
-// A driver that has a clock but could not read it, for the previous listing or for
-// this one, gets a full listing rather than a guess on Vigil's clock, and so does a
-// cloud whose clock went back since the previous listing (what it stamped since
-// may be before that listing's start); only a driver with no clock at all falls
-// back to Vigil's clock, with Overlap as the only margin.
-func changesSince(prev listing, cloudNow time.Time, hasClock bool) (time.Time, bool) {
+// Without the cloud's time for the previous listing or this one (no Date header
+// and no heartbeat to go by), or with a cloud clock that went back since the
+// previous listing (what it stamped since may be before that listing's start), a
+// full listing is the only safe one; only when the cloud's time is known for
+// neither does it fall back to Vigil's clock, with Overlap as the only margin.
+func changesSince(prev listing, cloudNow time.Time) (time.Time, bool) {
 	switch {
 	case prev.at.IsZero():
 		return time.Time{}, false
-	case !hasClock:
+	case prev.cloudAt.IsZero() && cloudNow.IsZero():
 		return prev.at.Add(-Overlap), true
 	case prev.cloudAt.IsZero() || cloudNow.IsZero() || cloudNow.Before(prev.cloudAt):
 		return time.Time{}, false

@@ -125,8 +125,8 @@ func TestChangeAfterPollSeenWithSkewedCloudClock(t *testing.T) {
 			if want := vigil.Add(tt.skew); !tt.noClock && !first.CloudAt.Equal(want) {
 				t.Errorf("first poll's CloudAt %v, want the cloud's clock when it started, %v", first.CloudAt, want)
 			}
-			if tt.noClock && !first.CloudAt.IsZero() {
-				t.Errorf("CloudAt %v from a driver without a clock", first.CloudAt)
+			if hb := vigil.Add(tt.skew); tt.noClock && !first.CloudAt.Equal(hb) {
+				t.Errorf("CloudAt %v from a driver without a clock, want the newest heartbeat %v", first.CloudAt, hb)
 			}
 			vigil = vigil.Add(100 * time.Millisecond)
 			all, _ := c.ListServers(ctx, time.Time{})
@@ -188,23 +188,59 @@ func TestChangesSince(t *testing.T) {
 		name        string
 		prev        listing
 		cloudNow    time.Time
-		hasClock    bool
 		want        time.Time
 		incremental bool
 	}{
-		{"first listing", listing{}, cloudT, true, time.Time{}, false},
-		{"cloud clock", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(2 * time.Second), true, cloudT.Add(-Overlap), true},
-		{"no clock: Vigil's", listing{at: vigil}, time.Time{}, false, vigil.Add(-Overlap), true},
-		{"clock unread last time", listing{at: vigil}, cloudT, true, time.Time{}, false},
-		{"clock unread now", listing{at: vigil, cloudAt: cloudT}, time.Time{}, true, time.Time{}, false},
-		{"cloud clock went back", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(-time.Second), true, time.Time{}, false},
+		{"first listing", listing{}, cloudT, time.Time{}, false},
+		{"cloud clock", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(2 * time.Second), cloudT.Add(-Overlap), true},
+		{"no cloud time at all: Vigil's", listing{at: vigil}, time.Time{}, vigil.Add(-Overlap), true},
+		{"cloud time unknown last time", listing{at: vigil}, cloudT, time.Time{}, false},
+		{"cloud time unknown now", listing{at: vigil, cloudAt: cloudT}, time.Time{}, time.Time{}, false},
+		{"cloud clock went back", listing{at: vigil, cloudAt: cloudT}, cloudT.Add(-time.Second), time.Time{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, inc := changesSince(tt.prev, tt.cloudNow, tt.hasClock)
+			got, inc := changesSince(tt.prev, tt.cloudNow)
 			if !got.Equal(tt.want) || inc != tt.incremental {
 				t.Fatalf("changesSince = %v, %v; want %v, %v", got, inc, tt.want, tt.incremental)
 			}
 		})
 	}
 }
+
+// A Nova that sends no Date header (the test peer's) still gets incremental
+// listings on its own time: the newest heartbeat of its compute services, not a
+// full listing at every poll, and not Vigil's clock.
+func TestNoDateHeaderUsesTheNewestHeartbeat(t *testing.T) {
+	vigil := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	skew := -5 * time.Second
+	c := sim.New(sim.DefaultConfig(), func() time.Time { return vigil.Add(skew) })
+	c.AddHost("h0", "a", 10)
+	id, err := c.CreateServer("vm0", "h0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Poller{Lister: unreadClock{noClock{c}}, FullEvery: time.Hour}
+	ctx := context.Background()
+	vigil = vigil.Add(10 * time.Second)
+	if obs := p.Poll(ctx, vigil); !obs.Full || !obs.CloudAt.Equal(vigil.Add(skew)) {
+		t.Fatalf("first poll: full=%v CloudAt %v, want full and the newest heartbeat %v", obs.Full, obs.CloudAt, vigil.Add(skew))
+	}
+	vigil = vigil.Add(100 * time.Millisecond)
+	if err := c.Crash(id); err != nil {
+		t.Fatal(err)
+	}
+	vigil = vigil.Add(2 * time.Second)
+	obs := p.Poll(ctx, vigil)
+	if obs.Full {
+		t.Fatal("a full listing at every poll when the driver cannot read the cloud's clock")
+	}
+	if len(obs.Servers) != 1 || obs.Servers[0].Status != model.StatusError {
+		t.Fatalf("incremental listing %+v, want the crashed server", obs.Servers)
+	}
+}
+
+// unreadClock is a driver with a clock it cannot read (no Date header).
+type unreadClock struct{ cloud.Lister }
+
+func (unreadClock) CloudNow() (time.Time, bool) { return time.Time{}, false }
