@@ -186,6 +186,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 func (e *Engine) Observe(ctx context.Context, obs model.Observation) error {
 	e.run.Lock()
 	defer e.run.Unlock()
+	if obs.Err == "" && len(obs.Servers) > 0 {
+		// A crash told by a notification is judged now, not at the next poll: the
+		// action log it needs first is read here (one call per changed server).
+		obs.Actions = e.readHistory(ctx, obs.Servers)
+	}
 	return e.reconcile(ctx, obs)
 }
 
