@@ -94,7 +94,15 @@ type Store interface {
 	// clears it (ClearFenceDoubt, after fixing the BMC or its entry).
 	FenceDoubts(ctx context.Context) (map[string]string, error)
 	RecordFenceDoubt(ctx context.Context, host, reason string, at time.Time) error
+	// ClearFenceDoubt also forgets the host's BMC identity: the one read next is
+	// the one to compare with.
 	ClearFenceDoubt(ctx context.Context, host string) error
+	// BMCIdentities returns, per host, the identity its BMC gave when Vigil first
+	// read it: every later read is compared with it, after a restart too (an entry
+	// rewired while Vigil was down must be caught at the first read after, not
+	// taken as the host's own). RecordBMCIdentity keeps the first one recorded.
+	BMCIdentities(ctx context.Context) (map[string]string, error)
+	RecordBMCIdentity(ctx context.Context, host, identity string, at time.Time) error
 
 	AppendEvents(ctx context.Context, evs ...model.Event) error
 	// Events returns events with ID > after, oldest first, at most limit.
