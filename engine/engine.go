@@ -320,12 +320,14 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		}
 	}
 	evs = append(evs, doubts...)
-	for _, h := range slices.Sorted(maps.Keys(newIdent)) {
-		if err := e.cfg.Store.RecordBMCIdentity(ctx, h, newIdent[h], now); err != nil {
+	if len(newIdent) > 0 {
+		if err := e.cfg.Store.RecordBMCIdentities(ctx, newIdent, now); err != nil {
 			return err
 		}
 		e.mu.Lock()
-		e.identRecorded[h] = true
+		for h := range newIdent {
+			e.identRecorded[h] = true
+		}
 		e.mu.Unlock()
 	}
 	for _, ev := range doubts {

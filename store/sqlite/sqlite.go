@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -451,11 +453,21 @@ func (s *DB) BMCIdentities(ctx context.Context) (map[string]string, error) {
 	return out, rows.Err()
 }
 
-// RecordBMCIdentity implements store.Store; the first identity recorded is kept.
-func (s *DB) RecordBMCIdentity(ctx context.Context, host, identity string, at time.Time) error {
-	if _, err := s.db.ExecContext(ctx, "INSERT INTO bmc_identities (host, identity, since) VALUES (?, ?, ?) ON CONFLICT (host) DO NOTHING",
-		host, identity, ns(at)); err != nil {
-		return fmt.Errorf("record the BMC identity of %s: %w", host, err)
+// RecordBMCIdentities implements store.Store; the first identity recorded is kept.
+func (s *DB) RecordBMCIdentities(ctx context.Context, ids map[string]string, at time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record BMC identities: %w", err)
+	}
+	defer tx.Rollback()
+	for _, h := range slices.Sorted(maps.Keys(ids)) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO bmc_identities (host, identity, since) VALUES (?, ?, ?) ON CONFLICT (host) DO NOTHING",
+			h, ids[h], ns(at)); err != nil {
+			return fmt.Errorf("record the BMC identity of %s: %w", h, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record BMC identities: %w", err)
 	}
 	return nil
 }

@@ -179,8 +179,8 @@ func TestBMCIdentitiesPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, r := range []struct{ host, id string }{{"h1", "guid-1"}, {"h2", "guid-2"}, {"h1", "guid-3"}} {
-		if err := db.RecordBMCIdentity(ctx, r.host, r.id, at); err != nil {
+	for _, ids := range []map[string]string{{"h1": "guid-1", "h2": "guid-2"}, {"h1": "guid-3"}} {
+		if err := db.RecordBMCIdentities(ctx, ids, at); err != nil {
 			t.Fatal(err)
 		}
 	}
