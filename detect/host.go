@@ -273,6 +273,18 @@ func (d *Detector) SetFenceDoubts(doubts map[string]string) {
 	}
 }
 
+// SetIdentities restores the BMC identities a previous owner read first: a fence
+// entry rewired while Vigil was down is caught at the first read after it starts.
+func (d *Detector) SetIdentities(ids map[string]string) {
+	for h, id := range ids {
+		d.identity[h] = id
+	}
+}
+
+// Identity is the BMC identity every read of the host's BMC is compared with (""
+// before the first).
+func (d *Detector) Identity(host string) string { return d.identity[host] }
+
 // ClearFenceDoubt trusts a host's fence device again (an operator fixed it): its
 // BMC's identity as read from now on is the one to compare with.
 func (d *Detector) ClearFenceDoubt(host string) {

@@ -62,6 +62,7 @@ type Engine struct {
 	// the identities known.
 	lastPowerAll, lastIdentAll time.Time
 	identities                 map[string]string
+	identRecorded              map[string]bool   // hosts whose reference identity is journaled
 	unconfirmed                map[string]string // hosts whose BMC identity could not be read last time, why
 	fenceDoubt                 map[string]string // doubts already journaled
 	settleErr                  string            // the last error settling steps, journaled once
@@ -100,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{},
 		poller:     &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery},
-		identities: map[string]string{}, fenceDoubt: map[string]string{}, unconfirmed: map[string]string{}}
+		identities: map[string]string{}, identRecorded: map[string]bool{}, fenceDoubt: map[string]string{}, unconfirmed: map[string]string{}}
 	e.det = detect.New(detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime})
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
 		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
@@ -120,6 +121,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.det.SetFenceDoubts(doubts)
 	maps.Copy(e.fenceDoubt, doubts)
+	ids, err := cfg.Store.BMCIdentities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.det.SetIdentities(ids)
+	for h := range ids {
+		e.identRecorded[h] = true
+	}
 	// Steps a previous owner left in flight are settled at the first reconcile that
 	// can reach the cloud: starting must not depend on the cloud answering.
 	return e, nil
@@ -166,6 +175,7 @@ func (e *Engine) TrustFence(ctx context.Context, host string) error {
 	e.mu.Lock()
 	was := e.fenceDoubt[host]
 	delete(e.fenceDoubt, host)
+	delete(e.identRecorded, host)
 	e.det.ClearFenceDoubt(host)
 	e.mu.Unlock()
 	return e.emit(ctx, model.Event{At: e.cfg.Now(), Kind: "fence", Subject: "host/" + host,
@@ -294,6 +304,14 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 				Message: "fence device not trusted: " + why + "; this host is never fenced through it, and its incidents escalate instead"})
 		}
 	}
+	// A BMC identity read for the first time becomes the one every later read is
+	// compared with, after a restart too: it is journaled below.
+	newIdent := map[string]string{}
+	for h := range obs.Identity {
+		if id := e.det.Identity(h); id != "" && !e.identRecorded[h] {
+			newIdent[h] = id
+		}
+	}
 	in := e.input(now)
 	in.HostsStale = obs.Hosts == nil // a notification: the hosts are as old as the last poll
 	out := plan.Plan(in)
@@ -307,6 +325,16 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		}
 	}
 	evs = append(evs, doubts...)
+	if len(newIdent) > 0 {
+		if err := e.cfg.Store.RecordBMCIdentities(ctx, newIdent, now); err != nil {
+			return err
+		}
+		e.mu.Lock()
+		for h := range newIdent {
+			e.identRecorded[h] = true
+		}
+		e.mu.Unlock()
+	}
 	for _, ev := range doubts {
 		host := strings.TrimPrefix(ev.Subject, "host/")
 		if err := e.cfg.Store.RecordFenceDoubt(ctx, host, e.fenceDoubtOf(host), now); err != nil {

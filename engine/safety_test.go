@@ -446,3 +446,35 @@ func TestFenceDoubtOutlivesARestartUntilAnOperatorClearsIt(t *testing.T) {
 		t.Fatal("clearing a doubt that does not exist succeeded")
 	}
 }
+
+// Seed 1936: host-1's fence entry is rewired to host-3's BMC (host-3 has no entry of
+// its own, so no two entries share it) while Vigil is down, and host-1 is cut off.
+// The restarted Vigil must compare the BMC's identity with the one read before the
+// restart, not take the first one it reads as host-1's: it must not power off
+// host-3, alive, nor evacuate host-1's servers, whose copies still run.
+func TestBMCRewiredWhileVigilWasDownIsNeverUsed(t *testing.T) {
+	w := safetyWorld{hosts: 3, perHost: 2}.build(t)
+	if err := w.cloud.SetFenceEntry("host-3", ""); err != nil {
+		t.Fatal(err)
+	}
+	w.cluster("web", w.ids[0], w.ids[1])
+	w.run(time.Minute) // host-1's BMC identity is read
+	if err := w.cloud.SetFenceEntry("host-1", "host-3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cloud.IsolateHost("host-1", true); err != nil { // alive, VMs running
+		t.Fatal(err)
+	}
+	w.now = w.now.Add(5 * time.Minute) // Vigil is down meanwhile
+	w.start()
+	w.run(3 * time.Minute)
+	if p := w.cloud.HostPower("host-3"); p != model.PowerOn {
+		t.Fatalf("host-3, alive, was powered off through host-1's rewired entry\n%s", w.timeline())
+	}
+	if n := w.cloud.Calls()["evacuate"]; n != 0 {
+		t.Fatalf("%d evacuations from host-1, whose copies still run\n%s", n, w.timeline())
+	}
+	if in := w.lastIncident(); in.State != model.IncidentEscalated || !strings.Contains(in.Reason, "now identifies as") {
+		t.Fatalf("host-1's incident %s: %q, want escalated naming the changed identity\n%s", in.State, in.Reason, w.timeline())
+	}
+}

@@ -235,6 +235,23 @@ func (w *world) watchLies(t0 time.Time) {
 	}
 }
 
+// fairLies holds back a BMC's lie while its host is silent, until the lie was in
+// Vigil's view for lieInView. A host that stops reporting (isolated, its segment
+// cut off, every heartbeat stopped) while its BMC says "off" looks exactly like a
+// power loss to anyone with only Nova's API and that BMC: seeds 2219 and 2880, a
+// host isolated seconds before its BMC began to lie (2219: while Vigil was down),
+// were "fenced" by the lie. The cut-off fault waits for the same reason; this holds
+// for every other way a host goes silent. Held back, the BMC tells the truth (on),
+// and still ignores power-off: a fence through it fails and is escalated. A lie
+// that was in view stands whatever its host does: Vigil must have caught it.
+// (Issue 14's host agent adds the paths that tell these apart.)
+func (w *world) fairLies() {
+	for _, h := range slices.Sorted(maps.Keys(w.lieEnd)) {
+		lie := w.lieSeen[h] >= lieInView || w.cloud.Truth(h).Reporting
+		_ = w.cloud.SetBMCLiesOff(h, lie)
+	}
+}
+
 // otherHost is a host other than h, drawn from the seed.
 func (w *world) otherHost(h string) string {
 	others := slices.DeleteFunc(slices.Clone(w.hosts), func(x string) bool { return x == h })

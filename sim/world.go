@@ -403,6 +403,7 @@ func (w *world) run() error {
 			w.downUntil = time.Time{}
 			w.restart("back after its downtime")
 		}
+		w.fairLies()
 		w.deliver(ctx)
 		if w.eng != nil {
 			err := w.eng.Tick(ctx)

@@ -94,7 +94,16 @@ type Store interface {
 	// clears it (ClearFenceDoubt, after fixing the BMC or its entry).
 	FenceDoubts(ctx context.Context) (map[string]string, error)
 	RecordFenceDoubt(ctx context.Context, host, reason string, at time.Time) error
+	// ClearFenceDoubt also forgets the host's BMC identity: the one read next is
+	// the one to compare with.
 	ClearFenceDoubt(ctx context.Context, host string) error
+	// BMCIdentities returns, per host, the identity its BMC gave when Vigil first
+	// read it: every later read is compared with it, after a restart too (an entry
+	// rewired while Vigil was down must be caught at the first read after, not
+	// taken as the host's own). RecordBMCIdentities keeps the first one recorded
+	// per host (one write for all: the first read gives every host's at once).
+	BMCIdentities(ctx context.Context) (map[string]string, error)
+	RecordBMCIdentities(ctx context.Context, ids map[string]string, at time.Time) error
 
 	AppendEvents(ctx context.Context, evs ...model.Event) error
 	// Events returns events with ID > after, oldest first, at most limit.

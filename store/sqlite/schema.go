@@ -62,4 +62,6 @@ var migrations = []string{
 	`ALTER TABLE steps ADD COLUMN prior INTEGER NOT NULL DEFAULT -1;`,
 	// 3: hosts whose fence device Vigil does not trust, until an operator says so.
 	`CREATE TABLE fence_doubts (host TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);`,
+	// 4: the identity each host's BMC gave when first read, compared with every later read.
+	`CREATE TABLE bmc_identities (host TEXT PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);`,
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -412,12 +414,60 @@ func (s *DB) RecordFenceDoubt(ctx context.Context, host, reason string, at time.
 
 // ClearFenceDoubt implements store.Store.
 func (s *DB) ClearFenceDoubt(ctx context.Context, host string) error {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM fence_doubts WHERE host = ?", host)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("clear the fence doubt on %s: %w", host, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, "DELETE FROM fence_doubts WHERE host = ?", host)
 	if err != nil {
 		return fmt.Errorf("clear the fence doubt on %s: %w", host, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("host %s: no fence doubt: %w", host, store.ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM bmc_identities WHERE host = ?", host); err != nil {
+		return fmt.Errorf("clear the fence doubt on %s: %w", host, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("clear the fence doubt on %s: %w", host, err)
+	}
+	return nil
+}
+
+// BMCIdentities implements store.Store.
+func (s *DB) BMCIdentities(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT host, identity FROM bmc_identities")
+	if err != nil {
+		return nil, fmt.Errorf("read BMC identities: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var h, id string
+		if err := rows.Scan(&h, &id); err != nil {
+			return nil, err
+		}
+		out[h] = id
+	}
+	return out, rows.Err()
+}
+
+// RecordBMCIdentities implements store.Store; the first identity recorded is kept.
+func (s *DB) RecordBMCIdentities(ctx context.Context, ids map[string]string, at time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record BMC identities: %w", err)
+	}
+	defer tx.Rollback()
+	for _, h := range slices.Sorted(maps.Keys(ids)) {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO bmc_identities (host, identity, since) VALUES (?, ?, ?) ON CONFLICT (host) DO NOTHING",
+			h, ids[h], ns(at)); err != nil {
+			return fmt.Errorf("record the BMC identity of %s: %w", h, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record BMC identities: %w", err)
 	}
 	return nil
 }

@@ -168,3 +168,39 @@ func TestFenceDoubtsPersist(t *testing.T) {
 		t.Fatalf("doubts after clearing: %v", got)
 	}
 }
+
+// A BMC's first identity outlives a reopen (an entry rewired while Vigil was down
+// is compared with it) until the host's fence doubt is cleared; the first is kept.
+func TestBMCIdentitiesPersist(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, ids := range []map[string]string{{"h1": "guid-1", "h2": "guid-2"}, {"h1": "guid-3"}} {
+		if err := db.RecordBMCIdentities(ctx, ids, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.BMCIdentities(ctx)
+	if err != nil || len(got) != 2 || got["h1"] != "guid-1" || got["h2"] != "guid-2" {
+		t.Fatalf("identities after a reopen: %v, %v", got, err)
+	}
+	if err := db.RecordFenceDoubt(ctx, "h1", "now identifies as guid-3", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ClearFenceDoubt(ctx, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.BMCIdentities(ctx); len(got) != 1 || got["h2"] != "guid-2" {
+		t.Fatalf("identities after clearing h1's doubt: %v, want only h2's", got)
+	}
+}
