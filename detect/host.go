@@ -23,6 +23,10 @@ type heartbeat struct {
 	// heartbeat came while the service was forced down, before and after.
 	advanced, whileForced bool
 	forced, disabled      bool
+	// forcedSeen: when Vigil first saw the service forced down (Vigil's clock; zero
+	// when not seen arrive). A force-down is written with its bump of updated_at, so
+	// the listing that first shows the flag shows the bump (or a later heartbeat).
+	forcedSeen time.Time
 }
 
 // beat folds a host listing into its heartbeat.
@@ -43,7 +47,7 @@ func (d *Detector) beat(now time.Time, h, old model.Host, had bool) {
 		// fenced: it must not look alive on it). One that came with someone else's
 		// change may hide a heartbeat written in the same interval (a long gap
 		// between listings): it counts, on the side that fences nobody by mistake.
-		if !d.mayBeOwnBump(now, h) {
+		if !d.mayBeOwnBump(now, h) || d.ownBumpSeen(h.Name, b) {
 			b.genuine, b.at, b.advanced = h.LastSeenUp, now, true
 			b.whileForced = h.ForcedDown
 		}
@@ -52,8 +56,25 @@ func (d *Detector) beat(now time.Time, h, old model.Host, had bool) {
 	if h.ForcedDown != b.forced && !h.LastSeenUp.After(old.LastSeenUp) {
 		b.whileForced = false // a heartbeat from before the flag says nothing after it
 	}
+	switch {
+	case !h.ForcedDown:
+		b.forcedSeen = time.Time{}
+	case !b.forced && ok && had:
+		b.forcedSeen = now
+	}
 	b.forced, b.disabled = h.ForcedDown, h.Disabled
 	d.beats[h.Name] = b
+}
+
+// ownBumpSeen reports whether the bump of Vigil's last force-down was already seen:
+// the flag had arrived in an earlier listing (with its bump), and Vigil has not
+// forced the service down again since (a repeat after a lost answer bumps it
+// again). A later advance of updated_at is then no bump of Vigil's: the compute
+// reported (seed 1834: a host powered on by an operator 20 s after Vigil's
+// force-down, its BMC lying "off", must not wait out ownBumpSlack to look alive).
+func (d *Detector) ownBumpSeen(name string, b heartbeat) bool {
+	at, ok := d.forcedByVigil[name]
+	return ok && b.forced && !b.forcedSeen.IsZero() && !at.After(b.forcedSeen)
 }
 
 // ownBumpSlack: how far after Vigil's own force-down (mapped onto the cloud's

@@ -360,7 +360,12 @@ func (w *world) checkEnd() {
 		if !w.prot[s.ID] {
 			continue
 		}
+		// A migration or resize awaiting its owner's confirmation (VERIFY_RESIZE) whose
+		// one copy runs on its new host is a running server: the owner's decision is
+		// pending (confirm or revert), not a failure, and no HA system should take it
+		// (Vigil neither confirms nor reverts for the owner).
 		ok := s.Status == model.StatusActive && len(copies[s.ID]) == 1 ||
+			s.Status == model.StatusVerify && slices.Equal(copies[s.ID], []string{s.Host}) ||
 			s.Status == model.StatusShutoff && s.Intent == model.IntentOff
 		if _, risk := w.exempt[s.ID]; risk && s.Status == model.StatusActive && len(copies[s.ID]) == 2 {
 			ok = true // service_fence_only's accepted risk, logged by check 1

@@ -426,9 +426,44 @@ func (w *world) run() error {
 		t0 := w.now
 		w.advance(end)
 		w.watchLies(t0)
+		if !w.now.Before(end) {
+			end = w.answersDue(end)
+		}
 	}
 	w.checkEnd()
 	return nil
+}
+
+// answersDue is when the run may end: at end, or later while an incident is still
+// open within its policy's deadline. A failure is answered by its deadline (recovered,
+// or escalated): a policy may grant more than Settle (a 5-minute grace and a 20-minute
+// deadline after a fault at the end of the fault window), and judging its incident
+// before then would demand an answer the policy does not owe yet. Bounded by the
+// longest grace and deadline after Until.
+func (w *world) answersDue(end time.Time) time.Time {
+	if w.eng == nil {
+		return end
+	}
+	var longest time.Duration
+	for _, p := range w.ecfg.Policies {
+		longest = max(longest, p.HostDownGrace+p.Deadline)
+	}
+	limit := epoch0.Add(w.cfg.Until + longest)
+	skew := w.vigilClock().Sub(w.now) // incidents are stamped on Vigil's clock
+	for _, in := range w.eng.OpenIncidents() {
+		pol, ok := w.ecfg.Policies[in.Policy]
+		if !ok {
+			pol = w.ecfg.Policies["default"]
+		}
+		// A minute past the deadline: the planner's next ticks, a step's answer.
+		if due := in.Opened.Add(pol.Deadline + time.Minute - skew); due.After(end) {
+			end = due
+		}
+	}
+	if end.After(limit) {
+		return limit
+	}
+	return end
 }
 
 func (w *world) restart(why string) {

@@ -136,6 +136,22 @@ func (c *Cloud) initHostLocked(name string) {
 			s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == name })
 			continue
 		}
+		notSwitched := func(w *work) bool { return len(w.phases) > 0 && w.phases[0].by == name && len(w.ran) == 0 }
+		if !s.deleted && s.task == "migrating" && slices.ContainsFunc(s.work, notSwitched) {
+			// _init_instance: a live migration this compute was driving, before its
+			// switch-over (the guest ran only here), died with it: Nova aborts it and
+			// resets the task. The guest is then treated like any other ACTIVE one
+			// below (resumed, or found not running by the power-state sync), never
+			// rolled back later to ACTIVE with no copy, which only a host agent could see.
+			s.work = slices.DeleteFunc(s.work, notSwitched)
+			for i, m := range c.migrations {
+				if m.kind == "live-migration" && m.server == id && m.status == "accepted" {
+					c.migrations[i].status = "error"
+				}
+			}
+			s.status, s.task = model.StatusActive, ""
+			c.touchLocked(s)
+		}
 		if s.deleted || slices.Contains(s.copies, name) {
 			continue
 		}

@@ -185,6 +185,45 @@ func TestLiveMigrationSourceDiesAfterSwitch(t *testing.T) {
 	}
 }
 
+// Seeds 1654, 2001: the source loses power during a live migration, before its
+// switch-over (the guest ran only there). The migration died with its compute: when
+// the host comes back, Nova's init_host aborts it and resets the task, and the guest
+// is resumed (resume_guests_state_on_host_boot) or found not running (SHUTOFF). It
+// never goes on later as if the compute's memory had survived: no copy appears on
+// the destination from a guest that was gone, and the server is never ACTIVE with
+// no copy (what only a host agent could see).
+func TestLiveMigrationSourceDiesBeforeSwitch(t *testing.T) {
+	for _, destDies := range []bool{false, true} {
+		for _, resume := range []bool{true, false} {
+			c := cfg()
+			c.ResumeGuestsOnBoot = resume
+			w := newWorld(t, c)
+			id := w.ids[0]
+			if err := w.LiveMigrate(id, "b", 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			w.wait(2 * time.Second)
+			_ = w.KillHost("a")
+			if destDies {
+				_ = w.KillHost("b")
+			}
+			w.wait(time.Minute)
+			if s := w.server(t, id); s.Status != model.StatusMigrating || len(w.Copies()[id]) != 0 {
+				t.Fatalf("source dead: %+v copies %v, want MIGRATING with no copy", s, w.Copies()[id])
+			}
+			_ = w.PowerOnHost("a")
+			w.wait(time.Minute)
+			s, copies := w.server(t, id), w.Copies()[id]
+			switch {
+			case resume && (s.Status != model.StatusActive || s.TaskState != "" || s.Host != "a" || !slices.Equal(copies, []string{"a"})):
+				t.Errorf("destination dies %v, resume: %s/%q on %s copies %v, want ACTIVE running on a", destDies, s.Status, s.TaskState, s.Host, copies)
+			case !resume && (s.Status != model.StatusShutoff || s.TaskState != "" || s.Host != "a" || len(copies) != 0):
+				t.Errorf("destination dies %v, no resume: %s/%q on %s copies %v, want SHUTOFF on a, not running", destDies, s.Status, s.TaskState, s.Host, copies)
+			}
+		}
+	}
+}
+
 // Seed 367: the destination loses power after the live migration was accepted (Nova
 // still saw its service up). The guest cannot switch over to a host without power:
 // the migration rolls back, the server stays ACTIVE on its source, one copy there.
