@@ -222,6 +222,11 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 			continue
 		}
 		old, had := v.Servers[s.ID]
+		if !had && !obs.Full && v.LastSeen.IsZero() {
+			// Before Vigil's first full listing (it just started) a notification
+			// cannot be told from a late one: the listing, moments away, decides.
+			continue
+		}
 		if had && !obs.Full {
 			if stale(old, s) {
 				continue // older than what is known (a late notification): it must not undo newer state

@@ -63,8 +63,15 @@ func TestMissingServer(t *testing.T) {
 	if !v.Failed || v.Rule != RuleServerMissing {
 		t.Fatalf("b: %+v, want failed missing", v)
 	}
-	if len(ch) != 1 || ch[0].Subject.ID != "b" {
-		t.Fatalf("changed verdicts = %v, want only b", ch)
+	// (The partial observation before it came before any full listing: ignored, so
+	// a is judged here too, healthy.)
+	for _, v := range ch {
+		if v.Subject.ID != "b" && (v.Failed || v.Subject.ID != "a") {
+			t.Fatalf("changed verdicts = %v, want b failed and a healthy", ch)
+		}
+	}
+	if len(ch) != 2 {
+		t.Fatalf("changed verdicts = %v, want b failed and a healthy", ch)
 	}
 	// Deleted in a changes-since listing: also missing.
 	d.Step(t0.Add(2*time.Second), model.Observation{At: t0.Add(2 * time.Second), Servers: []model.Server{{ID: "a", Status: model.StatusDeleted}}})
@@ -175,5 +182,24 @@ func TestNotificationKeepsWhatItDoesNotCarry(t *testing.T) {
 	}
 	if s := d.View().Servers["a"]; s.Host != "h1" || s.Intent != model.IntentOff {
 		t.Fatalf("merged server %+v", s)
+	}
+}
+
+// Seed 1570: right after a restart, a notification (here eight minutes late) comes
+// before Vigil's first listing: nothing to compare it with, so it is not acted on;
+// the listing decides.
+func TestNotificationBeforeTheFirstListingIsNotJudged(t *testing.T) {
+	d := New(Config{})
+	d.Protect([]string{"a"})
+	d.Step(t0, model.Observation{At: t0, Source: "notification",
+		Servers: []model.Server{{ID: "a", Host: "h1", Status: model.StatusError, Updated: t0.Add(-8 * time.Minute)}}})
+	if v, ok := d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]; ok && v.Failed {
+		t.Fatalf("a notification before any listing failed a server: %+v", v)
+	}
+	ok := srv("a", model.StatusActive, model.IntentOn)
+	ok.Updated = t0.Add(-time.Minute)
+	d.Step(t0.Add(time.Second), model.Observation{At: t0.Add(time.Second), Full: true, Hosts: []model.Host{up("h1")}, Servers: []model.Server{ok}})
+	if v := d.View().Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}]; v.Failed {
+		t.Fatalf("after the first listing: %+v", v)
 	}
 }

@@ -177,8 +177,12 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		if !v.Failed || busy[subj] {
 			continue
 		}
-		if last, ok := p.in.LastClosed[subj]; ok && !last.Closed.Before(v.Since) && p.answered(last, v) {
-			continue // the same failure was already answered (resolved while it persisted, or escalated)
+		if last, ok := p.in.LastClosed[subj]; ok && last.Closed.After(v.Since) && p.answered(last, v) {
+			// The same failure was already answered (resolved while it persisted, or
+			// escalated). One closed at the very instant this failure began was
+			// closed on what preceded it (seed 8697: resolved because the host was
+			// only suspect then), not on this one.
+			continue
 		}
 		if _, ok := p.owner[subj.ID]; ok && subj.Kind == model.KindServer {
 			continue // another incident has a step in flight on it; its outcome decides

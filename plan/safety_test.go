@@ -150,3 +150,26 @@ func TestSupersededByAHostThatCameBackIsNotAnAnswer(t *testing.T) {
 		t.Fatalf("opened %+v after the host's incident escalated, want none", out.Open)
 	}
 }
+
+// Seed 8697: a host incident closed (resolved: the host was only suspect then) at
+// the very instant the failure that follows began is no answer to that failure.
+func TestIncidentClosedAsAFailureBeganIsNoAnswerToIt(t *testing.T) {
+	f := newFixture(3)
+	f.hostDown("h1")
+	subj := model.Subject{Kind: model.KindHost, ID: "h1"}
+	v := f.in.Verdicts[subj]
+	v.Since = t0
+	f.in.Verdicts[subj] = v
+	f.in.Now = t0.Add(10 * time.Second)
+	f.in.LastClosed[subj] = model.Incident{ID: 3, Subject: subj, State: model.IncidentResolved,
+		Reason: "host came back before any action", Closed: t0}
+	if out := Plan(f.in); len(out.Open) != 1 || out.Open[0].Subject != subj {
+		t.Fatalf("opened %+v, want a new incident for h1", out.Open)
+	}
+	// One closed after the failure began (resolved or escalated while it persisted)
+	// did answer it.
+	f.in.LastClosed[subj] = model.Incident{ID: 3, Subject: subj, State: model.IncidentEscalated, Reason: "r", Closed: t0.Add(time.Second)}
+	if out := Plan(f.in); len(out.Open) != 0 {
+		t.Fatalf("opened %+v after an escalation during this failure, want none", out.Open)
+	}
+}
