@@ -23,12 +23,14 @@ func genRecoveries(t *rapid.T) Input {
 		Hosts: map[string]model.Host{}, Servers: map[string]model.Server{}, Verdicts: map[model.Subject]model.Verdict{},
 		Policies: map[string]model.Policy{"default": pol}, CanFence: map[string]bool{}, LastClosed: map[model.Subject]model.Incident{},
 		Limits: model.Limits{MaxConcurrent: rapid.SampledFrom([]int{0, 1, 3, 20, 20, 20}).Draw(t, "max"), BrakeFraction: 0.5, BrakeMinHosts: 3}}
-	nh := rapid.IntRange(2, 6).Draw(t, "hosts")
+	nh := rapid.IntRange(2, 8).Draw(t, "hosts")
 	var members []string
 	for i := range nh {
 		name := fmt.Sprintf("h%d", i)
 		subj := model.Subject{Kind: model.KindHost, ID: name}
-		health := rapid.SampledFrom([]model.HostHealth{model.HostUp, model.HostUp, model.HostDown, model.HostDown, model.HostSuspect}).Draw(t, "health")
+		// Mostly up: a cloud with half its hosts down is braked (per segment and
+		// cloud-wide), and a generator that brakes every world reaches no evacuation.
+		health := rapid.SampledFrom([]model.HostHealth{model.HostUp, model.HostUp, model.HostUp, model.HostUp, model.HostDown, model.HostDown, model.HostSuspect}).Draw(t, "health")
 		// Weighted towards what a recovery meets (a failed host mostly powered off, a
 		// live one mostly not forced down), every combination still drawn.
 		h := model.Host{Name: name, Segment: fmt.Sprintf("s%d", rapid.IntRange(0, 2).Draw(t, "seg")), Service: model.ServiceUp,
@@ -133,8 +135,8 @@ func TestPlanRecoveryProperties(t *testing.T) {
 			if st.Action != model.ActFence && st.Action != model.ActEvacuate {
 				continue
 			}
-			if _, ok := brakes[h.Segment]; ok {
-				t.Fatalf("%s of %s%s in braked segment %s", st.Action, st.Host, st.Server, h.Segment)
+			if why, ok := brakeOn(brakes, h.Segment); ok {
+				t.Fatalf("%s of %s%s in braked segment %s: %s", st.Action, st.Host, st.Server, h.Segment, why)
 			}
 			if v.Host == string(model.HostUp) && h.Power != model.PowerOff {
 				t.Fatalf("%s %s%s while the host is up (power %q)", st.Action, st.Host, st.Server, h.Power)
