@@ -92,3 +92,16 @@ func TestCtl(t *testing.T) {
 		t.Fatalf("version: %v %q", err, out)
 	}
 }
+
+// trust-fence against a host whose BMC is not doubted says so (404, the store's
+// words), and the route is escaped: a host name with a slash reaches no other route.
+func TestCtlTrustFence(t *testing.T) {
+	url, _ := startVigil(t)
+	_, err := vigilCmd(t, "ctl", "trust-fence", "host-1", "--server", url)
+	if err == nil || !strings.Contains(err.Error(), "no fence doubt") {
+		t.Fatalf("trust-fence of a trusted BMC: %v, want an error saying there is no doubt", err)
+	}
+	if _, err := vigilCmd(t, "ctl", "trust-fence", "host-1/../../clusters/web", "--server", url); err == nil {
+		t.Fatal("trust-fence with a path in the host name succeeded")
+	}
+}
