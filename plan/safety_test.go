@@ -173,3 +173,28 @@ func TestIncidentClosedAsAFailureBeganIsNoAnswerToIt(t *testing.T) {
 		t.Fatalf("opened %+v after an escalation during this failure, want none", out.Open)
 	}
 }
+
+// Seeds 7463, 8174: an incident whose step's outcome is unknown (Vigil crashed after
+// the evacuation was accepted, and the cloud's log could not be read yet) is not
+// closed, even when its host came back: closed, the journal would never learn that
+// the evacuation was taken.
+func TestNoCloseWhileAStepIsUnsettled(t *testing.T) {
+	f := newFixture(3)
+	f.in.Open = []model.Incident{{ID: 1, Subject: model.Subject{Kind: model.KindHost, ID: "h1"}, State: model.IncidentOpen,
+		Policy: "default", Rule: "r", Evidence: []string{"e"}, Opened: t0,
+		Steps: []model.Step{
+			{ID: 1, Incident: 1, Seq: 1, Action: model.ActFence, Host: "h1", State: model.StepSucceeded, Rule: "r"},
+			{ID: 2, Incident: 1, Seq: 2, Action: model.ActMarkDown, Host: "h1", State: model.StepSucceeded, Rule: "r"},
+			{ID: 3, Incident: 1, Seq: 3, Action: model.ActEvacuate, Server: "a", Host: "h1", State: model.StepIntent, Rule: "r"},
+		}}}
+	// h1 is up again (newFixture's hosts are up): the incident would resolve.
+	out := Plan(f.in)
+	for _, c := range out.Changes {
+		if c.State.Closed() {
+			t.Fatalf("incident closed (%s: %s) with its evacuation's outcome unknown", c.State, c.Reason)
+		}
+	}
+	if len(out.Changes) != 1 || !strings.Contains(out.Changes[0].Reason, "is not known yet") {
+		t.Fatalf("changes %+v, want waiting, saying the outcome is not known yet", out.Changes)
+	}
+}
