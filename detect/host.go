@@ -83,32 +83,42 @@ func (d *Detector) ownBumpSeen(name string, b heartbeat) bool {
 // later.
 const ownBumpSlack = 30 * time.Second
 
-// writtenAfterOwnForceDown reports whether the host's updated_at, on the cloud's
-// clock, was written well after Vigil last forced its service down: then it is no
-// bump of Vigil's own change. Vigil's time is mapped onto the cloud's by the offset
-// seen at this listing.
-// mayBeOwnBump: updated_at may be the bump of Vigil's own force-down (a first one,
-// or a repeat on a service already forced down, e.g. after a lost answer): it was
-// written no later than ownBumpSlack after Vigil last forced the service down.
-func (d *Detector) mayBeOwnBump(now time.Time, h model.Host) bool {
+// ownBumpEnd is the latest updated_at that may still be the bump of Vigil's own
+// last force-down of h (its call's latency and the clocks' drift: ownBumpSlack). On
+// the cloud's clock when it is known (Vigil's time mapped by the offset seen at this
+// listing, cloud true), else on Vigil's, to compare with now. ok is false when Vigil
+// has not forced h down or the flag is not set.
+func (d *Detector) ownBumpEnd(now time.Time, h model.Host) (end time.Time, cloud, ok bool) {
 	at, ok := d.forcedByVigil[h.Name]
 	if !ok || at.IsZero() || !h.ForcedDown {
-		return false
+		return time.Time{}, false, false
 	}
 	if d.view.CloudAt.IsZero() || h.LastSeenUp.IsZero() {
-		return !now.After(at.Add(ownBumpSlack))
+		return at.Add(ownBumpSlack), false, true
 	}
 	offset := d.view.CloudAt.Sub(now) // the cloud's clock minus Vigil's
-	return !h.LastSeenUp.After(at.Add(offset + ownBumpSlack))
+	return at.Add(offset + ownBumpSlack), true, true
 }
 
-func (d *Detector) writtenAfterOwnForceDown(now time.Time, h model.Host) bool {
-	at, ok := d.forcedByVigil[h.Name]
-	if !ok || at.IsZero() || !h.ForcedDown || d.view.CloudAt.IsZero() || h.LastSeenUp.IsZero() {
+// mayBeOwnBump: updated_at may be the bump of Vigil's own force-down (a first one,
+// or a repeat on a service already forced down, e.g. after a lost answer).
+func (d *Detector) mayBeOwnBump(now time.Time, h model.Host) bool {
+	end, cloud, ok := d.ownBumpEnd(now, h)
+	switch {
+	case !ok:
 		return false
+	case !cloud:
+		return !now.After(end)
 	}
-	offset := d.view.CloudAt.Sub(now) // the cloud's clock minus Vigil's
-	return h.LastSeenUp.After(at.Add(offset + ownBumpSlack))
+	return !h.LastSeenUp.After(end)
+}
+
+// writtenAfterOwnForceDown reports whether the host's updated_at, on the cloud's
+// clock, was written well after Vigil last forced its service down: then it is no
+// bump of Vigil's own change.
+func (d *Detector) writtenAfterOwnForceDown(now time.Time, h model.Host) bool {
+	end, cloud, ok := d.ownBumpEnd(now, h)
+	return ok && cloud && h.LastSeenUp.After(end)
 }
 
 // heartbeatAge is how long ago the host's compute last reported: on the cloud's

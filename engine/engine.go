@@ -157,12 +157,6 @@ func (e *Engine) SetMaintenance(host string, on bool) {
 	e.det.SetMaintenance(host, on)
 }
 
-func (e *Engine) fenceDoubtOf(host string) string {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.fenceDoubt[host]
-}
-
 // TrustFence clears the doubt on a host's fence device: an operator checked or
 // fixed its BMC (or its entry). If it still contradicts its host, it is doubted
 // again.
@@ -296,10 +290,12 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		return v.Subject.Kind == model.KindServer && !e.det.Protected(v.Subject.ID)
 	})
 	nowErr := e.det.View().CloudErr
+	doubted := map[string]string{} // host -> why, doubted at this reconcile: journaled below
 	var doubts []model.Event
 	for _, h := range slices.Sorted(maps.Keys(e.det.View().FenceDoubt)) {
 		if why := e.det.View().FenceDoubt[h]; e.fenceDoubt[h] != why {
 			e.fenceDoubt[h] = why
+			doubted[h] = why
 			doubts = append(doubts, model.Event{At: now, Kind: "fence", Subject: "host/" + h,
 				Message: "fence device not trusted: " + why + "; this host is never fenced through it, and its incidents escalate instead"})
 		}
@@ -335,9 +331,8 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		}
 		e.mu.Unlock()
 	}
-	for _, ev := range doubts {
-		host := strings.TrimPrefix(ev.Subject, "host/")
-		if err := e.cfg.Store.RecordFenceDoubt(ctx, host, e.fenceDoubtOf(host), now); err != nil {
+	for _, h := range slices.Sorted(maps.Keys(doubted)) {
+		if err := e.cfg.Store.RecordFenceDoubt(ctx, h, doubted[h], now); err != nil {
 			return err
 		}
 	}
