@@ -46,6 +46,17 @@ func (in *Incident) InFlight() *Step {
 	return nil
 }
 
+// Unsettled returns a step journaled as intent and not yet settled (its outcome
+// unknown: Vigil stopped after the intent, or the answer was lost), if any.
+func (in *Incident) Unsettled() *Step {
+	for i := range in.Steps {
+		if in.Steps[i].State == StepIntent {
+			return &in.Steps[i]
+		}
+	}
+	return nil
+}
+
 // StepState is where one step stands in its journal.
 type StepState string
 

@@ -292,7 +292,7 @@ func (p *planner) policyOf(inc *model.Incident) model.Policy {
 }
 
 func (p *planner) change(inc *model.Incident, state model.IncidentState, reason string) {
-	if st := unsettled(inc); st != nil && state.Closed() {
+	if st := inc.Unsettled(); st != nil && state.Closed() {
 		// A step whose outcome is unknown (its answer lost, or Vigil stopped after
 		// its intent) is settled with the cloud first: closed now, the journal would
 		// never learn whether it was taken (seeds 7463, 8174).
@@ -311,16 +311,6 @@ func (p *planner) change(inc *model.Incident, state model.IncidentState, reason 
 		// escalates does answer its servers: its reason names them.)
 		delete(p.hostIncident, inc.Subject.ID)
 	}
-}
-
-// unsettled returns a step of the incident journaled as intent and not settled.
-func unsettled(inc *model.Incident) *model.Step {
-	for i := range inc.Steps {
-		if inc.Steps[i].State == model.StepIntent {
-			return &inc.Steps[i]
-		}
-	}
-	return nil
 }
 
 func (p *planner) finish(inc *model.Incident, st *model.Step, state model.StepState, errText string, retryable bool) {
