@@ -243,7 +243,7 @@ func (e *Engine) settle(ctx context.Context) error {
 	var open []model.Incident
 	var idx []int
 	for i, in := range e.open {
-		if in.InFlight() == nil || in.InFlight().State != model.StepIntent {
+		if in.Unsettled() == nil {
 			continue
 		}
 		in.Steps = slices.Clone(in.Steps)

@@ -478,3 +478,41 @@ func TestBMCRewiredWhileVigilWasDownIsNeverUsed(t *testing.T) {
 		t.Fatalf("host-1's incident %s: %q, want escalated naming the changed identity\n%s", in.State, in.Reason, w.timeline())
 	}
 }
+
+// A step left as intent behind one already issued (the second evacuation of a host,
+// its predecessor accepted and under way) is settled at once after a restart, not
+// only once the one before it finished: an incident cannot close while it is
+// unsettled.
+func TestIntentBehindAnIssuedStepIsSettledAtOnce(t *testing.T) {
+	w := safetyWorld{hosts: 3, perHost: 2}.build(t)
+	w.cluster("web", w.ids[0], w.ids[1])
+	evacs, crashed := 0, false
+	w.cfg.Hook = recover.Hook{AfterIntent: func(st model.Step) error {
+		if st.Action == model.ActEvacuate {
+			if evacs++; evacs == 2 && !crashed {
+				crashed = true
+				return recover.ErrCrash
+			}
+		}
+		return nil
+	}}
+	w.start()
+	if err := w.cloud.KillHost("host-1"); err != nil {
+		t.Fatal(err)
+	}
+	for !crashed {
+		_ = w.tick()
+		if w.now.Sub(t0) > 3*time.Minute {
+			t.Fatalf("never reached the second evacuation\n%s", w.timeline())
+		}
+	}
+	w.cfg.Hook = hookNone()
+	w.start()
+	_ = w.tick()
+	for _, in := range w.eng.OpenIncidents() {
+		if st := in.Unsettled(); st != nil {
+			t.Fatalf("after the first reconcile of the restarted Vigil, %s %s is still unsettled (its predecessor: %v)\n%s",
+				st.Action, st.Subject().ID, actions(in), w.timeline())
+		}
+	}
+}
