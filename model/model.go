@@ -139,6 +139,10 @@ type Observation struct {
 	// Actions holds the action log the cloud keeps (Nova's os-instance-actions) of
 	// the servers the detector asked about (detect's NeedHistory), by server ID.
 	Actions map[string][]InstanceAction `json:"actions,omitempty"`
+	// Agents are host agents' heartbeats (with their reports), in arrival order.
+	Agents []AgentBeat `json:"agents,omitempty"`
+	// Monitors are external monitors' reports (masakari-monitors notifications).
+	Monitors []MonitorReport `json:"monitors,omitempty"`
 }
 
 // Subject names what a verdict or incident is about.
@@ -156,10 +160,13 @@ func (s Subject) String() string { return s.Kind + "/" + s.ID }
 
 // Verdict is detect's conclusion about one subject, with the evidence that led to it.
 type Verdict struct {
-	Subject  Subject  `json:"subject"`
-	Server   string   `json:"server_health,omitempty"`
-	Host     string   `json:"host_health,omitempty"`
-	Failed   bool     `json:"failed"`
+	Subject Subject `json:"subject"`
+	Server  string  `json:"server_health,omitempty"`
+	Host    string  `json:"host_health,omitempty"`
+	Failed  bool    `json:"failed"`
+	// Fault says what kind of failure a failed server has (model.Fault*): it picks
+	// the policy's ladder. Empty for hosts and for servers not failed.
+	Fault    string   `json:"fault,omitempty"`
 	Rule     string   `json:"rule"`
 	Evidence []string `json:"evidence"`
 	// Since is when the condition was first observed; At when the verdict was reached.

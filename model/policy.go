@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -40,6 +41,73 @@ type Policy struct {
 	ServiceFenceOnly bool `json:"service_fence_only" yaml:"service_fence_only"`
 	// Evacuate servers of a dead host at all (false: escalate instead).
 	EvacuateOnHostFailure bool `json:"evacuate_on_host_failure" yaml:"evacuate_on_host_failure"`
+	// Ladders overrides Ladder per fault (model.Fault*: e.g. hung -> hard-reboot;
+	// app-failed -> reboot, rebuild). A fault not listed climbs Ladder.
+	Ladders map[string][]Action `json:"ladders,omitempty" yaml:"ladders"`
+	// GuestAgent is the QEMU guest agent ping probe of the policy's servers (a
+	// guest that stops answering while its domain runs is hung); nil: not probed.
+	GuestAgent *ProbeSpec `json:"guest_agent,omitempty" yaml:"guest_agent"`
+	// Apps are application probes run against each server of the policy.
+	Apps []ProbeSpec `json:"apps,omitempty" yaml:"apps"`
+}
+
+// ProbeSpec says how a host agent probes a guest or an application in it.
+type ProbeSpec struct {
+	Name string `json:"name" yaml:"name"`
+	// Kind: "guest-agent" (QEMU guest agent ping), "tcp" (connect to Target,
+	// host:port), "http" (GET Target, a 2xx/3xx status is healthy) or "command"
+	// (run Command in the guest through its agent, exit status 0 is healthy).
+	Kind     string        `json:"kind" yaml:"kind"`
+	Target   string        `json:"target,omitempty" yaml:"target"`
+	Command  []string      `json:"command,omitempty" yaml:"command"`
+	Interval time.Duration `json:"interval" yaml:"interval"`
+	Timeout  time.Duration `json:"timeout" yaml:"timeout"`
+	// Failures: consecutive failed tries before the guest is judged.
+	Failures int `json:"failures" yaml:"failures"`
+}
+
+// Probe kinds.
+const (
+	ProbeGuestAgent = "guest-agent"
+	ProbeTCP        = "tcp"
+	ProbeHTTP       = "http"
+	ProbeCommand    = "command"
+)
+
+// LadderFor returns the ladder a failure of the given fault climbs.
+func (p Policy) LadderFor(fault string) []Action {
+	if l, ok := p.Ladders[fault]; ok && len(l) > 0 {
+		return l
+	}
+	return p.Ladder
+}
+
+// Validate says what is wrong with a probe, naming the field.
+func (s ProbeSpec) Validate() error {
+	switch {
+	case s.Name == "":
+		return fmt.Errorf("name: must not be empty")
+	case s.Interval <= 0:
+		return fmt.Errorf("probe %q: interval: must be positive, got %s", s.Name, s.Interval)
+	case s.Timeout <= 0 || s.Timeout > s.Interval:
+		return fmt.Errorf("probe %q: timeout: must be positive and at most the interval %s, got %s", s.Name, s.Interval, s.Timeout)
+	case s.Failures <= 0:
+		return fmt.Errorf("probe %q: failures: must be positive, got %d", s.Name, s.Failures)
+	}
+	switch s.Kind {
+	case ProbeGuestAgent:
+	case ProbeTCP, ProbeHTTP:
+		if s.Target == "" {
+			return fmt.Errorf("probe %q: target: a %s probe needs one", s.Name, s.Kind)
+		}
+	case ProbeCommand:
+		if len(s.Command) == 0 {
+			return fmt.Errorf("probe %q: command: a command probe needs one", s.Name)
+		}
+	default:
+		return fmt.Errorf("probe %q: kind: unknown %q (want guest-agent, tcp, http or command)", s.Name, s.Kind)
+	}
+	return nil
 }
 
 // DefaultPolicy is the built-in "default" policy.
@@ -77,6 +145,26 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("policy %q: deadline: must be positive, got %s", p.Name, p.Deadline)
 	case p.MaxAttempts <= 0:
 		return fmt.Errorf("policy %q: max_attempts: must be positive, got %d", p.Name, p.MaxAttempts)
+	}
+	for _, f := range slices.Sorted(maps.Keys(p.Ladders)) {
+		if !slices.Contains(Faults, f) {
+			return fmt.Errorf("policy %q: ladders: unknown fault %q (want one of %v)", p.Name, f, Faults)
+		}
+		for i, a := range p.Ladders[f] {
+			if !slices.Contains(ServerLadder, a) {
+				return fmt.Errorf("policy %q: ladders.%s[%d]: unknown action %q (want one of %v)", p.Name, f, i, a, ServerLadder)
+			}
+		}
+	}
+	if p.GuestAgent != nil {
+		if err := p.GuestAgent.Validate(); err != nil {
+			return fmt.Errorf("policy %q: guest_agent: %w", p.Name, err)
+		}
+	}
+	for i, a := range p.Apps {
+		if err := a.Validate(); err != nil {
+			return fmt.Errorf("policy %q: apps[%d]: %w", p.Name, i, err)
+		}
 	}
 	return nil
 }
