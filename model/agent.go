@@ -154,3 +154,20 @@ const (
 // KindAgent is the subject kind of a verdict on a host's agent (a dead agent is
 // not a dead host).
 const KindAgent = "agent"
+
+// AgentOrders is Vigil's answer to a heartbeat: what the agent should probe. An
+// agent keeps the last orders it got while Vigil is away. Orders never tell an agent
+// to act on its host or guests: agents observe, Vigil decides.
+type AgentOrders struct {
+	// Interval is the heartbeat interval Vigil expects (0: keep the agent's own).
+	Interval time.Duration `json:"interval,omitempty"`
+	// Probes are the probes of each domain (by UUID, Nova's server ID) that belongs
+	// to a protected cluster; other domains are only listed.
+	Probes map[string]DomainProbes `json:"probes,omitempty"`
+}
+
+// DomainProbes are the probes of one domain, from its cluster's policy.
+type DomainProbes struct {
+	GuestAgent *ProbeSpec  `json:"guest_agent,omitempty"`
+	Apps       []ProbeSpec `json:"apps,omitempty"`
+}
