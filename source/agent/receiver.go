@@ -211,7 +211,7 @@ func (r *Receiver) add(b model.AgentBeat) {
 	r.mu.Lock()
 	news := false
 	if b.Report != nil {
-		fp := fingerprint(b.Report)
+		fp := b.Report.StateKey()
 		news = len(b.Report.Events) > 0 || r.last[b.Host] != fp
 		r.last[b.Host] = fp
 	}
@@ -276,24 +276,6 @@ func compact(beats []model.AgentBeat) []model.AgentBeat {
 		out = append(out, b)
 	}
 	return out
-}
-
-// fingerprint is what of a report counts as a change: domains' states and reasons,
-// probes' verdicts and failure counts, libvirt's reachability. Times (Since, a
-// probe's Last) change on every report and are left out.
-func fingerprint(rep *model.HostReport) string {
-	var sb strings.Builder
-	sb.WriteString(rep.Libvirt)
-	for _, d := range rep.Domains {
-		fmt.Fprintf(&sb, "|%s %s %s", d.UUID, d.State, d.Reason)
-		if d.GuestAgent != nil {
-			fmt.Fprintf(&sb, " ga:%t/%d", d.GuestAgent.OK, d.GuestAgent.Failures)
-		}
-		for _, p := range d.Apps {
-			fmt.Fprintf(&sb, " %s:%t/%d", p.Name, p.OK, p.Failures)
-		}
-	}
-	return sb.String()
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
