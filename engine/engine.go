@@ -211,9 +211,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 // Signal reconciles on the signals alone: the heartbeats the agents sent since the
 // last reconcile, and the BMC power of the hosts that look suspect (their agent went
 // silent) or are being fenced, without listing the compute API. Silence is seen by
-// time passing, so it is called often (every agent interval). When it finds a host
-// failed that has no incident yet, it lists the cloud at once and reconciles on that
-// (the planner acts on host facts only when the hosts were just read).
+// time passing, so it is called often (every agent interval). While a host is found
+// failed or its incident is open, it lists the cloud at once and reconciles on that
+// too (the planner acts on host facts only when the hosts were just read).
 func (e *Engine) Signal(ctx context.Context) error {
 	e.run.Lock()
 	defer e.run.Unlock()
@@ -223,22 +223,25 @@ func (e *Engine) Signal(ctx context.Context) error {
 	if err := e.reconcile(ctx, obs); err != nil {
 		return err
 	}
-	if !e.newHostFailure() {
+	if !e.hostRecoveryDue() {
 		return nil
 	}
 	return e.reconcile(ctx, e.observe(ctx))
 }
 
-// newHostFailure reports whether a host's verdict is failed while no incident of it
-// is open.
-func (e *Engine) newHostFailure() bool {
+// hostRecoveryDue reports whether a host's verdict is failed, or a host's incident
+// is open: its next step needs the hosts as they are now, so the cloud is listed at
+// signal speed until it is over, not only at the next poll.
+func (e *Engine) hostRecoveryDue() bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	for subj, v := range e.det.View().Verdicts {
-		if subj.Kind != model.KindHost || !v.Failed {
-			continue
+	for _, in := range e.open {
+		if in.Subject.Kind == model.KindHost {
+			return true
 		}
-		if _, open := e.incidentFor(subj); !open {
+	}
+	for subj, v := range e.det.View().Verdicts {
+		if subj.Kind == model.KindHost && v.Failed {
 			return true
 		}
 	}
