@@ -422,4 +422,3 @@ func TestIntegrationIsolatedComputeHeardOnStoragePath(t *testing.T) {
 		t.Fatalf("%s's verdict %+v, want isolated", host3, hs.Verdict)
 	}
 }
-
