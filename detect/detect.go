@@ -437,6 +437,7 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 			}
 			nv = serverVerdict(id, model.ServerFailed, true, RuleServerMissing,
 				fmt.Sprintf("server %s is absent from the full listing at %s", id, d.view.LastSeen.Format(time.RFC3339)))
+			nv.Fault = model.FaultMissing
 		} else {
 			nv = d.serverVerdict(s)
 		}
@@ -469,7 +470,20 @@ func serverVerdict(id string, h model.ServerHealth, failed bool, rule string, ev
 		Failed: failed, Rule: rule, Evidence: evidence}
 }
 
+// serverVerdict judges a server, and says what kind of failure a failed one has
+// (its Fault picks the policy's ladder).
 func (d *Detector) serverVerdict(s model.Server) model.Verdict {
+	v := d.serverVerdictOf(s)
+	if v.Failed && v.Fault == "" {
+		v.Fault = model.FaultCrashed
+	}
+	if copies := d.copiesElsewhere(s); copies != "" {
+		v.Evidence = append(v.Evidence, copies)
+	}
+	return v
+}
+
+func (d *Detector) serverVerdictOf(s model.Server) model.Verdict {
 	ev := fmt.Sprintf("status %s on host %s", s.Status, s.Host)
 	if s.TaskState != "" {
 		ev += ", task " + s.TaskState
@@ -489,6 +503,11 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 		if s.TaskState != "" {
 			return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
 		}
+		if s.Intent != model.IntentOff {
+			if v, ok := d.signalVerdict(s); ok {
+				return v
+			}
+		}
 		return serverVerdict(s.ID, model.ServerHealthy, false, RuleServerActive, ev)
 	}
 	if d.historyUnread(s) {
@@ -502,8 +521,16 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 		if s.Intent == model.IntentOff {
 			return serverVerdict(s.ID, model.ServerHealthy, false, RuleStoppedByOwner, ev, "its owner stopped it")
 		}
-		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerStopped, ev,
+		v := serverVerdict(s.ID, model.ServerFailed, true, RuleServerStopped, ev,
 			"its owner did not ask for it to stop")
+		// The host's report, if newer, tells what stopped it (a panic is not a crash).
+		if f, ok := d.domainFactOf(s); ok {
+			if dv, ok := domainVerdict(s, f); ok && dv.Failed {
+				v.Fault = dv.Fault
+				v.Evidence = append(v.Evidence, dv.Evidence[1:]...)
+			}
+		}
+		return v
 	default:
 		return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
 	}
