@@ -319,8 +319,7 @@ func (d *Detector) novaBeatAfter(name string) bool {
 // deadByBMC (rule host-bmc-off): the host is dead with proof. Its trusted BMC says
 // off, after it was seen on (or the host heard alive before); no agent path has
 // carried a beat for two intervals since the off, no peer heard it since, and its
-// compute wrote no heartbeat since (a host without an agent: its service is down
-// too, Nova's own conclusion, since nothing else speaks for it).
+// compute wrote no heartbeat since. Only for a host with an agent.
 func (d *Detector) deadByBMC(now time.Time, h model.Host) ([]string, bool) {
 	off, ok := d.offSinceVigil[h.Name]
 	if h.Power != model.PowerOff || !ok || d.view.FenceDoubt[h.Name] != "" {
@@ -340,10 +339,7 @@ func (d *Detector) deadByBMC(now time.Time, h model.Host) ([]string, bool) {
 		ev = append(ev, fmt.Sprintf("no agent beat on any path since %s (last on %s at %s), %s since the off, at least 2 intervals of %s",
 			later(off, last).Format("15:04:05.000"), on, last.Format("15:04:05.000"), now.Sub(off).Round(time.Millisecond), iv))
 	} else {
-		if h.Service != model.ServiceDown {
-			return nil, false
-		}
-		ev = append(ev, "no host agent; compute service down")
+		return nil, false // a host without an agent keeps its grace (see hostVerdict)
 	}
 	if r, at := d.peerHeardAfter(h.Name, off); r != "" {
 		_ = at

@@ -160,7 +160,7 @@ func (d *Detector) reporting(now time.Time, h model.Host) (bool, string) {
 // any independent path (an agent path, a peer, Nova's compute); cut off from Vigil
 // with many others (controller-partitioned); dead with proof (its BMC); else Nova's
 // compute service past its grace. A host without an agent is judged as before
-// agents existed, but for the BMC's proof.
+// agents existed.
 func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 	subj := model.Subject{Kind: model.KindHost, ID: h.Name}
 	if h.Maintenance || d.hostMaint[h.Name] {
@@ -173,7 +173,7 @@ func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 		hearers, peerEv := d.peersHearing(now, h.Name)
 		if len(heard) > 0 || len(hearers) > 0 {
 			if nova.Host == string(model.HostUp) {
-				nova.Evidence = append(nova.Evidence, pathEv...)
+				nova.Evidence = append(append(nova.Evidence, pathEv...), peerEv...)
 				return d.withMonitors(nova, h.Name)
 			}
 			rule, how := RuleHostHeardOnPath, fmt.Sprintf("its agent is heard on path %s", strings.Join(heard, ", "))
@@ -196,10 +196,8 @@ func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 		nova.Evidence = append(nova.Evidence, pathEv...)
 		return d.withMonitors(nova, h.Name)
 	}
-	if ev, dead := d.deadByBMC(now, h); dead {
-		return model.Verdict{Subject: subj, Host: string(model.HostDead), Failed: true, Rule: RuleHostBMCOff,
-			Evidence: ev, Since: d.offSinceVigil[h.Name]}
-	}
+	// A host without an agent keeps Nova's grace even with its BMC off: its policy's
+	// host_down_grace is what its owner asked for (engine's TestPolicyGraceIsHonoured).
 	return d.withMonitors(nova, h.Name)
 }
 

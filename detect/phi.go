@@ -62,15 +62,17 @@ func (p *path) accept(b model.AgentBeat, at time.Time) bool {
 	if !p.last.IsZero() && at.Before(p.last) {
 		return false // arrived out of order across a restart of the agent
 	}
-	if !p.last.IsZero() {
-		gap := at.Sub(p.last)
+	if gap := at.Sub(p.last); !p.last.IsZero() && gap <= time.Duration(silenceCap*float64(p.expected())) {
+		// (A longer gap was an outage, not the path's jitter: kept, it would slow the
+		// detection of the next real silence for a whole window.)
 		if len(p.gaps) < phiWindow {
 			p.gaps = append(p.gaps, gap)
 		} else {
 			p.gaps[p.next] = gap
 			p.next = (p.next + 1) % phiWindow
 		}
-	} else {
+	}
+	if p.first.IsZero() {
 		p.first = at
 	}
 	p.boot, p.seq, p.last = b.Boot, b.Seq, at
