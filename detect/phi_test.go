@@ -130,3 +130,18 @@ func TestDuplicatesAndRestarts(t *testing.T) {
 		t.Fatal("a restarted agent (new boot, seq 1) was refused")
 	}
 }
+
+// A history of long gaps widens the detector, but never past the cap: a dead host
+// behind an erratic path is still seen.
+func TestSilenceIsCapped(t *testing.T) {
+	const iv = time.Second
+	var p path
+	at := t0
+	for i := 1; i <= 40; i++ {
+		at = at.Add(iv + time.Duration(i%2)*10*iv) // 1 s, 11 s, 1 s...
+		p.accept(model.AgentBeat{Boot: "b", Seq: uint64(i), Interval: iv}, at)
+	}
+	if got := p.silentAfter(DefaultPhiSilent); got > silenceCap*iv {
+		t.Fatalf("silent after %s, past the cap of %v intervals", got, silenceCap)
+	}
+}

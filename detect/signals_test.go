@@ -40,11 +40,12 @@ func TestDeadByBMCNeedsThePowerSeenOn(t *testing.T) {
 		if seenOn {
 			first = model.PowerOn
 		}
-		// The agent is heard only after the BMC's first answer: "heard alive before
-		// the off" must not stand in for "seen on" here.
+		// The agent is heard only after the BMC's first answer (and within an
+		// interval of it: no doubt): "heard alive before the off" must not stand in
+		// for "seen on" here.
 		d.Step(t0, model.Observation{At: t0, Hosts: []model.Host{up("h1")}, Power: map[string]model.Power{"h1": first}})
+		beatAt(d, model.PathManagement, 1, 500*time.Millisecond)
 		d.Step(t0.Add(time.Second), model.Observation{At: t0.Add(time.Second), Power: map[string]model.Power{"h1": model.PowerOff}})
-		beatAt(d, model.PathManagement, 1, 1200*time.Millisecond)
 		d.Step(t0.Add(10*time.Second), model.Observation{At: t0.Add(10 * time.Second), Power: map[string]model.Power{"h1": model.PowerOff}})
 		v := d.View().Verdicts[model.Subject{Kind: model.KindHost, ID: "h1"}]
 		if dead := v.Rule == RuleHostBMCOff && v.Failed; dead != seenOn {
