@@ -327,7 +327,9 @@ func (e *Engine) settle(ctx context.Context) error {
 
 // reconcile folds an observation in, plans, and carries the plan out.
 func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
-	if e.cfg.Agents != nil && obs.Err == "" {
+	if e.cfg.Agents != nil {
+		// Also while the compute API cannot be seen: an agent's beats are another
+		// path, and their history must not have a hole where the API had one.
 		obs.Agents = append(obs.Agents, e.cfg.Agents.Drain()...)
 	}
 	if obs.Err == "" && obs.Hosts != nil {
@@ -448,7 +450,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
 		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
-		FenceUnconfirmed: e.unconfirmed, Sabotage: e.cfg.Sabotage}
+		FenceUnconfirmed: e.unconfirmed, Running: view.Running, Sabotage: e.cfg.Sabotage}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {
