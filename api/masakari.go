@@ -76,9 +76,37 @@ func NewMasakari(cfg MasakariConfig) *Masakari {
 // masakari-monitors and python3-masakariclient use) posts to
 // /v1/{project_id}/notifications; an endpoint override without the project posts
 // to /v1/notifications. The project is not checked: Vigil has no projects.
+//
+// GET /v1 answers Masakari's version document, without a token: keystoneauth
+// reads it (version discovery) before it posts anything, and fails without it.
 func (m *Masakari) Routes(r chi.Router) {
+	r.Get("/", m.version)
 	r.Handle("/notifications", m)
 	r.Handle("/{project_id}/notifications", m)
+}
+
+// Masakari 14's API versions: the notification create Vigil serves is the same
+// in all of them.
+const (
+	masakariMinVersion = "1.0"
+	masakariMaxVersion = "1.2"
+)
+
+// version is Masakari's GET /v1 answer (masakari/api/openstack/ha/versionsV1.py).
+func (m *Masakari) version(w http.ResponseWriter, r *http.Request) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": map[string]any{
+		"id": "v1.0", "status": "CURRENT", "version": masakariMaxVersion, "min_version": masakariMinVersion,
+		"updated": "2016-07-01T11:33:21Z",
+		"links": []map[string]string{
+			{"rel": "self", "href": scheme + "://" + r.Host + "/v1/"},
+			{"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
+		},
+		"media-types": []map[string]string{{"base": "application/json", "type": "application/vnd.openstack.masakari+json;version=1"}},
+	}})
 }
 
 // maxMasakariBody is oslo.middleware's default max_request_body_size, the limit

@@ -1,0 +1,53 @@
+#!/usr/bin/python3
+"""Post one notification the way masakari-monitors and python3-masakariclient do.
+
+Usage: notify.py ENDPOINT TOKEN < notification.json
+
+ENDPOINT is the instance-ha endpoint (e.g. http://127.0.0.1:PORT/v1/PROJECT), TOKEN
+the X-Auth-Token to send. stdin holds {"type", "hostname", "generated_time",
+"payload"}. The client is masakariclient's own (masakariclient.plugin.make_client:
+an openstacksdk Connection's instance_ha proxy, microversion 1.2), authenticated
+with keystoneauth1's admin-token plugin (a fixed token and endpoint, no keystone).
+
+Prints one JSON line: {"ok": true, "notification": {...as the client parsed it}}
+or {"ok": false, "status": N, "error": "..."}.
+"""
+import json
+import sys
+
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+from openstack import exceptions
+
+from masakariclient import plugin
+
+
+class _Instance:
+    """What masakariclient's make_client reads of OSC's ClientManager."""
+
+    def __init__(self, sess):
+        self.session = sess
+        self.interface = "public"
+        self.region_name = None
+        self._api_version = {plugin.API_NAME: plugin.DEFAULT_HA_API_VERSION}
+
+
+def main():
+    endpoint, token = sys.argv[1], sys.argv[2]
+    n = json.load(sys.stdin)
+    sess = ks_session.Session(auth=token_endpoint.Token(endpoint, token))
+    client = plugin.make_client(_Instance(sess))
+    try:
+        got = client.create_notification(
+            type=n["type"], hostname=n["hostname"],
+            generated_time=n["generated_time"], payload=n["payload"])
+    except exceptions.HttpException as e:
+        print(json.dumps({"ok": False, "status": e.status_code, "error": str(e.details)}))
+        return
+    keys = ["notification_uuid", "status", "type", "generated_time", "payload",
+            "source_host_uuid", "created_at", "id"]
+    print(json.dumps({"ok": True, "notification": {k: getattr(got, k) for k in keys}}))
+
+
+if __name__ == "__main__":
+    main()
