@@ -269,6 +269,11 @@ func invalid(field, format string, args ...any) *fieldError {
 // (schemas/notifications.py create), then the payload of its type
 // (schemas/payload.py).
 func parseNotification(body []byte) (notification, *fieldError) {
+	// Masakari decodes the body as strict UTF-8; Go's decoder would quietly
+	// replace bad bytes instead.
+	if !utf8.Valid(body) {
+		return notification{}, invalid("body", "Malformed request body: it is not UTF-8.")
+	}
 	var top any
 	if err := json.Unmarshal(body, &top); err != nil {
 		return notification{}, invalid("body", "Malformed request body: %v.", err)
