@@ -1,15 +1,15 @@
 #!/usr/bin/python3
-"""Post one notification the way masakari-monitors and python3-masakariclient do.
+"""Post notifications the way masakari-monitors and python3-masakariclient do.
 
-Usage: notify.py ENDPOINT TOKEN < notification.json
+Usage: notify.py ENDPOINT < notifications
 
-ENDPOINT is the instance-ha endpoint (e.g. http://127.0.0.1:PORT/v1/PROJECT), TOKEN
-the X-Auth-Token to send. stdin holds {"type", "hostname", "generated_time",
-"payload"}. The client is masakariclient's own (masakariclient.plugin.make_client:
+ENDPOINT is the instance-ha endpoint (e.g. http://127.0.0.1:PORT/v1/PROJECT).
+Each line of stdin is {"token": X-Auth-Token to send, "notification": {"type",
+"hostname", "generated_time", "payload"}}; they are posted in order. The client is masakariclient's own (masakariclient.plugin.make_client:
 an openstacksdk Connection's instance_ha proxy, microversion 1.2), authenticated
 with keystoneauth1's admin-token plugin (a fixed token and endpoint, no keystone).
 
-Prints one JSON line: {"ok": true, "notification": {...as the client parsed it}}
+Prints one JSON line per notification: {"ok": true, "notification": {...as the client parsed it}}
 or {"ok": false, "status": N, "error": "..."}.
 """
 import json
@@ -32,9 +32,7 @@ class _Instance:
         self._api_version = {plugin.API_NAME: plugin.DEFAULT_HA_API_VERSION}
 
 
-def main():
-    endpoint, token = sys.argv[1], sys.argv[2]
-    n = json.load(sys.stdin)
+def post(endpoint, token, n):
     sess = ks_session.Session(auth=token_endpoint.Token(endpoint, token))
     client = plugin.make_client(_Instance(sess))
     try:
@@ -42,11 +40,17 @@ def main():
             type=n["type"], hostname=n["hostname"],
             generated_time=n["generated_time"], payload=n["payload"])
     except exceptions.HttpException as e:
-        print(json.dumps({"ok": False, "status": e.status_code, "error": str(e.details)}))
-        return
+        return {"ok": False, "status": e.status_code, "error": str(e.details)}
     keys = ["notification_uuid", "status", "type", "generated_time", "payload",
             "source_host_uuid", "created_at", "id"]
-    print(json.dumps({"ok": True, "notification": {k: getattr(got, k) for k in keys}}))
+    return {"ok": True, "notification": {k: getattr(got, k) for k in keys}}
+
+
+def main():
+    endpoint = sys.argv[1]
+    for line in sys.stdin:
+        req = json.loads(line)
+        print(json.dumps(post(endpoint, req["token"], req["notification"])), flush=True)
 
 
 if __name__ == "__main__":
