@@ -543,7 +543,7 @@ func TestIntegrationMasakariClient(t *testing.T) {
 	if os.Getenv("VIGIL_MASAKARICLIENT") != "1" {
 		t.Skip("set VIGIL_MASAKARICLIENT=1 to post with Debian's python3-masakariclient (apt-get install python3-masakariclient)")
 	}
-	py := masakariPython(t, "masakariclient.plugin, openstack, keystoneauth1.token_endpoint")
+	py := masakariPython(t, "masakariclient.plugin, openstack, keystoneauth1.loading")
 	const token = "vigil-test-token"
 	g := newMasakariRig(t, token)
 	type answer struct {

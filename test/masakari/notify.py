@@ -7,7 +7,9 @@ ENDPOINT is the instance-ha endpoint (e.g. http://127.0.0.1:PORT/v1/PROJECT).
 Each line of stdin is {"token": X-Auth-Token to send, "notification": {"type",
 "hostname", "generated_time", "payload"}}; they are posted in order. The client is masakariclient's own (masakariclient.plugin.make_client:
 an openstacksdk Connection's instance_ha proxy, microversion 1.2), authenticated
-with keystoneauth1's admin-token plugin (a fixed token and endpoint, no keystone).
+with keystoneauth1's admin_token plugin (a fixed token and endpoint, no keystone),
+loaded by name as masakari-monitors load theirs from the [api] section of their
+config (auth_type = admin_token, endpoint = ..., token = ...).
 
 Prints one JSON line per notification: {"ok": true, "notification": {...as the client parsed it}}
 or {"ok": false, "status": N, "error": "..."}.
@@ -15,8 +17,8 @@ or {"ok": false, "status": N, "error": "..."}.
 import json
 import sys
 
+from keystoneauth1 import loading as ks_loading
 from keystoneauth1 import session as ks_session
-from keystoneauth1 import token_endpoint
 from openstack import exceptions
 
 from masakariclient import plugin
@@ -33,7 +35,9 @@ class _Instance:
 
 
 def post(endpoint, token, n):
-    sess = ks_session.Session(auth=token_endpoint.Token(endpoint, token))
+    auth = ks_loading.get_plugin_loader("admin_token").load_from_options(
+        endpoint=endpoint, token=token)
+    sess = ks_session.Session(auth=auth)
     client = plugin.make_client(_Instance(sess))
     try:
         got = client.create_notification(
