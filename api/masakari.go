@@ -98,7 +98,7 @@ func (m *Masakari) version(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"version": map[string]any{
+	write(w, http.StatusOK, map[string]any{"version": map[string]any{
 		"id": "v1.0", "status": "CURRENT", "version": masakariMaxVersion, "min_version": masakariMinVersion,
 		"updated": "2016-07-01T11:33:21Z",
 		"links": []map[string]string{
@@ -121,8 +121,10 @@ func (m *Masakari) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// an unauthenticated request gets 401 whatever its method.
 	if !m.authorized(r) {
 		m.cfg.Log.Warn("masakari notification refused: no valid X-Auth-Token", "remote", r.RemoteAddr)
-		w.Header().Set("WWW-Authenticate", `Keystone uri="none"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{
+		// keystonemiddleware's 401 body; the challenge names the header to send,
+		// not a keystone (Vigil has none).
+		w.Header().Set("WWW-Authenticate", `X-Auth-Token realm="vigil masakari notifications"`)
+		write(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{
 			"code": http.StatusUnauthorized, "title": "Unauthorized",
 			"message": "The request you have made requires authentication."}})
 		return
@@ -151,7 +153,7 @@ func (m *Masakari) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newUUID()
 	m.cfg.Observe(model.Observation{At: now, Source: masakariSource, Monitors: []model.MonitorReport{n.report(id, now)}})
 	m.cfg.Log.Info("masakari notification", "id", id, "type", n.Type, "host", n.Hostname, "event", n.Payload["event"], "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusAccepted, map[string]any{"notification": n.view(id, m.seq.Add(1), now)})
+	write(w, http.StatusAccepted, map[string]any{"notification": n.view(id, m.seq.Add(1), now)})
 }
 
 // authorized says whether r carries one of the configured tokens (any request
@@ -169,8 +171,9 @@ func (m *Masakari) authorized(r *http.Request) bool {
 }
 
 // Duplicates: Masakari refuses (409) a notification of the same type, host and
-// payload whose generated_time is within 180 s of an earlier one, whatever became
-// of the earlier one. Vigil does not: it accepts (202) and observes every
+// payload as one it already has whose generated_time is less than 180 s later
+// than the new one's (so also any earlier-received one generated after it),
+// whatever became of that one. Vigil does not: it accepts (202) and observes every
 // notification. An observation seen twice changes nothing (detection is
 // level-triggered), while a 409 would hide a second real failure of the same kind
 // within 3 minutes (a host that came back and died again). hostmonitor takes a
@@ -462,8 +465,8 @@ func show(v any) string {
 			s = string(b)
 		}
 	}
-	if len(s) > 80 {
-		s = s[:77] + "..."
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:77]) + "..."
 	}
 	return s
 }
@@ -607,11 +610,5 @@ func writeFault(w http.ResponseWriter, code int, field, msg string) {
 	if field != "" {
 		f["field"] = field
 	}
-	writeJSON(w, code, map[string]any{name: f})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	write(w, code, map[string]any{name: f})
 }
