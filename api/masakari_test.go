@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -369,11 +371,7 @@ func lastLine(s string) string {
 // validator, no Masakari running): every body of the tables above gets the same
 // verdict from both.
 func TestMasakariValidationMatchesMasakarisSchema(t *testing.T) {
-	py := masakariPython(t, "masakari.api.validation.validators, masakari.api.openstack.ha.schemas.notifications")
-	type verdict struct {
-		Status int    `json:"status"`
-		Detail string `json:"detail"`
-	}
+	py := masakariPython(t, masakariValidatorModules)
 	var names, bodies []string
 	var want []int
 	for _, c := range valid {
@@ -385,27 +383,9 @@ func TestMasakariValidationMatchesMasakarisSchema(t *testing.T) {
 	for _, c := range malformed {
 		names, bodies, want = append(names, c.name), append(bodies, c.body), append(want, http.StatusBadRequest)
 	}
-	var in bytes.Buffer
-	for _, b := range bodies {
-		in.WriteString(base64.StdEncoding.EncodeToString([]byte(b)) + "\n")
-	}
-	cmd := exec.Command(py, filepath.Join("..", "test", "masakari", "validate.py"))
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
-	cmd.Stdin = &in
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("validate.py: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(bodies) {
-		t.Fatalf("validate.py judged %d bodies, want %d: %s", len(lines), len(bodies), out)
-	}
+	verdicts := masakariVerdicts(t, py, bodies)
 	g := newMasakariRig(t)
-	for i, line := range lines {
-		var m verdict
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("validate.py: %v: %s", err, line)
-		}
+	for i, m := range verdicts {
 		code, body, _ := g.post("/v1/notifications", bodies[i])
 		if m.Status != want[i] {
 			t.Errorf("%s: Masakari says %d (%s), the table says %d: fix the table", names[i], m.Status, m.Detail, want[i])
@@ -417,6 +397,199 @@ func TestMasakariValidationMatchesMasakarisSchema(t *testing.T) {
 	if !t.Failed() {
 		t.Logf("%d bodies, same verdict from Vigil and Masakari 14's schema", len(bodies))
 	}
+}
+
+const masakariValidatorModules = "masakari.api.validation.validators, masakari.api.openstack.ha.schemas.notifications"
+
+type masakariVerdict struct {
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// masakariVerdicts judges bodies with Masakari's own validation (validate.py).
+func masakariVerdicts(t *testing.T, py string, bodies []string) []masakariVerdict {
+	t.Helper()
+	var in bytes.Buffer
+	for _, b := range bodies {
+		in.WriteString(base64.StdEncoding.EncodeToString([]byte(b)) + "\n")
+	}
+	cmd := exec.Command(py, filepath.Join("..", "test", "masakari", "validate.py"))
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	cmd.Stdin = &in
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("validate.py: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(bodies) {
+		t.Fatalf("validate.py judged %d bodies, want %d: %s", len(lines), len(bodies), out)
+	}
+	vs := make([]masakariVerdict, len(lines))
+	for i, line := range lines {
+		if err := json.Unmarshal([]byte(line), &vs[i]); err != nil {
+			t.Fatalf("validate.py: %v: %s", err, line)
+		}
+	}
+	return vs
+}
+
+// Generated bodies, mostly near-misses of valid ones (each field drawn from
+// valid values and the ways monitors, people and bugs get them wrong), get the
+// same verdict from Vigil and from Masakari's own validation.
+// VIGIL_MASAKARI_BODIES=N judges N of them (default 600), VIGIL_MASAKARI_SEED
+// picks another set.
+func TestMasakariValidationMatchesMasakarisSchemaOnGeneratedBodies(t *testing.T) {
+	py := masakariPython(t, masakariValidatorModules)
+	n, seed := 600, uint64(14)
+	if v, err := strconv.Atoi(os.Getenv("VIGIL_MASAKARI_BODIES")); err == nil {
+		n = v
+	}
+	if v, err := strconv.ParseUint(os.Getenv("VIGIL_MASAKARI_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	g0 := gen{rand.New(rand.NewPCG(seed, seed))}
+	bodies := make([]string, n)
+	for i := range bodies {
+		b, _ := json.Marshal(g0.body())
+		bodies[i] = string(b)
+	}
+	verdicts := masakariVerdicts(t, py, bodies)
+	g := newMasakariRig(t)
+	accepted, mismatches := 0, 0
+	for i, m := range verdicts {
+		code, body, _ := g.post("/v1/notifications", bodies[i])
+		if code != m.Status {
+			mismatches++
+			if mismatches <= 10 {
+				t.Errorf("Vigil says %d %v, Masakari %d (%s) to\n%s", code, body, m.Status, m.Detail, bodies[i])
+			}
+		}
+		if m.Status == http.StatusAccepted {
+			accepted++
+		}
+	}
+	t.Logf("seed %d: %d bodies (%d valid to Masakari), %d verdicts differ", seed, n, accepted, mismatches)
+}
+
+// gen draws near-misses: each field is valid most of the time.
+type gen struct{ r *rand.Rand }
+
+func (g gen) maybe(p float64) bool { return g.r.Float64() < p }
+
+// either picks one of good (most often) or one of bad.
+func (g gen) either(good, bad []any) any {
+	if len(bad) == 0 || g.maybe(0.88) {
+		return good[g.r.IntN(len(good))]
+	}
+	return bad[g.r.IntN(len(bad))]
+}
+
+func (g gen) one(vs ...string) string { return vs[g.r.IntN(len(vs))] }
+
+// body draws a notification body.
+func (g gen) body() any {
+	typ := g.either([]any{"COMPUTE_HOST", "VM", "PROCESS"}, []any{"vm", "HOST", "", 1, nil})
+	n := map[string]any{}
+	if g.maybe(0.97) {
+		n["type"] = typ
+	}
+	if g.maybe(0.97) {
+		n["hostname"] = g.either([]any{"compute-1", "compute_1.rack-2", "h", strings.Repeat("h", 255)},
+			[]any{"", "a b", "x/y", strings.Repeat("h", 256), "höst", 7, nil})
+	}
+	if g.maybe(0.97) {
+		n["generated_time"] = g.time()
+	}
+	if g.maybe(0.97) {
+		keys := map[any][]string{"COMPUTE_HOST": {"event", "host_status", "cluster_status"}, "VM": {"event", "instance_uuid", "vir_domain_event"},
+			"PROCESS": {"event", "process_name"}}[typ]
+		p := map[string]any{}
+		for _, k := range keys {
+			if g.maybe(0.95) {
+				p[k] = g.value(typ, k)
+			}
+		}
+		if g.maybe(0.06) {
+			k := g.one("event", "host_status", "cluster_status", "instance_uuid", "vir_domain_event", "process_name", "foo", "a/b", "with space", strings.Repeat("k", 256))
+			p[k] = g.value(typ, k)
+		}
+		n["payload"] = p
+		if g.maybe(0.02) {
+			n["payload"] = []any{"STOPPED", []any{}, nil}[g.r.IntN(3)]
+		}
+	}
+	if g.maybe(0.02) {
+		n["status"] = "new"
+	}
+	top := map[string]any{"notification": n}
+	if g.maybe(0.02) {
+		top["extra"] = 1
+	}
+	if g.maybe(0.01) {
+		return n
+	}
+	return top
+}
+
+func (g gen) value(typ any, key string) any {
+	switch key {
+	case "event":
+		if typ == "VM" {
+			return g.either([]any{"LIFECYCLE", "QEMU_GUEST_AGENT_ERROR", "IO_ERROR", "STOPPED", "x"}, []any{"", 1, nil, strings.Repeat("e", 256)})
+		}
+		return g.either([]any{"STARTED", "STOPPED"}, []any{"stopped", "LIFECYCLE", "", 1, nil})
+	case "host_status":
+		return g.either([]any{"NORMAL", "UNKNOWN"}, []any{"OFFLINE", "normal", nil})
+	case "cluster_status":
+		return g.either([]any{"ONLINE", "OFFLINE"}, []any{"DOWN", true})
+	case "instance_uuid":
+		return g.either([]any{"96ab1c42-668c-4f2d-8689-afa3301d4ee9", "96AB1C42-668C-4F2D-8689-AFA3301D4EE9", "96ab1c42668c4f2d8689afa3301d4ee9",
+			"{96ab1c42-668c-4f2d-8689-afa3301d4ee9}", "urn:uuid:96ab1c42-668c-4f2d-8689-afa3301d4ee9", "96ab-1c42668c-4f2d-8689-afa3301d4ee9"},
+			[]any{"96ab1c42-668c-4f2d-8689-afa3301d4ee", "96ab1c42-668c-4f2d-8689-afa3301d4eeg", "vm-1", "", " 96ab1c42-668c-4f2d-8689-afa3301d4ee9", 3})
+	case "vir_domain_event":
+		return g.either([]any{"STOPPED_FAILED", "STOPPED_DESTROYED", "IO_ERROR_REPORT", strings.Repeat("e", 255)}, []any{"", strings.Repeat("e", 256), 0})
+	case "process_name":
+		return g.either([]any{"/usr/bin/nova-compute", "nova-compute", strings.Repeat("p", 255)}, []any{"", strings.Repeat("p", 256), strings.Repeat("p", 5000)})
+	}
+	return g.either([]any{"x"}, []any{"", 1})
+}
+
+// time draws a generated_time: ISO 8601 pieces, each sometimes wrong.
+func (g gen) time() any {
+	if g.maybe(0.03) {
+		return []any{1764000000, nil, "", "yesterday"}[g.r.IntN(4)]
+	}
+	num := func(good, max int) string {
+		if g.maybe(0.9) {
+			return fmt.Sprintf("%02d", 1+g.r.IntN(good))
+		}
+		return fmt.Sprintf("%02d", g.r.IntN(max))
+	}
+	s := g.either([]any{"2026", "2024", "2025"}, []any{"0000", "999", "20266"}).(string)
+	if g.maybe(0.05) {
+		return s
+	}
+	dash := g.either([]any{"-", "-", ""}, nil).(string)
+	s += dash + g.either([]any{num(12, 14), "1", "11"}, nil).(string)
+	if g.maybe(0.05) {
+		return s
+	}
+	s += g.either([]any{dash}, []any{"-", ""}).(string) + num(28, 33)
+	if g.maybe(0.05) {
+		return s
+	}
+	colon := g.either([]any{":", ":", ""}, nil).(string)
+	s += g.either([]any{"T", " "}, []any{"t", ""}).(string) + num(23, 26)
+	if g.maybe(0.9) {
+		s += g.either([]any{colon}, []any{":", ""}).(string) + num(59, 61)
+		if g.maybe(0.9) {
+			s += g.either([]any{colon}, []any{":", ""}).(string) + g.either([]any{num(59, 61), "5"}, nil).(string)
+			s += g.either([]any{"", "", ".123456", ".1", ",5", ".123456789"}, []any{"."}).(string)
+		}
+	}
+	return s + g.either([]any{"", "", "Z", "+09:00", "-0500", "+05", "+23:59", "-00:30"}, []any{"z", "+2400", "+1", " +01:00", "+24", "+0099"}).(string)
 }
 
 func TestMasakariOversizeBodyGets413(t *testing.T) {
