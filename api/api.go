@@ -43,8 +43,9 @@ type Error struct {
 	Field string `json:"field,omitempty"`
 }
 
-// Handler returns the API's routes.
-func Handler(eng Engine, rec Records, log *slog.Logger) http.Handler {
+// Handler returns the API's routes; masakari, when given, also serves Masakari's
+// notifications (see NewMasakari).
+func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) http.Handler {
 	h := &handler{eng: eng, rec: rec, log: log}
 	r := chi.NewRouter()
 	r.Get("/healthz", h.healthz)
@@ -61,6 +62,9 @@ func Handler(eng Engine, rec Records, log *slog.Logger) http.Handler {
 		r.Get("/incidents", h.listIncidents)
 		r.Get("/incidents/{id}", h.getIncident)
 		r.Get("/events", h.listEvents)
+		for _, m := range masakari {
+			m.Routes(r)
+		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusNotFound, Error{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
