@@ -104,3 +104,61 @@ func parseAgents(n *yaml.Node) (Agents, error) {
 	})
 	return a, err
 }
+
+// parseMasakari reads the masakari section: the tokens masakari-monitors present
+// (X-Auth-Token) to POST /v1/notifications. The endpoint exists only when the section
+// lists at least one: a monitor's report can make Vigil recover a server, so an
+// open endpoint would let anyone on the network ask for a reboot.
+//
+//	masakari:
+//	  tokens:
+//	    - token_env: VIGIL_MASAKARI_TOKEN      # or token_file: /etc/vigil/masakari.token
+func parseMasakari(n *yaml.Node) ([]string, error) {
+	if n == nil || n.Kind == 0 {
+		return nil, nil
+	}
+	var tokens []string
+	err := fields(n, "masakari", func(key string, v *yaml.Node, path string) error {
+		if key != "tokens" {
+			return unknown(path)
+		}
+		if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+			return fmt.Errorf("%s: must list at least one token (token_env or token_file)", path)
+		}
+		for i, t := range v.Content {
+			tp := fmt.Sprintf("%s[%d]", path, i)
+			var token, env, file string
+			var sources []string
+			err := fields(t, tp, func(key string, v *yaml.Node, p string) error {
+				switch key {
+				case "token":
+					sources = append(sources, key)
+					return scalar(v, p, &token)
+				case "token_env":
+					sources = append(sources, key)
+					return scalar(v, p, &env)
+				case "token_file":
+					sources = append(sources, key)
+					return scalar(v, p, &file)
+				}
+				return unknown(p)
+			})
+			if err != nil {
+				return err
+			}
+			if len(sources) != 1 {
+				return fmt.Errorf("%s: give exactly one of token_env, token_file or token", tp)
+			}
+			tok, err := secret(tp, "token", token, env, file)
+			if err != nil {
+				return err
+			}
+			if len(tok) < 16 {
+				return fmt.Errorf("%s: the token is too short (%d characters): use at least 16 random ones", tp, len(tok))
+			}
+			tokens = append(tokens, tok)
+		}
+		return nil
+	})
+	return tokens, err
+}

@@ -47,7 +47,10 @@ type App struct {
 	Agents *agentsrc.Receiver
 	opts   Options
 	ln     net.Listener
-	srv    *http.Server
+	// monitors carries the observations of masakari-monitors' notifications from
+	// the API to the engine (nil: no endpoint).
+	monitors chan model.Observation
+	srv      *http.Server
 }
 
 // Start takes the store's lease, binds the API's address, then claims the
@@ -108,7 +111,13 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
-	var h http.Handler = api.Handler(eng, db, o.Log)
+	var monitors []*api.Masakari
+	if len(o.Config.MasakariTokens) > 0 {
+		a.monitors = make(chan model.Observation, 1024)
+		monitors = append(monitors, api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
+			Observe: func(obs model.Observation) { a.monitors <- obs }}))
+	}
+	var h http.Handler = api.Handler(eng, db, o.Log, monitors...)
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }
@@ -144,9 +153,34 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.Engine.Tick(ctx); err != nil {
 		a.opts.Log.Warn("reconcile", "err", err)
 	}
+	pushed := a.opts.Pushed
+	if a.monitors != nil {
+		// One channel into the engine: the notifications' and the monitors'.
+		merged := make(chan model.Observation)
+		for _, in := range []<-chan model.Observation{a.opts.Pushed, a.monitors} {
+			if in == nil {
+				continue
+			}
+			go func() {
+				for {
+					select {
+					case obs := <-in:
+						select {
+						case merged <- obs:
+						case <-ctx.Done():
+							return
+						}
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+		}
+		pushed = merged
+	}
 	engDone := make(chan error, 1)
 	go func() {
-		engDone <- a.Engine.Run(ctx, a.opts.Interval, a.opts.Pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })
+		engDone <- a.Engine.Run(ctx, a.opts.Interval, pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })
 	}()
 	var err error
 	engineStopped := false

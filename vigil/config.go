@@ -2,6 +2,8 @@ package vigil
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"fmt"
 	"maps"
 	"os"
@@ -27,6 +29,9 @@ type Config struct {
 	ServiceDownTime time.Duration
 	// Agents are the host agents that may report, with their tokens.
 	Agents Agents
+	// MasakariTokens are the tokens masakari-monitors present to the
+	// Masakari-compatible notifications endpoint; none: no endpoint.
+	MasakariTokens []string
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -65,8 +70,9 @@ type file struct {
 	Cloud    fileCloud    `yaml:"cloud"`
 	Limits   fileLimits   `yaml:"limits"`
 	Policies []filePolicy `yaml:"policies"`
-	Fencing  yaml.Node    `yaml:"fencing"` // walked by parseFencing
-	Agents   yaml.Node    `yaml:"agents"`  // walked by parseAgents
+	Fencing  yaml.Node    `yaml:"fencing"`  // walked by parseFencing
+	Agents   yaml.Node    `yaml:"agents"`   // walked by parseAgents
+	Masakari yaml.Node    `yaml:"masakari"` // walked by parseMasakari
 }
 
 // LoadConfig reads a policy file. Fields left out take the defaults of the built-in
@@ -91,7 +97,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(&f)
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) { // an empty file is the defaults
 		return Config{}, err
 	}
 	cfg := DefaultConfig()
@@ -164,6 +170,9 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	if cfg.Agents, err = parseAgents(&f.Agents); err != nil {
+		return Config{}, err
+	}
+	if cfg.MasakariTokens, err = parseMasakari(&f.Masakari); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil

@@ -23,3 +23,11 @@ func TestParseConfigServiceDownTime(t *testing.T) {
 		}
 	}
 }
+
+// An empty policy file is the defaults, not an error (yaml's EOF).
+func TestEmptyPolicyFileIsTheDefaults(t *testing.T) {
+	cfg, err := ParseConfig(nil)
+	if err != nil || cfg.Policies["default"].Name != "default" {
+		t.Fatalf("empty file: %+v, %v", cfg, err)
+	}
+}
