@@ -3,8 +3,8 @@ package vigil
 import (
 	"bytes"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"time"

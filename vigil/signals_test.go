@@ -95,7 +95,7 @@ func TestMasakariNotificationBecomesAnObservation(t *testing.T) {
 	waitUntil(t, "host-a listed", func() bool { return hostVerdict(app, "host-a").Host == string(model.HostUp) })
 	n := map[string]any{"notification": map[string]any{"type": "COMPUTE_HOST", "hostname": "host-a",
 		"generated_time": time.Now().UTC().Format("2006-01-02T15:04:05.000000"),
-		"payload": map[string]any{"event": "STOPPED", "host_status": "NORMAL", "cluster_status": "OFFLINE"}}}
+		"payload":        map[string]any{"event": "STOPPED", "host_status": "NORMAL", "cluster_status": "OFFLINE"}}}
 	url := "http://" + app.Addr() + "/v1/notifications"
 	if code, body := post(t, url, nil, n); code != http.StatusUnauthorized {
 		t.Fatalf("without a token: %d %s, want 401", code, body)
@@ -177,4 +177,3 @@ func recentEvents(t *testing.T, app *App) []model.Event {
 	}
 	return evs
 }
-
