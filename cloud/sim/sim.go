@@ -57,6 +57,10 @@ type host struct {
 	power         model.Power // the truth
 	computeAlive  bool        // the nova-compute process
 	isolated      bool        // alive, but its reports do not reach the controller
+	// How it is cut off, for its agent's paths (agents.go): cut, every network
+	// (IsolateHost: peers too); ctrlCut, only the controller's side (CutFromController:
+	// its segment's peers still hear it).
+	cut, ctrlCut bool
 	forcedDown    bool
 	disabled      bool
 	lastSeen      time.Time // the service's updated_at: last heartbeat or service update
@@ -83,6 +87,7 @@ type server struct {
 	// (reset-state) goes on where its compute runs, beside the next one.
 	work    []*work
 	deleted bool
+	guest   guest // what only the host (its agent) sees of the guest
 }
 
 // work is an accepted action's remaining phases. Each phase is carried out by one
@@ -133,6 +138,10 @@ type Cloud struct {
 	down       bool               // API unreachable
 	hbStopped  bool               // no heartbeat reaches the database (conductor, RabbitMQ down)
 	feed       []Notification
+	// Host agents (agents.go): nil until EnableAgents.
+	agents *agents
+	// syncs: servers whose guest died behind Nova's back, awaiting its power sync.
+	syncs map[string]bool
 }
 
 // New returns an empty cloud whose time is read from now.
@@ -228,6 +237,7 @@ func (c *Cloud) advanceLocked() {
 	for _, h := range c.hosts {
 		c.stampLocked(h)
 	}
+	c.powerSyncLocked()
 	if len(c.pending) == 0 {
 		return
 	}
@@ -377,6 +387,7 @@ func runsOn(h string) func(*server) {
 		if !slices.Contains(s.copies, h) {
 			s.copies = append(s.copies, h)
 		}
+		s.guest.dom = domFault{} // a running copy: whatever domain had died is gone
 	}
 }
 
@@ -410,7 +421,11 @@ func (c *Cloud) Reboot(ctx context.Context, id string, hard bool) error {
 		status, task = model.StatusHardReboot, "rebooting_hard"
 	}
 	s.intent = model.IntentOn
-	c.startLocked(s, cloud.ActionReboot, status, task, phase{wait: c.cfg.ActionLatency, by: s.host, do: runsOn(s.host), inPlace: true})
+	cure := cureSoftReboot
+	if hard {
+		cure = cureHardReboot
+	}
+	c.startLocked(s, cloud.ActionReboot, status, task, phase{wait: c.cfg.ActionLatency, by: s.host, do: cured(runsOn(s.host), cure), inPlace: true})
 	return c.answer(op)
 }
 
@@ -432,7 +447,7 @@ func (c *Cloud) Rebuild(ctx context.Context, id string) error {
 	half := c.cfg.ActionLatency / 2
 	c.startLocked(s, cloud.ActionRebuild, model.StatusRebuild, "rebuilding",
 		phase{wait: half, by: s.host, do: taskIs("rebuild_spawning"), inPlace: true},
-		phase{wait: c.cfg.ActionLatency - half, by: s.host, do: runsOn(s.host), inPlace: true})
+		phase{wait: c.cfg.ActionLatency - half, by: s.host, do: cured(runsOn(s.host), cureNew), inPlace: true})
 	return c.answer("rebuild")
 }
 
@@ -481,7 +496,7 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 	s.intent = model.IntentOn
 	place := func(s *server) { s.host, s.task = target, "rebuild_spawning" }
 	done := func(s *server) {
-		runsOn(target)(s)
+		cured(runsOn(target), cureNew)(s)
 		c.migrations[mig].status = "done"
 	}
 	if c.cfg.ConductorDelay == 0 {
@@ -638,6 +653,9 @@ func (c *Cloud) powerOffLocked(h *host) {
 	h.computeAlive = false
 	for _, s := range c.servers {
 		s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == h.name })
+		if s.guest.dom.host == h.name {
+			s.guest.dom = domFault{} // the dead domain went with the power
+		}
 		s.work = slices.DeleteFunc(s.work, func(w *work) bool {
 			return len(w.phases) > 0 && w.phases[0].by == h.name && slices.Contains(w.ran, h.name)
 		})
