@@ -72,7 +72,7 @@ func (w *world) beginNew(f fault) {
 		w.repair(f.target)
 	case "kill-host":
 		w.logf("host %s loses power", f.target)
-		_ = c.KillHost(f.target)
+		w.loseHost(f.target)
 		w.insert(fault{at: w.now.Add(time.Duration(5+w.rng.IntN(15)) * time.Minute), kind: "power-on-host", target: f.target})
 	case "force-up":
 		_ = c.SetForcedDown(f.target, false)
@@ -183,6 +183,8 @@ func (w *world) beginNew(f fault) {
 			return
 		}
 		w.logf("second vigil started on the same journal, then exited (port in use)")
+	default:
+		w.beginAgent(f)
 	}
 }
 
@@ -213,6 +215,8 @@ func (w *world) endNew(f fault) {
 		c.BreakServer(f.target, false)
 	case "api-down-for":
 		c.SetAPIDown(false)
+	default:
+		w.endAgent(f)
 	}
 }
 
