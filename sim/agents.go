@@ -43,7 +43,9 @@ func wireAgents(cfg *engine.Config, q *agentQueue) bool {
 	return true
 }
 
-type signaller interface{ Signal(ctx context.Context) error }
+type signaller interface {
+	Signal(ctx context.Context) error
+}
 
 // reconcile is one reconcile of the engine: a poll (Tick), or in a quiet span with
 // agents a reconcile on the signals alone (Signal), when the engine has it.

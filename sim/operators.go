@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
@@ -172,20 +173,27 @@ func (w *world) beginNew(f fault) {
 		// (its port is taken) and exits.
 		db, err := sqlite.Open(context.Background(), w.dbPath)
 		if err != nil {
-			w.logf("second vigil refused: %v", err)
+			w.logf("second vigil refused: %s", w.sameEverywhere(err))
 			return
 		}
 		defer db.Close()
 		cfg := w.ecfg
 		cfg.Store = db
 		if _, err := engine.New(context.Background(), cfg); err != nil {
-			w.logf("second vigil refused: %v", err)
+			w.logf("second vigil refused: %s", w.sameEverywhere(err))
 			return
 		}
 		w.logf("second vigil started on the same journal, then exited (port in use)")
 	default:
 		w.beginAgent(f)
 	}
+}
+
+// sameEverywhere is an error's text without the run's temporary path, PID and
+// wall-clock time: the same seed gives the same log.
+func (w *world) sameEverywhere(err error) string {
+	msg, _, _ := strings.Cut(strings.ReplaceAll(err.Error(), w.dbPath, "vigil.db"), ": PID ")
+	return msg
 }
 
 func (w *world) endNew(f fault) {

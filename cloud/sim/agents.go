@@ -114,7 +114,7 @@ func (c *Cloud) EnableAgents(cfg AgentConfig) {
 		cfg.Threshold = 3
 	}
 	c.agents = &agents{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0xa9e7)), byHost: map[string]*agent{}}
-	for _, name := range slices.Sorted(maps.Keys(c.hosts)) {
+	for _, name := range c.hostNames {
 		c.agents.byHost[name] = &agent{pathCut: map[string]bool{}}
 	}
 }
@@ -310,7 +310,7 @@ func (c *Cloud) HeardOn(name string) []string {
 			out = append(out, p)
 		}
 	}
-	for _, q := range slices.Sorted(maps.Keys(c.hosts)) {
+	for _, q := range c.hostNames {
 		if c.hearsLocked(q, name) && slices.ContainsFunc(agentPaths, func(p string) bool { return c.pathUpLocked(q, p) }) {
 			out = append(out, "peer "+q)
 		}
@@ -331,7 +331,7 @@ func (c *Cloud) Beats() []model.AgentBeat {
 	}
 	now := c.now()
 	ag := c.agents
-	for _, name := range slices.Sorted(maps.Keys(ag.byHost)) {
+	for _, name := range c.hostNames {
 		a := ag.byHost[name]
 		up := c.agentUpLocked(name)
 		switch {
@@ -384,7 +384,7 @@ func (c *Cloud) NextBeat() time.Time {
 func (c *Cloud) beatLocked(name string, a *agent, t time.Time, changed bool) {
 	ag := c.agents
 	a.beats++
-	for _, q := range slices.Sorted(maps.Keys(c.hosts)) {
+	for _, q := range c.hostNames {
 		if c.hearsLocked(name, q) {
 			a.lastHeard[q] = t
 		}
@@ -434,9 +434,9 @@ func (c *Cloud) beatLocked(name string, a *agent, t time.Time, changed bool) {
 func (c *Cloud) domainsLocked(name string, a *agent, t time.Time) []model.Domain {
 	cfg := c.agents.cfg
 	var out []model.Domain
-	for _, id := range slices.Sorted(maps.Keys(c.servers)) {
+	for _, id := range c.ids {
 		s := c.servers[id]
-		if s.deleted {
+		if s.deleted || s.host != name && s.guest.dom.host != name && !slices.Contains(s.copies, name) {
 			continue
 		}
 		d := model.Domain{UUID: id, Name: s.name}
@@ -497,22 +497,26 @@ func sameDomains(last map[string]model.Domain, doms []model.Domain) bool {
 	}
 	for _, d := range doms {
 		o, ok := last[d.UUID]
-		if !ok || o.State != d.State || o.Reason != d.Reason || probeKey(o) != probeKey(d) {
+		if !ok || o.State != d.State || o.Reason != d.Reason || !sameProbes(o, d) {
 			return false
 		}
 	}
 	return true
 }
 
-func probeKey(d model.Domain) string {
-	k := ""
-	if d.GuestAgent != nil {
-		k = fmt.Sprintf("%v%d", d.GuestAgent.OK, d.GuestAgent.Failures)
+func sameProbes(a, b model.Domain) bool {
+	if (a.GuestAgent == nil) != (b.GuestAgent == nil) || len(a.Apps) != len(b.Apps) {
+		return false
 	}
-	for _, p := range d.Apps {
-		k += fmt.Sprintf("/%v%d", p.OK, p.Failures)
+	if a.GuestAgent != nil && (a.GuestAgent.OK != b.GuestAgent.OK || a.GuestAgent.Failures != b.GuestAgent.Failures) {
+		return false
 	}
-	return k
+	for i := range a.Apps {
+		if a.Apps[i].OK != b.Apps[i].OK || a.Apps[i].Failures != b.Apps[i].Failures {
+			return false
+		}
+	}
+	return true
 }
 
 // domainEvents are libvirt's lifecycle events between two reports.

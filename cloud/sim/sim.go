@@ -61,12 +61,12 @@ type host struct {
 	// (IsolateHost: peers too); ctrlCut, only the controller's side (CutFromController:
 	// its segment's peers still hear it).
 	cut, ctrlCut bool
-	forcedDown    bool
-	disabled      bool
-	lastSeen      time.Time // the service's updated_at: last heartbeat or service update
-	reporting     bool      // heartbeats reached the controller at the last stamp
-	since         time.Time // when it last started reporting (after a gap)
-	silent        time.Time // when it last stopped reporting
+	forcedDown   bool
+	disabled     bool
+	lastSeen     time.Time // the service's updated_at: last heartbeat or service update
+	reporting    bool      // heartbeats reached the controller at the last stamp
+	since        time.Time // when it last started reporting (after a gap)
+	silent       time.Time // when it last stopped reporting
 	// The fence entry of this host reaches the BMC of host bmc ("" : no BMC).
 	bmc  string
 	guid string // the identity of this host's own BMC
@@ -128,6 +128,8 @@ type Cloud struct {
 	rng        *rand.Rand
 	hosts      map[string]*host
 	servers    map[string]*server
+	ids        []string // the servers' IDs, sorted (created in order)
+	hostNames  []string // the hosts' names, sorted
 	pending    map[string]bool
 	migrations []migration
 	seq        int
@@ -165,6 +167,8 @@ func (c *Cloud) AddHost(name, segment string, capacity int) {
 	c.hosts[name] = &host{name: name, segment: segment, capacity: capacity,
 		power: model.PowerOn, computeAlive: true, lastSeen: c.now(), since: c.now(), reporting: true,
 		bmc: name, guid: fmt.Sprintf("%08x-0000-4000-8000-%012x", len(c.hosts)+1, c.rng.Uint64()>>16)}
+	c.hostNames = append(c.hostNames, name)
+	slices.Sort(c.hostNames)
 }
 
 // CreateServer boots a server on host (ACTIVE at once) and returns its ID.
@@ -184,6 +188,7 @@ func (c *Cloud) CreateServer(name, hostName string) (string, error) {
 	c.servers[id] = &server{id: id, name: name, host: hostName, image: "img-" + name,
 		status: model.StatusActive, intent: model.IntentOn, copies: []string{hostName},
 		updated: now, actions: []model.InstanceAction{{Action: cloud.ActionCreate, Start: now}}}
+	c.ids = append(c.ids, id)
 	return id, nil
 }
 
