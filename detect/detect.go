@@ -45,6 +45,15 @@ type Config struct {
 	// service_down_time (60 s unless the cloud sets it). Used where Nova's own
 	// up/down says nothing: a service that is forced down.
 	ServiceDownTime time.Duration
+	// PhiSilent: the suspicion (phi) at which a heartbeat path is silent
+	// (DefaultPhiSilent when 0).
+	PhiSilent float64
+	// PartitionMinHosts, PartitionFraction and PartitionWindow: when at least this
+	// many agent hosts, and this share of them, go silent on every path within the
+	// window while they hear each other, Vigil is cut off (controller-partitioned).
+	PartitionMinHosts int
+	PartitionFraction float64
+	PartitionWindow   time.Duration
 }
 
 // DefaultServiceDownTime is Nova's default service_down_time.
@@ -66,6 +75,10 @@ type View struct {
 	// off while the host reported, or its identity is another host's or changed).
 	// A doubted BMC is never used as proof.
 	FenceDoubt map[string]string
+	// Running names, per server (domain UUID), the hosts whose agent, heard now,
+	// last reported its domain running: a copy runs there (a server must never be
+	// evacuated from a host listed here).
+	Running map[string][]string
 }
 
 // Detector holds the state that verdicts need across observations.
@@ -98,6 +111,26 @@ type Detector struct {
 	// saying off, in its current run of "off" answers.
 	offSince, offSinceVigil map[string]time.Time
 	offBeat                 map[string]time.Time // the first heartbeat after the BMC said off
+	// powerOnSeen: hosts whose BMC said on in this detector's life.
+	powerOnSeen map[string]bool
+
+	// Agent signals (agent.go).
+	paths     map[pathKey]*path
+	hostPaths map[string][]string        // host -> its path names, sorted
+	firstBeat map[string]time.Time       // host -> arrival of its first beat
+	peers     map[string]peerView        // reporter -> what it last said it hears
+	heardBy   map[string]map[string]bool // host -> reporters whose last view names it
+	reports   map[string]reportView      // host -> its agent's last report
+	// agentHeard: whether each agent was heard at the last step.
+	agentHeard   map[string]bool
+	runningDirty bool
+	partitioned  map[string]partition
+	hostMonitor  map[string]model.MonitorReport // host -> its COMPUTE_HOST STOPPED report
+	processDown  map[string]model.MonitorReport // host/process -> its PROCESS STOPPED report
+	vmReports    map[string]model.MonitorReport // server -> its last VM report
+	// changedAt: when (Vigil's clock) each server's record last changed: a host
+	// report or a monitor's report older than that is older than Nova's state.
+	changedAt map[string]time.Time
 }
 
 // New returns a detector with an empty view.
@@ -105,11 +138,27 @@ func New(cfg Config) *Detector {
 	if cfg.ServiceDownTime <= 0 {
 		cfg.ServiceDownTime = DefaultServiceDownTime
 	}
+	if cfg.PhiSilent <= 0 {
+		cfg.PhiSilent = DefaultPhiSilent
+	}
+	if cfg.PartitionMinHosts <= 0 {
+		cfg.PartitionMinHosts = DefaultPartitionMinHosts
+	}
+	if cfg.PartitionFraction <= 0 {
+		cfg.PartitionFraction = DefaultPartitionFraction
+	}
+	if cfg.PartitionWindow <= 0 {
+		cfg.PartitionWindow = DefaultPartitionWindow
+	}
 	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
 		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]time.Time{},
 		moving: map[string]string{}, idleAt: map[string]time.Time{}, historyAt: map[string]time.Time{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{}, offBeat: map[string]time.Time{},
+		powerOnSeen: map[string]bool{}, paths: map[pathKey]*path{}, hostPaths: map[string][]string{}, firstBeat: map[string]time.Time{},
+		peers: map[string]peerView{}, heardBy: map[string]map[string]bool{}, reports: map[string]reportView{}, agentHeard: map[string]bool{},
+		partitioned: map[string]partition{}, hostMonitor: map[string]model.MonitorReport{}, processDown: map[string]model.MonitorReport{},
+		vmReports: map[string]model.MonitorReport{}, changedAt: map[string]time.Time{},
 		view: View{Hosts: map[string]model.Host{}, Servers: map[string]model.Server{},
-			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}}}
+			Verdicts: map[model.Subject]model.Verdict{}, FenceDoubt: map[string]string{}, Running: map[string][]string{}}}
 }
 
 // SetGrace sets each host's grace: how long its compute service must be down before
@@ -159,6 +208,10 @@ func (d *Detector) View() *View { return &d.view }
 // Step folds one observation into the view and returns the verdicts that changed.
 func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 	v := &d.view
+	// Agents and monitors are not the compute API: their signals are taken in even
+	// when the compute API fails, and judged on at the next step that succeeds.
+	d.foldAgents(now, obs.Agents)
+	d.foldMonitors(now, obs.Monitors)
 	if obs.Err != "" {
 		if v.CloudErr == "" {
 			v.CloudErrSince = now
@@ -181,6 +234,9 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 			if ok && h.Power == model.PowerUnknown {
 				h.Power = old.Power
 			}
+			if h.Power == model.PowerOn {
+				d.powerOnSeen[h.Name] = true
+			}
 			d.beat(now, h, old, ok)
 			v.Hosts[h.Name] = h
 			seen[h.Name] = true
@@ -194,6 +250,9 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		}
 	}
 	for name, p := range obs.Power {
+		if p == model.PowerOn {
+			d.powerOnSeen[name] = true
+		}
 		if h, ok := v.Hosts[name]; ok {
 			h.Power = p
 			v.Hosts[name] = h
@@ -236,6 +295,7 @@ func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 		if !had || old != s {
 			v.Servers[s.ID] = s
 			d.dirty[s.ID] = true
+			d.changedAt[s.ID] = now
 			d.trackMove(s)
 		}
 	}
@@ -332,6 +392,8 @@ func (d *Detector) readHistory(id string, acts []model.InstanceAction) {
 func (d *Detector) judge(now time.Time) []model.Verdict {
 	var changed []model.Verdict
 	var hostChanged map[string]bool
+	d.checkPartition(now)
+	d.refreshAgentHeard(now)
 	for _, name := range slices.Sorted(maps.Keys(d.view.Hosts)) {
 		subj := model.Subject{Kind: model.KindHost, ID: name}
 		old, had := d.view.Verdicts[subj]
@@ -353,6 +415,7 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 			}
 		}
 	}
+	changed = append(changed, d.agentVerdicts(now)...)
 	ids := slices.Sorted(maps.Keys(d.dirty))
 	clear(d.dirty)
 	for _, id := range ids {
@@ -362,6 +425,8 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 			delete(d.moving, id)
 			delete(d.idleAt, id)
 			delete(d.historyAt, id)
+			delete(d.changedAt, id)
+			delete(d.vmReports, id)
 			if !d.protected[id] {
 				delete(d.view.Verdicts, model.Subject{Kind: model.KindServer, ID: id})
 				continue
@@ -372,6 +437,7 @@ func (d *Detector) judge(now time.Time) []model.Verdict {
 			}
 			nv = serverVerdict(id, model.ServerFailed, true, RuleServerMissing,
 				fmt.Sprintf("server %s is absent from the full listing at %s", id, d.view.LastSeen.Format(time.RFC3339)))
+			nv.Fault = model.FaultMissing
 		} else {
 			nv = d.serverVerdict(s)
 		}
@@ -404,7 +470,20 @@ func serverVerdict(id string, h model.ServerHealth, failed bool, rule string, ev
 		Failed: failed, Rule: rule, Evidence: evidence}
 }
 
+// serverVerdict judges a server, and says what kind of failure a failed one has
+// (its Fault picks the policy's ladder).
 func (d *Detector) serverVerdict(s model.Server) model.Verdict {
+	v := d.serverVerdictOf(s)
+	if v.Failed && v.Fault == "" {
+		v.Fault = model.FaultCrashed
+	}
+	if copies := d.copiesElsewhere(s); copies != "" {
+		v.Evidence = append(v.Evidence, copies)
+	}
+	return v
+}
+
+func (d *Detector) serverVerdictOf(s model.Server) model.Verdict {
 	ev := fmt.Sprintf("status %s on host %s", s.Status, s.Host)
 	if s.TaskState != "" {
 		ev += ", task " + s.TaskState
@@ -424,6 +503,11 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 		if s.TaskState != "" {
 			return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
 		}
+		if s.Intent != model.IntentOff {
+			if v, ok := d.signalVerdict(s); ok {
+				return v
+			}
+		}
 		return serverVerdict(s.ID, model.ServerHealthy, false, RuleServerActive, ev)
 	}
 	if d.historyUnread(s) {
@@ -437,8 +521,16 @@ func (d *Detector) serverVerdict(s model.Server) model.Verdict {
 		if s.Intent == model.IntentOff {
 			return serverVerdict(s.ID, model.ServerHealthy, false, RuleStoppedByOwner, ev, "its owner stopped it")
 		}
-		return serverVerdict(s.ID, model.ServerFailed, true, RuleServerStopped, ev,
+		v := serverVerdict(s.ID, model.ServerFailed, true, RuleServerStopped, ev,
 			"its owner did not ask for it to stop")
+		// The host's report, if newer, tells what stopped it (a panic is not a crash).
+		if f, ok := d.domainFactOf(s); ok {
+			if dv, ok := domainVerdict(s, f); ok && dv.Failed {
+				v.Fault = dv.Fault
+				v.Evidence = append(v.Evidence, dv.Evidence[1:]...)
+			}
+		}
+		return v
 	default:
 		return serverVerdict(s.ID, model.ServerRecovering, false, RuleServerBusy, ev)
 	}

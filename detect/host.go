@@ -156,13 +156,56 @@ func (d *Detector) reporting(now time.Time, h model.Host) (bool, string) {
 	return h.Service == model.ServiceUp && d.beats[h.Name].advanced && age <= d.cfg.ServiceDownTime, ev
 }
 
+// hostVerdict weighs every signal of a host, in this order: maintenance; alive on
+// any independent path (an agent path, a peer, Nova's compute); cut off from Vigil
+// with many others (controller-partitioned); dead with proof (its BMC); else Nova's
+// compute service past its grace. A host without an agent is judged as before
+// agents existed.
 func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
+	subj := model.Subject{Kind: model.KindHost, ID: h.Name}
+	if h.Maintenance || d.hostMaint[h.Name] {
+		return model.Verdict{Subject: subj, Host: string(model.HostMaintenance), Rule: RuleHostMaintenance,
+			Evidence: []string{"an operator put the host in maintenance"}}
+	}
+	nova := d.novaVerdict(now, h)
+	if d.hasAgent(h.Name) {
+		heard, pathEv := d.heardPaths(now, h.Name)
+		hearers, peerEv := d.peersHearing(now, h.Name)
+		if len(heard) > 0 || len(hearers) > 0 {
+			if nova.Host == string(model.HostUp) {
+				nova.Evidence = append(append(nova.Evidence, pathEv...), peerEv...)
+				return d.withMonitors(nova, h.Name)
+			}
+			rule, how := RuleHostHeardOnPath, fmt.Sprintf("its agent is heard on path %s", strings.Join(heard, ", "))
+			if len(heard) == 0 {
+				rule, how = RuleHostHeardByPeers, fmt.Sprintf("peers %s hear it", strings.Join(hearers, ", "))
+			}
+			ev := append([]string{fmt.Sprintf("Nova: %s (%s): %s", nova.Host, nova.Rule, strings.Join(nova.Evidence, "; ")),
+				how + ": the host is alive, cut off from Nova (or its compute service stopped): isolated, never fenced"}, pathEv...)
+			return d.withMonitors(model.Verdict{Subject: subj, Host: string(model.HostIsolated), Rule: rule, Evidence: append(ev, peerEv...)}, h.Name)
+		}
+		if p, ok := d.partitioned[h.Name]; ok {
+			ev := append([]string{p.why, fmt.Sprintf("Nova meanwhile: %s (%s): %s", nova.Host, nova.Rule, strings.Join(nova.Evidence, "; "))}, pathEv...)
+			return model.Verdict{Subject: subj, Host: string(model.HostPartitioned), Rule: RuleHostPartitioned, Evidence: ev, Since: p.since}
+		}
+		if ev, dead := d.deadByBMC(now, h); dead {
+			return model.Verdict{Subject: subj, Host: string(model.HostDead), Failed: true, Rule: RuleHostBMCOff,
+				Evidence: append(ev, pathEv...), Since: d.offSinceVigil[h.Name]}
+		}
+		nova.Evidence = append(nova.Evidence, "its agent is silent on every path, and no peer hears it")
+		nova.Evidence = append(nova.Evidence, pathEv...)
+		return d.withMonitors(nova, h.Name)
+	}
+	// A host without an agent keeps Nova's grace even with its BMC off: its policy's
+	// host_down_grace is what its owner asked for (engine's TestPolicyGraceIsHonoured).
+	return d.withMonitors(nova, h.Name)
+}
+
+// novaVerdict judges a host by its compute service alone, as Nova shows it.
+func (d *Detector) novaVerdict(now time.Time, h model.Host) model.Verdict {
 	subj := model.Subject{Kind: model.KindHost, ID: h.Name}
 	mk := func(health model.HostHealth, failed bool, rule string, ev ...string) model.Verdict {
 		return model.Verdict{Subject: subj, Host: string(health), Failed: failed, Rule: rule, Evidence: ev}
-	}
-	if h.Maintenance || d.hostMaint[h.Name] {
-		return mk(model.HostMaintenance, false, RuleHostMaintenance, "an operator put the host in maintenance")
 	}
 	if h.Service == model.ServiceUp {
 		return mk(model.HostUp, false, RuleHostUp, "compute service up")
@@ -267,6 +310,7 @@ func (d *Detector) checkFences(now time.Time, obs model.Observation) {
 			d.offSince[name], d.offSinceVigil[name] = d.view.CloudAt, now
 		}
 	}
+	d.agentFenceDoubts(doubt)
 	if obs.Hosts == nil {
 		return
 	}

@@ -1,6 +1,10 @@
 package model
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // The signals beyond the compute API: a host agent's heartbeats (one per path),
 // what it sees of its host's domains and guests, and what an external monitor
@@ -170,4 +174,26 @@ type AgentOrders struct {
 type DomainProbes struct {
 	GuestAgent *ProbeSpec  `json:"guest_agent,omitempty"`
 	Apps       []ProbeSpec `json:"apps,omitempty"`
+}
+
+// StateKey is what of a report counts as a change: the libvirt error, each domain's
+// state and reason, each probe's verdict and failure count. Times (Since, a probe's
+// Last) move on every report and are left out, as are events (news of their own).
+// An agent sends a report at once when its key changes; Vigil wakes on a new key.
+func (r *HostReport) StateKey() string {
+	if r == nil {
+		return ""
+	}
+	var sb strings.Builder
+	sb.WriteString(r.Libvirt)
+	for _, d := range r.Domains {
+		fmt.Fprintf(&sb, "|%s %s %s %s", d.UUID, d.Name, d.State, d.Reason)
+		if d.GuestAgent != nil {
+			fmt.Fprintf(&sb, " %s:%t/%d", d.GuestAgent.Name, d.GuestAgent.OK, d.GuestAgent.Failures)
+		}
+		for _, p := range d.Apps {
+			fmt.Fprintf(&sb, " %s:%t/%d", p.Name, p.OK, p.Failures)
+		}
+	}
+	return sb.String()
 }

@@ -20,17 +20,20 @@ func (s IncidentState) Closed() bool {
 
 // Incident is one server or host fault and the one recovery that answers it.
 type Incident struct {
-	ID       int64         `json:"id"`
-	Subject  Subject       `json:"subject"`
-	Cluster  string        `json:"cluster,omitempty"`
-	Policy   string        `json:"policy"`
-	State    IncidentState `json:"state"`
-	Reason   string        `json:"reason,omitempty"`
-	Rule     string        `json:"rule"`
-	Evidence []string      `json:"evidence"`
-	Opened   time.Time     `json:"opened"`
-	Updated  time.Time     `json:"updated"`
-	Closed   time.Time     `json:"closed,omitzero"`
+	ID      int64         `json:"id"`
+	Subject Subject       `json:"subject"`
+	Cluster string        `json:"cluster,omitempty"`
+	Policy  string        `json:"policy"`
+	State   IncidentState `json:"state"`
+	Reason  string        `json:"reason,omitempty"`
+	Rule    string        `json:"rule"`
+	// Fault is a server incident's kind of failure (Fault*), from its verdict when
+	// it opened: it picks the policy's ladder (Policy.LadderFor).
+	Fault    string    `json:"fault,omitempty"`
+	Evidence []string  `json:"evidence"`
+	Opened   time.Time `json:"opened"`
+	Updated  time.Time `json:"updated"`
+	Closed   time.Time `json:"closed,omitzero"`
 	// Epoch is the recovery's fencing token: a write carrying an older epoch fails.
 	Epoch int64  `json:"epoch"`
 	Steps []Step `json:"steps"`

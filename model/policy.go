@@ -120,6 +120,13 @@ func DefaultPolicy() Policy {
 		Deadline:              10 * time.Minute,
 		MaxAttempts:           8,
 		EvacuateOnHostFailure: true,
+		// A hung or panicked guest is not helped by a soft reboot (it needs the
+		// guest's cooperation); an application is first given a clean restart.
+		Ladders: map[string][]Action{
+			FaultHung:      {ActHardReboot, ActRebuild},
+			FaultPanicked:  {ActHardReboot, ActRebuild},
+			FaultAppFailed: {ActReboot, ActHardReboot, ActRebuild},
+		},
 	}
 }
 

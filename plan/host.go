@@ -76,6 +76,22 @@ func (p *planner) host(inc *model.Incident) {
 		serviceOnly && markedDown || in.Sabotage.SkipFence
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
 
+	if v.Host == string(model.HostPartitioned) {
+		// Vigil is cut off from it and many others: nothing is concluded, nothing
+		// new is done (a step already handed to the executor is its to settle).
+		p.change(inc, model.IncidentWaiting, "waiting: controller-partitioned: "+strings.Join(v.Evidence, "; "))
+		return
+	}
+	if v.Host == string(model.HostIsolated) {
+		// Alive on another path: never fenced nor evacuated (rule host-isolated-alive).
+		for i := range inc.Steps {
+			if st := &inc.Steps[i]; st.State == model.StepIssued {
+				p.finish(inc, st, model.StepSkipped, "host heard on another path: it is alive", false)
+			}
+		}
+		p.change(inc, model.IncidentResolved, "host isolated but alive (heard on another path or by its peers): no fence and no evacuation; "+strings.Join(v.Evidence, "; "))
+		return
+	}
 	if !acted && !v.Failed {
 		if h.Maintenance || v.Host == string(model.HostMaintenance) {
 			p.change(inc, model.IncidentResolved, "an operator put the host in maintenance before any action")
@@ -197,6 +213,13 @@ func (p *planner) host(inc *model.Incident) {
 		}
 		if s, ok := in.Servers[id]; !ok || s.Host != name {
 			handed++ // it left the host (evacuated but failed there, or deleted): its own incident answers it
+			continue
+		}
+		if slices.Contains(in.Running[id], name) {
+			// Rule copy-still-runs: the host's own agent, heard now, reports the domain
+			// running: evacuating would start a second copy. Wait for the report to change.
+			remaining++
+			p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: copy-still-runs: the agent of host %s, heard now, reports server %s running there: no evacuation while it runs", name, id))
 			continue
 		}
 		if in.Verdicts[model.Subject{Kind: model.KindServer, ID: id}].Rule == model.RuleServerMigrationInterrupted {

@@ -36,6 +36,10 @@ type Input struct {
 	// HostsStale: the hosts (services, heartbeats, BMC power) were not read with the
 	// observation behind this plan: a pushed notification tells of servers only.
 	HostsStale bool
+	// Running names, per server, the hosts whose heard agent reports its domain
+	// running (detect.View.Running): a server is never evacuated from a host that
+	// still runs it.
+	Running map[string][]string
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }
@@ -164,7 +168,8 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 	}
 	var subjects []model.Subject
 	for subj, v := range p.in.Verdicts {
-		if v.Failed && !busy[subj] {
+		// Only servers and hosts have incidents: an agent's verdict is never one.
+		if v.Failed && !busy[subj] && (subj.Kind == model.KindServer || subj.Kind == model.KindHost) {
 			subjects = append(subjects, subj)
 		}
 	}
@@ -198,6 +203,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 			}
 			inc.Cluster = c
 			inc.Policy = p.clusterPolicy(c)
+			inc.Fault = v.Fault
 		case model.KindHost:
 			prot := p.protectedOn(subj.ID)
 			if len(prot) == 0 {

@@ -91,7 +91,7 @@ func (p *planner) server(inc *model.Incident) {
 			id, strings.Join(v.Evidence, "; ")))
 		return
 	}
-	action, attempt, why := nextRung(pol, inc.Steps)
+	action, attempt, why := nextRung(pol, faultOf(inc, v), inc.Steps)
 	if action == "" {
 		p.change(inc, model.IncidentEscalated, why)
 		return
@@ -121,20 +121,45 @@ func (p *planner) server(inc *model.Incident) {
 
 // nextRung picks the ladder's next action: the same one again after a passing
 // failure, the next rung after a refusal or a timeout.
-func nextRung(pol model.Policy, steps []model.Step) (model.Action, int, string) {
+// The ladder is the policy's for the incident's fault (Policy.LadderFor).
+func nextRung(pol model.Policy, fault string, steps []model.Step) (model.Action, int, string) {
+	ladder := pol.LadderFor(fault)
+	name := "ladder"
+	if _, own := pol.Ladders[fault]; own && len(pol.Ladders[fault]) > 0 {
+		name = "ladder for " + fault
+	}
 	last := lastFinished(steps)
 	if last == nil {
-		return pol.Ladder[0], 1, fmt.Sprintf("policy %s: ladder rung 1 of %d (%s): server failed", pol.Name, len(pol.Ladder), pol.Ladder[0])
+		return ladder[0], 1, fmt.Sprintf("policy %s: %s rung 1 of %d (%s): server failed (%s)", pol.Name, name, len(ladder), ladder[0], cmpOr(fault, "fault unknown"))
 	}
-	i := slices.Index(pol.Ladder, last.Action)
+	i := slices.Index(ladder, last.Action)
 	if last.Retryable {
 		return last.Action, last.Attempt + 1, fmt.Sprintf("policy %s: retry %s (attempt %d): %s", pol.Name, last.Action, last.Attempt+1, last.Error)
 	}
-	if i < 0 || i+1 >= len(pol.Ladder) {
-		return "", 0, fmt.Sprintf("policy %s: ladder exhausted (%s); %s", pol.Name, tried(steps), lastError(steps))
+	if i < 0 || i+1 >= len(ladder) {
+		return "", 0, fmt.Sprintf("policy %s: %s exhausted (%s); %s", pol.Name, name, tried(steps), lastError(steps))
 	}
-	next := pol.Ladder[i+1]
-	return next, 1, fmt.Sprintf("policy %s: ladder rung %d of %d (%s) after %s failed: %s", pol.Name, i+2, len(pol.Ladder), next, last.Action, last.Error)
+	next := ladder[i+1]
+	return next, 1, fmt.Sprintf("policy %s: %s rung %d of %d (%s) after %s failed: %s", pol.Name, name, i+2, len(ladder), next, last.Action, last.Error)
+}
+
+// faultOf is the incident's fault: as recorded when it opened, else (an incident
+// from before faults were kept) its current verdict's.
+func faultOf(inc *model.Incident, v model.Verdict) string {
+	if inc.Fault != "" {
+		return inc.Fault
+	}
+	if v.Failed {
+		return v.Fault
+	}
+	return ""
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func lastFinished(steps []model.Step) *model.Step {

@@ -64,4 +64,6 @@ var migrations = []string{
 	`CREATE TABLE fence_doubts (host TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);`,
 	// 4: the identity each host's BMC gave when first read, compared with every later read.
 	`CREATE TABLE bmc_identities (host TEXT PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);`,
+	// 5: the kind of failure a server incident answers (model.Fault*): it picks its ladder.
+	`ALTER TABLE incidents ADD COLUMN fault TEXT NOT NULL DEFAULT '';`,
 }

@@ -230,10 +230,10 @@ func (s *DB) CreateIncident(ctx context.Context, epoch int64, in *model.Incident
 		if cur != epoch {
 			return fmt.Errorf("current owner is epoch %d, write from %d: %w", cur, epoch, store.ErrStale)
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		return tx.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch, fault)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			in.Subject.Kind, in.Subject.ID, in.Cluster, in.Policy, in.State, in.Reason, in.Rule, string(ev),
-			ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch).Scan(&in.ID)
+			ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch, in.Fault).Scan(&in.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("create incident for %s: %w", in.Subject, err)
@@ -286,7 +286,7 @@ func (s *DB) UpdateStep(ctx context.Context, epoch int64, st model.Step) error {
 	})
 }
 
-const incidentCols = "id, kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch"
+const incidentCols = "id, kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch, fault"
 
 func (s *DB) queryIncidents(ctx context.Context, where string, args ...any) ([]model.Incident, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT "+incidentCols+" FROM incidents "+where, args...)
@@ -300,7 +300,7 @@ func (s *DB) queryIncidents(ctx context.Context, where string, args ...any) ([]m
 		var ev string
 		var opened, updated, closed int64
 		if err := rows.Scan(&in.ID, &in.Subject.Kind, &in.Subject.ID, &in.Cluster, &in.Policy, &in.State, &in.Reason,
-			&in.Rule, &ev, &opened, &updated, &closed, &in.Epoch); err != nil {
+			&in.Rule, &ev, &opened, &updated, &closed, &in.Epoch, &in.Fault); err != nil {
 			rows.Close()
 			return nil, err
 		}

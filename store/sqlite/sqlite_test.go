@@ -36,7 +36,7 @@ func TestJournalSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := model.Incident{Subject: model.Subject{Kind: model.KindHost, ID: "h1"}, State: model.IncidentOpen, Policy: "default",
-		Rule: "host-down", Evidence: []string{"service down"}, Opened: t0, Updated: t0}
+		Rule: "host-down", Evidence: []string{"service down"}, Opened: t0, Updated: t0, Fault: model.FaultHung}
 	if err := db.CreateIncident(ctx, epoch, &in); err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +51,9 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	incs, err := db.OpenIncidents(ctx)
 	if err != nil || len(incs) != 1 || len(incs[0].Steps) != 1 {
 		t.Fatalf("after reopen: %+v, %v", incs, err)
+	}
+	if incs[0].Fault != model.FaultHung {
+		t.Fatalf("fault after reopen %q, want %q: a restarted Vigil would climb another ladder", incs[0].Fault, model.FaultHung)
 	}
 	got := incs[0].Steps[0]
 	if got.State != model.StepIntent || got.Target != "h2" || !got.Started.Equal(t0.Add(time.Second)) || got.Timeout != time.Minute {
