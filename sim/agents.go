@@ -3,11 +3,9 @@ package sim
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
-	"github.com/vigil-ha/vigil/engine"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -31,28 +29,16 @@ func (q *agentQueue) Drain() []model.AgentBeat {
 	return out
 }
 
-// wireAgents gives the engine the agents' beats. Until the engine has
-// Config.Agents (issue 14, on main), the world runs its agents and checks their
-// truth, and Vigil hears nothing of them: reflection keeps the build green meanwhile.
-func wireAgents(cfg *engine.Config, q *agentQueue) bool {
-	f := reflect.ValueOf(cfg).Elem().FieldByName("Agents")
-	if !f.IsValid() || !reflect.TypeOf(q).AssignableTo(f.Type()) {
-		return false
-	}
-	f.Set(reflect.ValueOf(q))
-	return true
-}
-
 type signaller interface {
 	Signal(ctx context.Context) error
 }
 
 // reconcile is one reconcile of the engine: a poll (Tick), or in a quiet span with
-// agents a reconcile on the signals alone (Signal), when the engine has it.
+// agents a reconcile on the signals alone (Signal).
 func (w *world) reconcile(ctx context.Context) error {
-	if s, ok := any(w.eng).(signaller); ok && w.signalOnly {
+	if w.signalOnly {
 		w.stats.Signals++
-		return s.Signal(ctx)
+		return w.eng.Signal(ctx)
 	}
 	w.stats.Ticks++
 	return w.eng.Tick(ctx)

@@ -245,10 +245,15 @@ func (d *driver) checkBrake(what, segment string) {
 	}
 }
 
-// looksDown: Vigil's verdict says the host failed, or suspects it.
+// looksDown: Vigil's verdict says the host failed, or suspects it, or lost it with
+// its segment (controller-partitioned). An isolated host does not look down: Vigil
+// gives that verdict only to a host its agent's paths or its peers still hear, alive
+// for sure; a controller outage that Nova sees as every host down, while every agent
+// is heard, is no storm (seeds 43, 48, 93, 128 of the small world: a host that
+// really died then, or went silent on every path, may be fenced).
 func looksDown(v model.Verdict) bool {
 	switch model.HostHealth(v.Host) {
-	case model.HostSuspect, model.HostDown, model.HostIsolated:
+	case model.HostSuspect, model.HostDown, model.HostPartitioned:
 		return true
 	}
 	return v.Failed
