@@ -200,6 +200,11 @@ func issue13Open(t *testing.T) bool {
 	return slices.ContainsFunc(readIssue13Seeds(t), func(s issue13Seed) bool { return s.open })
 }
 
+func readIssue13Seeds(t *testing.T) []issue13Seed {
+	t.Helper()
+	return readSeedFile(t, "issue13-seeds.txt")
+}
+
 type issue13Seed struct {
 	line string
 	open bool // the core still has the hole: the seed must still show it
@@ -209,9 +214,11 @@ type issue13Seed struct {
 	cfg  Config
 }
 
-func readIssue13Seeds(t *testing.T) []issue13Seed {
+// readSeedFile reads a file of seeds that show holes (testdata/issue13-seeds.txt's
+// format).
+func readSeedFile(t *testing.T, name string) []issue13Seed {
 	t.Helper()
-	data, err := os.ReadFile("testdata/issue13-seeds.txt")
+	data, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +235,11 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 			n, nerr := strconv.Atoi(v)
 			switch {
 			case !ok:
-				t.Fatalf("issue13-seeds.txt: %q: want key=value, got %q", line, kv)
+				t.Fatalf("%s: %q: want key=value, got %q", name, line, kv)
 			case k == "state" && (v == "open" || v == "fixed"):
 				s.open = v == "open"
 			case k == "state":
-				t.Fatalf("issue13-seeds.txt: %q: state: want open or fixed, got %q", line, v)
+				t.Fatalf("%s: %q: state: want open or fixed, got %q", name, line, v)
 			case k == "faults" && v == "classic":
 				s.cfg.Faults = ClassicFaults
 			case k == "faults":
@@ -242,7 +249,7 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 			case k == "settings":
 				s.cfg.Settings = strings.Split(v, ",")
 			case nerr != nil:
-				t.Fatalf("issue13-seeds.txt: %q: %s: want a number, got %q", line, k, v)
+				t.Fatalf("%s: %q: %s: want a number, got %q", name, line, k, v)
 			case k == "hole":
 				s.hole = n
 			case k == "seed":
@@ -256,7 +263,7 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 			case k == "segments":
 				s.cfg.Segments = n
 			default:
-				t.Fatalf("issue13-seeds.txt: %q: unknown key %q", line, k)
+				t.Fatalf("%s: %q: unknown key %q", name, line, k)
 			}
 		}
 		out = append(out, s)
@@ -267,7 +274,17 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 // The seeds that show issue 13's holes: each still breaks its invariant while its
 // line says state=open, and holds every invariant once it says state=fixed.
 func TestIssue13Seeds(t *testing.T) {
-	seeds := readIssue13Seeds(t)
+	holes := checkHoleSeeds(t, readIssue13Seeds(t))
+	for h := 1; h <= 10; h++ {
+		if !holes[h] {
+			t.Errorf("issue13-seeds.txt has no seed for hole %d", h)
+		}
+	}
+}
+
+// checkHoleSeeds runs each seed of a holes file: an open hole's seed must still show
+// its violation, a fixed one's must hold every invariant. It returns the holes seen.
+func checkHoleSeeds(t *testing.T, seeds []issue13Seed) map[int]bool {
 	holes := map[int]bool{}
 	for _, s := range seeds {
 		holes[s.hole] = true
@@ -287,9 +304,5 @@ func TestIssue13Seeds(t *testing.T) {
 		}
 		t.Logf("hole %d: %s\n  %v\n  replay: %s", s.hole, strings.TrimSpace(s.line[strings.Index(s.line, "#")+1:]), r.Violations[i], replay)
 	}
-	for h := 1; h <= 10; h++ {
-		if !holes[h] {
-			t.Errorf("issue13-seeds.txt has no seed for hole %d", h)
-		}
-	}
+	return holes
 }
