@@ -41,10 +41,11 @@ func (d *driver) Actions(ctx context.Context, id string) ([]model.InstanceAction
 func (d *driver) CanFence(host string) bool { return d.cloud.CanFence(host) }
 func (d *driver) PowerStatus(ctx context.Context, host string) (model.Power, error) {
 	if slices.Contains(d.w.cfg.Planted, "fence-heard-host") {
-		// Planted bug: a fence driver that takes a host silent on its management path
-		// for dead, though its storage path still hears it.
-		heard := d.cloud.HeardOn(host)
-		if since, ok := d.w.heardSince[host]; ok && d.w.now.Sub(since) > heardFor &&
+		// Planted bug: a fence driver that takes a host silent to Nova (past any grace)
+		// and on its management path for dead, though its storage path still hears it:
+		// only invariant 5's check of the agents' paths can catch it.
+		heard, t := d.cloud.HeardOn(host), d.cloud.Truth(host)
+		if since, ok := d.w.heardSince[host]; ok && d.w.now.Sub(since) > heardFor && !t.Reporting && d.w.now.Sub(t.Silent) > time.Minute &&
 			!slices.Contains(heard, model.PathManagement) && slices.Contains(heard, model.PathStorage) {
 			_ = d.PowerOff(ctx, host)
 		}
