@@ -40,6 +40,16 @@ func (d *driver) Actions(ctx context.Context, id string) ([]model.InstanceAction
 }
 func (d *driver) CanFence(host string) bool { return d.cloud.CanFence(host) }
 func (d *driver) PowerStatus(ctx context.Context, host string) (model.Power, error) {
+	if slices.Contains(d.w.cfg.Planted, "fence-heard-host") {
+		// Planted bug: a fence driver that takes a host silent to Nova (past any grace)
+		// and on its management path for dead, though its storage path still hears it:
+		// only invariant 5's check of the agents' paths can catch it.
+		heard, t := d.cloud.HeardOn(host), d.cloud.Truth(host)
+		if since, ok := d.w.heardSince[host]; ok && d.w.now.Sub(since) > heardFor && !t.Reporting && d.w.now.Sub(t.Silent) > time.Minute &&
+			!slices.Contains(heard, model.PathManagement) && slices.Contains(heard, model.PathStorage) {
+			_ = d.PowerOff(ctx, host)
+		}
+	}
 	return d.cloud.PowerStatus(ctx, host)
 }
 func (d *driver) Identity(ctx context.Context, host string) (string, error) {
@@ -142,6 +152,12 @@ func (d *driver) PowerOff(ctx context.Context, host string) error {
 	if t.Power == model.PowerOn && t.Reporting && d.allFine(real) {
 		d.w.violate(5, "fence of %s%s: its compute service reports and all its servers are fine", real, via)
 	}
+	// With agents, a host still heard on an independent path (an agent path to the
+	// controller, or a peer that reaches it) is alive and reachable: Vigil can tell
+	// it from a dead one, and must not fence it.
+	if since, heard := d.w.heardSince[real]; t.Power == model.PowerOn && heard && d.w.now.Sub(since) > heardFor {
+		d.w.violate(5, "fence of %s%s, heard on %s since %s", real, via, strings.Join(d.cloud.HeardOn(real), ", "), fmtDur(since.Sub(epoch0)))
+	}
 	if grace, pol := d.grace(host); t.Power == model.PowerOn && !t.Reporting && d.w.now.Sub(t.Silent) < grace {
 		d.w.violate(5, "fence of %s%s after %s without heartbeats; policy %s grants a host %s (host_down_grace)",
 			real, via, d.w.now.Sub(t.Silent).Round(time.Second), pol, grace)
@@ -184,10 +200,12 @@ func (d *driver) grace(host string) (time.Duration, string) {
 
 // checkHealthy (invariant 9): no recovery action on a server that has been fine for
 // a while: ACTIVE, no task, running on its host and only there, its host reporting,
-// and unchanged in the cloud for 30 s (a stale observation, not a failure).
+// its guest fine (not hung, its app answering, its domain running: a dead agent is
+// no trouble of the guest's), and unchanged in the cloud for 30 s (a stale
+// observation, not a failure).
 func (d *driver) checkHealthy(action, id string) {
 	s, ok := d.cloud.Server(id)
-	if !ok || s.Status != model.StatusActive || s.TaskState != "" {
+	if !ok || s.Status != model.StatusActive || s.TaskState != "" || d.cloud.GuestTrouble(id) != "" {
 		return
 	}
 	if c := d.cloud.Copies()[id]; !slices.Equal(c, []string{s.Host}) || !d.cloud.Truth(s.Host).Reporting {
@@ -228,10 +246,15 @@ func (d *driver) checkBrake(what, segment string) {
 	}
 }
 
-// looksDown: Vigil's verdict says the host failed, or suspects it.
+// looksDown: Vigil's verdict says the host failed, or suspects it, or lost it with
+// its segment (controller-partitioned). An isolated host does not look down: Vigil
+// gives that verdict only to a host its agent's paths or its peers still hear, alive
+// for sure; a controller outage that Nova sees as every host down, while every agent
+// is heard, is no storm (seeds 43, 48, 93, 128 of the small world: a host that
+// really died then, or went silent on every path, may be fenced).
 func looksDown(v model.Verdict) bool {
 	switch model.HostHealth(v.Host) {
-	case model.HostSuspect, model.HostDown, model.HostIsolated:
+	case model.HostSuspect, model.HostDown, model.HostPartitioned:
 		return true
 	}
 	return v.Failed
@@ -364,7 +387,8 @@ func (w *world) checkEnd() {
 		// one copy runs on its new host is a running server: the owner's decision is
 		// pending (confirm or revert), not a failure, and no HA system should take it
 		// (Vigil neither confirms nor reverts for the owner).
-		ok := s.Status == model.StatusActive && len(copies[s.ID]) == 1 ||
+		trouble := w.cloud.GuestTrouble(s.ID)
+		ok := s.Status == model.StatusActive && len(copies[s.ID]) == 1 && trouble == "" ||
 			s.Status == model.StatusVerify && slices.Equal(copies[s.ID], []string{s.Host}) ||
 			s.Status == model.StatusShutoff && s.Intent == model.IntentOff
 		if _, risk := w.exempt[s.ID]; risk && s.Status == model.StatusActive && len(copies[s.ID]) == 2 {
@@ -373,6 +397,9 @@ func (w *world) checkEnd() {
 		if ok || escalated["server/"+s.ID] || escalated["host/"+s.Host] {
 			continue
 		}
-		w.violate(6, "protected server %s is %s on %s (copies %v) and no incident was escalated for it", s.ID, s.Status, s.Host, copies[s.ID])
+		if trouble != "" {
+			trouble = ", its guest: " + trouble
+		}
+		w.violate(6, "protected server %s is %s on %s (copies %v%s) and no incident was escalated for it", s.ID, s.Status, s.Host, copies[s.ID], trouble)
 	}
 }

@@ -49,7 +49,21 @@ var FaultKinds = []string{
 	"controller-outage",   // every heartbeat stops at once (conductor or message queue down); hosts and VMs are fine
 	"second-vigil",        // a second Vigil is started on the same journal and exits at once (its port is taken)
 	"api-down-long",       // a server fails for good, the first action on it gets no answer, then the compute API is gone for 5-15 min, past the deadline
+	// Issue 14: the signals beyond Nova's API, their traps and the failures only they
+	// show. The first three are traps (no fence, no recovery may follow); all but
+	// qemu-crash are drawn only in worlds with host agents (the "agents" setting).
+	"path-loss",        // the controller loses one host's management path (Nova too, or not, by seed); its storage path and peers still hear it
+	"agent-death",      // a host's agent process dies (host and guests fine) and restarts 2-10 min later with a new boot
+	"heartbeat-jitter", // for 10 min, one host's (or a segment's) beats are late up to 5 intervals and 30 % are lost
+	"guest-hang",       // a guest's kernel freezes: Nova ACTIVE, domain running, guest agent silent; only a hard reboot, rebuild or evacuation cures it
+	"app-failure",      // an app in a guest fails: guest agent fine, app probe failing; a reboot cures it (by seed, only a rebuild)
+	"guest-panic",      // the guest panics: crashed/panicked at once on its host; Nova's power sync shows SHUTOFF within 10 min, or never
+	"qemu-crash",       // the domain's qemu dies: shutoff/crashed at once on its host; Nova says ACTIVE until its power sync (within 10 min)
 }
+
+// Issue13Faults are the fault kinds of issue 13's world: a seed restricted to them
+// (with Issue13Settings) replays as it did before issue 14's kinds came.
+var Issue13Faults = FaultKinds[:30:30]
 
 type fault struct {
 	at     time.Time
@@ -65,10 +79,16 @@ type activeFault struct {
 
 // schedule draws a fault schedule from the seed: a handful of faults, at random
 // times, in the part of the run before Settle.
-func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[string]bool) []fault {
+func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[string]bool, agents bool) []fault {
 	kinds := FaultKinds
 	if len(cfg.Faults) > 0 {
 		kinds = cfg.Faults
+	}
+	if !agents {
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return agentKinds[k] })
+		if len(kinds) == 0 {
+			return nil
+		}
 	}
 	var protected []string
 	for _, id := range servers {
@@ -118,6 +138,8 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 		case "api-down-long":
 			f.target = protected[rng.IntN(len(protected))]
 			f.dur = time.Duration(300+rng.IntN(600)) * time.Second
+		default:
+			drawAgentFault(&f, rng, cfg, hosts, protected)
 		}
 		out = append(out, f)
 	}
@@ -165,13 +187,14 @@ func (w *world) begin(f fault) {
 		c.BreakServer(f.target, true)
 		_ = c.Crash(f.target)
 	case "host-power-loss":
-		_ = c.KillHost(f.target)
+		w.loseHost(f.target)
 	case "host-isolation":
 		_ = c.IsolateHost(f.target, true)
 	case "segment-partition":
+		// The controller is cut from the segment; its hosts still hear each other.
 		for _, h := range w.hosts {
 			if c.Truth(h).Segment == f.target {
-				_ = c.IsolateHost(h, true)
+				_ = c.CutFromController(h, true)
 			}
 		}
 	case "bmc-unreachable":
@@ -226,7 +249,7 @@ func (w *world) end(f fault) {
 	case "segment-partition":
 		for _, h := range w.hosts {
 			if c.Truth(h).Segment == f.target {
-				_ = c.IsolateHost(h, false)
+				_ = c.CutFromController(h, false)
 				w.repairIfFenced(h)
 			}
 		}

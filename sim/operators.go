@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
@@ -72,7 +73,7 @@ func (w *world) beginNew(f fault) {
 		w.repair(f.target)
 	case "kill-host":
 		w.logf("host %s loses power", f.target)
-		_ = c.KillHost(f.target)
+		w.loseHost(f.target)
 		w.insert(fault{at: w.now.Add(time.Duration(5+w.rng.IntN(15)) * time.Minute), kind: "power-on-host", target: f.target})
 	case "force-up":
 		_ = c.SetForcedDown(f.target, false)
@@ -172,18 +173,27 @@ func (w *world) beginNew(f fault) {
 		// (its port is taken) and exits.
 		db, err := sqlite.Open(context.Background(), w.dbPath)
 		if err != nil {
-			w.logf("second vigil refused: %v", err)
+			w.logf("second vigil refused: %s", w.sameEverywhere(err))
 			return
 		}
 		defer db.Close()
 		cfg := w.ecfg
 		cfg.Store = db
 		if _, err := engine.New(context.Background(), cfg); err != nil {
-			w.logf("second vigil refused: %v", err)
+			w.logf("second vigil refused: %s", w.sameEverywhere(err))
 			return
 		}
 		w.logf("second vigil started on the same journal, then exited (port in use)")
+	default:
+		w.beginAgent(f)
 	}
+}
+
+// sameEverywhere is an error's text without the run's temporary path, PID and
+// wall-clock time: the same seed gives the same log.
+func (w *world) sameEverywhere(err error) string {
+	msg, _, _ := strings.Cut(strings.ReplaceAll(err.Error(), w.dbPath, "vigil.db"), ": PID ")
+	return msg
 }
 
 func (w *world) endNew(f fault) {
@@ -213,6 +223,8 @@ func (w *world) endNew(f fault) {
 		c.BreakServer(f.target, false)
 	case "api-down-for":
 		c.SetAPIDown(false)
+	default:
+		w.endAgent(f)
 	}
 }
 

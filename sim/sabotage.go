@@ -19,10 +19,11 @@ var Sabotages = map[string]int{
 	"drop-evidence":        7,
 	// Planted at the simulation's edge (the driver), not in the engine:
 	"evacuate-before-mark-down": 2,
+	"fence-heard-host":          5, // fence a host silent on its management path while its storage path is heard
 }
 
 // planted are the sabotages the driver plants (Config.Planted), not the engine.
-var planted = map[string]bool{"evacuate-before-mark-down": true}
+var planted = map[string]bool{"evacuate-before-mark-down": true, "fence-heard-host": true}
 
 // SplitSabotage parses a --sabotage list into the engine's deliberate bugs and
 // those the simulation's driver plants.
@@ -62,7 +63,7 @@ func ParseSabotage(list string) (model.Sabotage, error) {
 		case "drop-evidence":
 			s.DropEvidence = true
 		default:
-			return s, fmt.Errorf("--sabotage: unknown %q (known: skip-fence, repeat-after-restart, ignore-limits, ignore-brake, fence-wrong-host, give-up-silently, drop-evidence, evacuate-before-mark-down)", name)
+			return s, fmt.Errorf("--sabotage: unknown %q (known: skip-fence, repeat-after-restart, ignore-limits, ignore-brake, fence-wrong-host, give-up-silently, drop-evidence, evacuate-before-mark-down, fence-heard-host)", name)
 		}
 	}
 	return s, nil

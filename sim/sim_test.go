@@ -24,7 +24,7 @@ func run(t *testing.T, seed uint64, cfg Config) Result {
 func TestSameSeedSameLog(t *testing.T) {
 	cfg := SmallConfig()
 	cfg.Log = true
-	for _, seed := range []uint64{1, 61, 178} {
+	for _, seed := range []uint64{3, 61, 178} { // 3: a world with agents
 		a, b := run(t, seed, cfg), run(t, seed, cfg)
 		if len(a.Log) < 10 {
 			t.Fatalf("seed %d: log of %d lines is too short to compare", seed, len(a.Log))
@@ -63,9 +63,17 @@ func TestRegressionSeeds(t *testing.T) {
 		if err != nil || len(fields) < 2 {
 			t.Fatalf("testdata/seeds: bad line %q", line)
 		}
+		// small and default are issue 13's worlds (its fault kinds and settings, in
+		// which these seeds were found: they replay as they did); small14 and
+		// default14 have every kind and setting, host agents included.
 		cfg := SmallConfig()
 		switch fields[1] {
+		case "small":
+			cfg.Faults, cfg.Settings = Issue13Faults, Issue13Settings
 		case "default":
+			cfg = DefaultConfig()
+			cfg.Faults, cfg.Settings = Issue13Faults, Issue13Settings
+		case "default14":
 			cfg = DefaultConfig()
 		case "classic": // the world these seeds were found in: its fault kinds, no settings
 			cfg.Faults, cfg.Settings = ClassicFaults, []string{}
@@ -81,13 +89,15 @@ func TestRegressionSeeds(t *testing.T) {
 	}
 }
 
-// A fixed sweep on every go test: small worlds, all faults.
+// A fixed sweep on every go test: small worlds, issue 13's fault kinds and settings
+// (issue 14's are swept by TestAgentSweep).
 func TestSweep(t *testing.T) {
 	n := uint64(400)
 	if testing.Short() || raceEnabled {
 		n = 60 // the race detector makes each seed ten times slower; CI sweeps without it
 	}
 	cfg := SmallConfig()
+	cfg.Faults, cfg.Settings = Issue13Faults, Issue13Settings
 	res := Sweep(context.Background(), 1000, 1000+n-1, cfg, 0)
 	t.Logf("%d seeds in %s (%.0f seeds/min); %+v", res.Seeds, res.Elapsed.Round(1e6), res.SeedsPerMinute(), res.Stats)
 	for _, err := range res.Errors {
@@ -96,7 +106,7 @@ func TestSweep(t *testing.T) {
 	if res.Stats.Incidents == 0 || res.Stats.Restarts == 0 || res.Stats.Escalated == 0 {
 		t.Fatalf("the sweep exercised too little: %+v", res.Stats)
 	}
-	for _, kind := range FaultKinds {
+	for _, kind := range cfg.Faults {
 		if k := res.Kinds[kind]; k == nil || k.Faults == 0 {
 			t.Errorf("the sweep never drew fault kind %s", kind)
 		}
@@ -130,6 +140,7 @@ func TestCheckersCatchSabotage(t *testing.T) {
 		{"give-up-silently", []string{"action-error"}},
 		{"drop-evidence", []string{"server-crash"}},
 		{"evacuate-before-mark-down", []string{"host-isolation", "host-power-loss"}},
+		{"fence-heard-host", []string{"path-loss"}},
 	}
 	for _, c := range cases {
 		t.Run(c.sabotage, func(t *testing.T) {
@@ -141,6 +152,9 @@ func TestCheckersCatchSabotage(t *testing.T) {
 			cfg.Faults, cfg.Sabotage, cfg.Planted, cfg.Settings = c.faults, sab, edge, []string{}
 			if len(edge) > 0 {
 				cfg.Settings = []string{"no-bmc", "policies"}
+			}
+			if c.sabotage == "fence-heard-host" {
+				cfg.Settings = []string{"agents"}
 			}
 			if c.sabotage == "ignore-limits" {
 				cfg.Servers = 60 // more servers per host than the concurrency cap
@@ -186,6 +200,11 @@ func issue13Open(t *testing.T) bool {
 	return slices.ContainsFunc(readIssue13Seeds(t), func(s issue13Seed) bool { return s.open })
 }
 
+func readIssue13Seeds(t *testing.T) []issue13Seed {
+	t.Helper()
+	return readSeedFile(t, "issue13-seeds.txt")
+}
+
 type issue13Seed struct {
 	line string
 	open bool // the core still has the hole: the seed must still show it
@@ -195,9 +214,11 @@ type issue13Seed struct {
 	cfg  Config
 }
 
-func readIssue13Seeds(t *testing.T) []issue13Seed {
+// readSeedFile reads a file of seeds that show holes (testdata/issue13-seeds.txt's
+// format).
+func readSeedFile(t *testing.T, name string) []issue13Seed {
 	t.Helper()
-	data, err := os.ReadFile("testdata/issue13-seeds.txt")
+	data, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,11 +235,11 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 			n, nerr := strconv.Atoi(v)
 			switch {
 			case !ok:
-				t.Fatalf("issue13-seeds.txt: %q: want key=value, got %q", line, kv)
+				t.Fatalf("%s: %q: want key=value, got %q", name, line, kv)
 			case k == "state" && (v == "open" || v == "fixed"):
 				s.open = v == "open"
 			case k == "state":
-				t.Fatalf("issue13-seeds.txt: %q: state: want open or fixed, got %q", line, v)
+				t.Fatalf("%s: %q: state: want open or fixed, got %q", name, line, v)
 			case k == "faults" && v == "classic":
 				s.cfg.Faults = ClassicFaults
 			case k == "faults":
@@ -228,7 +249,7 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 			case k == "settings":
 				s.cfg.Settings = strings.Split(v, ",")
 			case nerr != nil:
-				t.Fatalf("issue13-seeds.txt: %q: %s: want a number, got %q", line, k, v)
+				t.Fatalf("%s: %q: %s: want a number, got %q", name, line, k, v)
 			case k == "hole":
 				s.hole = n
 			case k == "seed":
@@ -242,7 +263,7 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 			case k == "segments":
 				s.cfg.Segments = n
 			default:
-				t.Fatalf("issue13-seeds.txt: %q: unknown key %q", line, k)
+				t.Fatalf("%s: %q: unknown key %q", name, line, k)
 			}
 		}
 		out = append(out, s)
@@ -253,7 +274,17 @@ func readIssue13Seeds(t *testing.T) []issue13Seed {
 // The seeds that show issue 13's holes: each still breaks its invariant while its
 // line says state=open, and holds every invariant once it says state=fixed.
 func TestIssue13Seeds(t *testing.T) {
-	seeds := readIssue13Seeds(t)
+	holes := checkHoleSeeds(t, readIssue13Seeds(t))
+	for h := 1; h <= 10; h++ {
+		if !holes[h] {
+			t.Errorf("issue13-seeds.txt has no seed for hole %d", h)
+		}
+	}
+}
+
+// checkHoleSeeds runs each seed of a holes file: an open hole's seed must still show
+// its violation, a fixed one's must hold every invariant. It returns the holes seen.
+func checkHoleSeeds(t *testing.T, seeds []issue13Seed) map[int]bool {
 	holes := map[int]bool{}
 	for _, s := range seeds {
 		holes[s.hole] = true
@@ -273,9 +304,5 @@ func TestIssue13Seeds(t *testing.T) {
 		}
 		t.Logf("hole %d: %s\n  %v\n  replay: %s", s.hole, strings.TrimSpace(s.line[strings.Index(s.line, "#")+1:]), r.Violations[i], replay)
 	}
-	for h := 1; h <= 10; h++ {
-		if !holes[h] {
-			t.Errorf("issue13-seeds.txt has no seed for hole %d", h)
-		}
-	}
+	return holes
 }

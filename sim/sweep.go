@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,24 @@ type SweepResult struct {
 	// Kinds sums up, per fault kind and per world setting, how often it ran and in
 	// how many seeds with violations.
 	Kinds map[string]*KindStats
+	// Detect: the detection times of real host deaths (power loss to Vigil's first
+	// incident on the host), in worlds with host agents and without.
+	Detect DetectStats
+}
+
+// DetectStats are detection times of real host deaths, by world.
+type DetectStats struct {
+	Agents, Plain []time.Duration
+}
+
+// Percentiles returns the p50, p99 and max of ds (zeros when empty).
+func Percentiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return at(0.5), at(0.99), s[len(s)-1]
 }
 
 // KindStats is one fault kind's (or world setting's) share of a sweep.
@@ -93,6 +112,11 @@ func Sweep(ctx context.Context, from, to uint64, cfg Config, workers int) SweepR
 				res.Seeds++
 				res.Stats.add(r.Stats)
 				res.addKinds(r)
+				if r.Agents {
+					res.Detect.Agents = append(res.Detect.Agents, r.Detect...)
+				} else {
+					res.Detect.Plain = append(res.Detect.Plain, r.Detect...)
+				}
 				if err != nil {
 					res.Errors = append(res.Errors, err)
 				}
@@ -133,6 +157,7 @@ func (s *Stats) add(o Stats) {
 	s.Escalated += o.Escalated
 	s.Restarts += o.Restarts
 	s.Ticks += o.Ticks
+	s.Signals += o.Signals
 }
 
 // ReplayCommand is the command that replays one seed of cfg.

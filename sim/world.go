@@ -89,11 +89,17 @@ type Result struct {
 	// settings it drew (e.g. "clock-skew").
 	Kinds    map[string]int
 	Settings []string
+	// Agents: the world ran host agents. Detect: for each host that lost its power
+	// while Vigil ran, the time until Vigil opened an incident for it.
+	Agents bool
+	Detect []time.Duration
 }
 
 // Stats counts what happened in a run.
 type Stats struct {
 	Faults, Incidents, Resolved, Escalated, Restarts, Ticks int
+	// Signals: reconciles on the agents' signals alone (no compute API poll).
+	Signals int
 }
 
 // Run simulates one seed.
@@ -128,7 +134,13 @@ var WorldSettings = []string{
 	"notifications", // Nova's notifications pushed to Vigil; some late (minutes), some twice
 	"resume-guests", // resume_guests_state_on_host_boot: a host powered on starts its guests again
 	"rare-full",     // a full listing every 5 min instead of every minute (a large cloud's cost)
+	// Issue 14:
+	"agents", // a host agent on every host: heartbeats on two paths, peers, domains, guest probes
 }
+
+// Issue13Settings are the world settings of issue 13's world: a seed restricted to
+// them (with Issue13Faults) replays as it did before the agents came.
+var Issue13Settings = WorldSettings[:6:6]
 
 type world struct {
 	dbPath string
@@ -149,6 +161,18 @@ type world struct {
 	viol   []Violation
 	stats  Stats
 	kinds  map[string]int
+	// Host agents (the "agents" setting): their beats wait in beats until the
+	// engine drains them; signalOnly makes the next reconcile one on the signals
+	// alone (no compute API poll); heardSince: since when each host is heard, in
+	// truth, on an agent path or through a peer (zero: not heard).
+	agents     bool
+	beats      agentQueue
+	signalOnly bool
+	heardSince map[string]time.Time
+	// Detection of real host deaths: when each host lost its power (until Vigil
+	// opens an incident for it), and the times it took.
+	powerLost map[string]time.Time
+	detect    []time.Duration
 	// crashArmed makes the executor die at the next step (between intent and outcome);
 	// crashDown, when set, keeps Vigil down that long after the crash, and crashOn
 	// limits the crash to steps of that action (of any host).
@@ -204,6 +228,8 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	if has("rare-full", 0.5) {
 		fullEvery = 5 * time.Minute
 	}
+	w.agents = has("agents", 0.7)
+	w.heardSince, w.powerLost = map[string]time.Time{}, map[string]time.Time{}
 	if skew {
 		w.offset = []time.Duration{2, -2, 5, -5, 30, -30, 0}[set.IntN(7)] * time.Second
 		w.drift = []float64{0, 0, 1e-4, -1e-4, 5e-4, -5e-4}[set.IntN(6)]
@@ -218,6 +244,10 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		name := fmt.Sprintf("h%03d", i+1)
 		w.cloud.AddHost(name, fmt.Sprintf("seg%d", i%max(1, cfg.Segments)), capacity)
 		w.hosts = append(w.hosts, name)
+	}
+	if w.agents {
+		w.cloud.EnableAgents(sim.AgentConfig{Interval: agentInterval, Threshold: 3, Seed: seed,
+			Probed: func(id string) bool { return w.prot[id] }})
 	}
 	var ids []string
 	for i := range cfg.Servers {
@@ -234,6 +264,16 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	w.db, w.dbPath = db, dbPath
 	pol := model.DefaultPolicy()
 	pol.StepTimeout, pol.HostDownGrace, pol.Deadline = 60*time.Second, 10*time.Second, 10*time.Minute
+	if w.agents {
+		// The probes the agents run, and a ladder per fault: a frozen kernel ignores a
+		// soft reboot; an app may need a rebuild.
+		pol.GuestAgent = &model.ProbeSpec{Name: "guest-agent", Kind: model.ProbeGuestAgent, Interval: agentInterval, Timeout: 2 * time.Second, Failures: 3}
+		pol.Apps = []model.ProbeSpec{{Name: "app", Kind: model.ProbeTCP, Target: "127.0.0.1:80", Interval: agentInterval, Timeout: 2 * time.Second, Failures: 3}}
+		pol.Ladders = map[string][]model.Action{
+			model.FaultHung:      {model.ActHardReboot, model.ActRebuild, model.ActEvacuate},
+			model.FaultAppFailed: {model.ActReboot, model.ActRebuild, model.ActEvacuate},
+		}
+	}
 	pols := map[string]model.Policy{"default": pol}
 	clusterPolicy := []string{"default", "default", "default", "default"}
 	if policies {
@@ -278,6 +318,9 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Store: db, Policies: pols,
 		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
 		Hook: recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")}}
+	if w.agents {
+		w.ecfg.Agents = &w.beats
+	}
 	if err := w.start(); err != nil {
 		return nil, err
 	}
@@ -289,7 +332,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 			return nil, err
 		}
 	}
-	w.sched = schedule(w.rng, cfg, w.hosts, ids, w.prot)
+	w.sched = schedule(w.rng, cfg, w.hosts, ids, w.prot, w.agents)
 	return w, nil
 }
 
@@ -363,6 +406,7 @@ func (w *world) logf(format string, args ...any) {
 func (w *world) onEvent(e model.Event) {
 	w.lastChange = w.now
 	w.onConclusion(e)
+	w.onDetection(e)
 	w.log = append(w.log, fmt.Sprintf("%s %-8s %s %s", fmtDur(e.At.Sub(epoch0)), e.Kind, e.Subject, e.Message))
 	if e.Kind == "incident" {
 		switch {
@@ -405,9 +449,9 @@ func (w *world) run() error {
 		}
 		w.fairLies()
 		w.deliver(ctx)
+		w.pumpBeats()
 		if w.eng != nil {
-			err := w.eng.Tick(ctx)
-			w.stats.Ticks++
+			err := w.reconcile(ctx)
 			switch {
 			case errors.Is(err, recover.ErrCrash) && w.crashDown > 0:
 				w.down(w.crashDown, "crashed between a step's intent and its outcome")
@@ -423,6 +467,7 @@ func (w *world) run() error {
 			}
 		}
 		w.checkTick()
+		w.watchHeard()
 		t0 := w.now
 		w.advance(end)
 		w.watchLies(t0)
@@ -479,6 +524,7 @@ func (w *world) restart(why string) {
 func (w *world) down(d time.Duration, why string) {
 	w.logf("vigil is down for %s (%s)", d, why)
 	w.eng = nil
+	clear(w.powerLost) // a death while Vigil is down is not a detection to measure
 	w.downUntil = w.now.Add(d)
 }
 
@@ -526,6 +572,7 @@ func (w *world) advance(end time.Time) {
 	step := 2 * time.Second
 	next := w.now.Add(step)
 	quietFor := w.now.Sub(w.lastChange)
+	w.signalOnly = false
 	if quietFor > time.Minute && len(w.active) == 0 && w.crashArmed == "" && w.eng != nil && len(w.eng.OpenIncidents()) == 0 && w.cloud.Quiet() {
 		target := end
 		if len(w.sched) > 0 && w.sched[0].at.Before(target) {
@@ -535,7 +582,17 @@ func (w *world) advance(end time.Time) {
 			target = w.notes[0].at
 		}
 		// Keep one full listing's worth of polls before the next fault.
-		if t := target.Add(-2 * time.Minute); t.After(next) {
+		t := target.Add(-2 * time.Minute)
+		if w.agents && t.After(next) {
+			// With agents the skip is capped: jumped over, the span would be one
+			// enormous silence of every path of every host to the detector, a gap no
+			// real Vigil ever sees while the hosts run, and producing only the last
+			// beats before the target would still leave that gap in its history. The
+			// quiet span goes on at the agents' interval instead, each step a
+			// reconcile on the signals alone (no compute API poll, which would show
+			// nothing new): the beats of every interval arrive as they would.
+			next, w.signalOnly = w.now.Add(agentInterval), true
+		} else if t.After(next) {
 			next = t
 		}
 	}
@@ -543,7 +600,8 @@ func (w *world) advance(end time.Time) {
 }
 
 func (w *world) result() Result {
-	r := Result{Seed: w.seed, Violations: slices.Clone(w.viol), Stats: w.stats, Kinds: w.kinds, Settings: w.settings}
+	r := Result{Seed: w.seed, Violations: slices.Clone(w.viol), Stats: w.stats, Kinds: w.kinds, Settings: w.settings,
+		Agents: w.agents, Detect: w.detect}
 	if w.cfg.Log || len(w.viol) > 0 {
 		r.Log = w.log
 	}

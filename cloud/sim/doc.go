@@ -25,6 +25,12 @@
 //     every heartbeat; BMCs that do not answer, lie, are missing or belong to another
 //     host (each BMC has an identity, its GUID).
 //
+// With EnableAgents, every host runs an agent (agents.go): beats on two paths
+// (management, storage) to the controller, peers of its segment, its domains and
+// guest probes, a report at once on every change; faults cut a path, kill an agent,
+// delay and drop beats, hang a guest, fail its app, panic it or kill its qemu (Nova
+// sees the last two only at its power sync). A dead host's agent is silent.
+//
 // It also tracks where each server really runs (its copies), which the cloud's API
 // does not show: the simulation checks "never two copies" against it.
 package sim

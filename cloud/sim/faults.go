@@ -176,6 +176,7 @@ func (c *Cloud) initHostLocked(name string) {
 		}
 		if c.cfg.ResumeGuestsOnBoot && s.intent != model.IntentOff {
 			s.copies = append(s.copies, name)
+			cureHardReboot(s) // a fresh boot of the guest
 		} else {
 			s.status = model.StatusShutoff // the power-state sync: found not running
 		}
@@ -183,9 +184,17 @@ func (c *Cloud) initHostLocked(name string) {
 	}
 }
 
-// IsolateHost cuts the host off the controller: it looks down, its VMs keep running.
+// IsolateHost cuts the host off every network: it looks down, its VMs keep running;
+// its agent's paths and its peers' links are cut too.
 func (c *Cloud) IsolateHost(name string, isolated bool) error {
-	return c.withHost(name, func(h *host) { h.isolated = isolated })
+	return c.withHost(name, func(h *host) { h.isolated, h.cut = isolated, isolated })
+}
+
+// CutFromController cuts the host off the controller only: Nova's view of it and its
+// agent's paths to Vigil go, the peers of its segment still hear it (a segment
+// partition seen from the controller's side).
+func (c *Cloud) CutFromController(name string, cut bool) error {
+	return c.withHost(name, func(h *host) { h.isolated, h.ctrlCut = cut, cut })
 }
 
 // SetBMC makes a host's BMC unreachable (down) or accept power-off without acting (silent).

@@ -57,12 +57,16 @@ type host struct {
 	power         model.Power // the truth
 	computeAlive  bool        // the nova-compute process
 	isolated      bool        // alive, but its reports do not reach the controller
-	forcedDown    bool
-	disabled      bool
-	lastSeen      time.Time // the service's updated_at: last heartbeat or service update
-	reporting     bool      // heartbeats reached the controller at the last stamp
-	since         time.Time // when it last started reporting (after a gap)
-	silent        time.Time // when it last stopped reporting
+	// How it is cut off, for its agent's paths (agents.go): cut, every network
+	// (IsolateHost: peers too); ctrlCut, only the controller's side (CutFromController:
+	// its segment's peers still hear it).
+	cut, ctrlCut bool
+	forcedDown   bool
+	disabled     bool
+	lastSeen     time.Time // the service's updated_at: last heartbeat or service update
+	reporting    bool      // heartbeats reached the controller at the last stamp
+	since        time.Time // when it last started reporting (after a gap)
+	silent       time.Time // when it last stopped reporting
 	// The fence entry of this host reaches the BMC of host bmc ("" : no BMC).
 	bmc  string
 	guid string // the identity of this host's own BMC
@@ -83,6 +87,7 @@ type server struct {
 	// (reset-state) goes on where its compute runs, beside the next one.
 	work    []*work
 	deleted bool
+	guest   guest // what only the host (its agent) sees of the guest
 }
 
 // work is an accepted action's remaining phases. Each phase is carried out by one
@@ -123,6 +128,8 @@ type Cloud struct {
 	rng        *rand.Rand
 	hosts      map[string]*host
 	servers    map[string]*server
+	ids        []string // the servers' IDs, sorted (created in order)
+	hostNames  []string // the hosts' names, sorted
 	pending    map[string]bool
 	migrations []migration
 	seq        int
@@ -133,6 +140,10 @@ type Cloud struct {
 	down       bool               // API unreachable
 	hbStopped  bool               // no heartbeat reaches the database (conductor, RabbitMQ down)
 	feed       []Notification
+	// Host agents (agents.go): nil until EnableAgents.
+	agents *agents
+	// syncs: servers whose guest died behind Nova's back, awaiting its power sync.
+	syncs map[string]bool
 }
 
 // New returns an empty cloud whose time is read from now.
@@ -156,6 +167,8 @@ func (c *Cloud) AddHost(name, segment string, capacity int) {
 	c.hosts[name] = &host{name: name, segment: segment, capacity: capacity,
 		power: model.PowerOn, computeAlive: true, lastSeen: c.now(), since: c.now(), reporting: true,
 		bmc: name, guid: fmt.Sprintf("%08x-0000-4000-8000-%012x", len(c.hosts)+1, c.rng.Uint64()>>16)}
+	c.hostNames = append(c.hostNames, name)
+	slices.Sort(c.hostNames)
 }
 
 // CreateServer boots a server on host (ACTIVE at once) and returns its ID.
@@ -175,6 +188,7 @@ func (c *Cloud) CreateServer(name, hostName string) (string, error) {
 	c.servers[id] = &server{id: id, name: name, host: hostName, image: "img-" + name,
 		status: model.StatusActive, intent: model.IntentOn, copies: []string{hostName},
 		updated: now, actions: []model.InstanceAction{{Action: cloud.ActionCreate, Start: now}}}
+	c.ids = append(c.ids, id)
 	return id, nil
 }
 
@@ -228,6 +242,7 @@ func (c *Cloud) advanceLocked() {
 	for _, h := range c.hosts {
 		c.stampLocked(h)
 	}
+	c.powerSyncLocked()
 	if len(c.pending) == 0 {
 		return
 	}
@@ -377,6 +392,7 @@ func runsOn(h string) func(*server) {
 		if !slices.Contains(s.copies, h) {
 			s.copies = append(s.copies, h)
 		}
+		s.guest.dom = domFault{} // a running copy: whatever domain had died is gone
 	}
 }
 
@@ -410,7 +426,11 @@ func (c *Cloud) Reboot(ctx context.Context, id string, hard bool) error {
 		status, task = model.StatusHardReboot, "rebooting_hard"
 	}
 	s.intent = model.IntentOn
-	c.startLocked(s, cloud.ActionReboot, status, task, phase{wait: c.cfg.ActionLatency, by: s.host, do: runsOn(s.host), inPlace: true})
+	cure := cureSoftReboot
+	if hard {
+		cure = cureHardReboot
+	}
+	c.startLocked(s, cloud.ActionReboot, status, task, phase{wait: c.cfg.ActionLatency, by: s.host, do: cured(runsOn(s.host), cure), inPlace: true})
 	return c.answer(op)
 }
 
@@ -432,7 +452,7 @@ func (c *Cloud) Rebuild(ctx context.Context, id string) error {
 	half := c.cfg.ActionLatency / 2
 	c.startLocked(s, cloud.ActionRebuild, model.StatusRebuild, "rebuilding",
 		phase{wait: half, by: s.host, do: taskIs("rebuild_spawning"), inPlace: true},
-		phase{wait: c.cfg.ActionLatency - half, by: s.host, do: runsOn(s.host), inPlace: true})
+		phase{wait: c.cfg.ActionLatency - half, by: s.host, do: cured(runsOn(s.host), cureNew), inPlace: true})
 	return c.answer("rebuild")
 }
 
@@ -481,7 +501,7 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 	s.intent = model.IntentOn
 	place := func(s *server) { s.host, s.task = target, "rebuild_spawning" }
 	done := func(s *server) {
-		runsOn(target)(s)
+		cured(runsOn(target), cureNew)(s)
 		c.migrations[mig].status = "done"
 	}
 	if c.cfg.ConductorDelay == 0 {
@@ -638,6 +658,9 @@ func (c *Cloud) powerOffLocked(h *host) {
 	h.computeAlive = false
 	for _, s := range c.servers {
 		s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == h.name })
+		if s.guest.dom.host == h.name {
+			s.guest.dom = domFault{} // the dead domain went with the power
+		}
 		s.work = slices.DeleteFunc(s.work, func(w *work) bool {
 			return len(w.phases) > 0 && w.phases[0].by == h.name && slices.Contains(w.ran, h.name)
 		})

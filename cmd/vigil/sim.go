@@ -72,8 +72,11 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "\nseed %d: %d faults, %d incidents (%d resolved, %d escalated), %d restarts of Vigil, %d ticks\n",
-					seed, r.Stats.Faults, r.Stats.Incidents, r.Stats.Resolved, r.Stats.Escalated, r.Stats.Restarts, r.Stats.Ticks)
+				fmt.Fprintf(out, "\nseed %d: %d faults, %d incidents (%d resolved, %d escalated), %d restarts of Vigil, %d ticks, %d signal-only reconciles\n",
+					seed, r.Stats.Faults, r.Stats.Incidents, r.Stats.Resolved, r.Stats.Escalated, r.Stats.Restarts, r.Stats.Ticks, r.Stats.Signals)
+				for _, d := range r.Detect {
+					fmt.Fprintf(out, "detection of a host's power loss: %s\n", d.Round(time.Millisecond))
+				}
 				fmt.Fprintf(out, "world settings: %s\n", strings.Join(append([]string{"plain"}, r.Settings...)[min(1, len(r.Settings)):], ", "))
 				if len(r.Violations) == 0 {
 					fmt.Fprintf(out, "invariants: all %d held\n", sim.Invariants)
@@ -94,9 +97,10 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 			}
 			fmt.Fprintf(out, "%d seeds (%d hosts, %d servers, %d segments, %s each) in %s: %.0f seeds/min\n",
 				res.Seeds, cfg.Hosts, cfg.Servers, cfg.Segments, cfg.Until, res.Elapsed.Round(time.Millisecond), res.SeedsPerMinute())
-			fmt.Fprintf(out, "faults %d, incidents %d (resolved %d, escalated %d), Vigil restarts %d, ticks %d\n",
-				res.Stats.Faults, res.Stats.Incidents, res.Stats.Resolved, res.Stats.Escalated, res.Stats.Restarts, res.Stats.Ticks)
+			fmt.Fprintf(out, "faults %d, incidents %d (resolved %d, escalated %d), Vigil restarts %d, ticks %d, signal-only reconciles %d\n",
+				res.Stats.Faults, res.Stats.Incidents, res.Stats.Resolved, res.Stats.Escalated, res.Stats.Restarts, res.Stats.Ticks, res.Stats.Signals)
 			printKinds(out, res)
+			printDetect(out, res.Detect)
 			for _, e := range res.Errors {
 				fmt.Fprintln(out, "ERROR:", e)
 			}
@@ -161,6 +165,23 @@ func printKinds(out io.Writer, res sim.SweepResult) {
 	if len(inv) > 0 {
 		fmt.Fprintf(out, "violations per invariant: %s\n", strings.Join(inv, ", "))
 	}
+}
+
+// printDetect prints the detection times of real host deaths (power loss to Vigil's
+// first incident on the host), over all worlds and split by agents.
+func printDetect(out io.Writer, d sim.DetectStats) {
+	all := append(slices.Clone(d.Agents), d.Plain...)
+	if len(all) == 0 {
+		return
+	}
+	line := func(name string, ds []time.Duration) {
+		p50, p99, mx := sim.Percentiles(ds)
+		fmt.Fprintf(out, "  %-16s %5d deaths  p50 %-8s p99 %-8s max %s\n", name, len(ds), p50.Round(time.Millisecond), p99.Round(time.Millisecond), mx.Round(time.Millisecond))
+	}
+	fmt.Fprintln(out, "detection time of a host's power loss (to its first incident):")
+	line("all worlds", all)
+	line("with agents", d.Agents)
+	line("without agents", d.Plain)
 }
 
 func contains(list []string, s string) bool {
