@@ -27,7 +27,9 @@ func Brakes(hosts map[string]model.Host, verdicts map[model.Subject]model.Verdic
 		}
 		total[h.Segment]++
 		total[CloudWide]++
-		if ok && (v.Failed || v.Host == string(model.HostSuspect)) {
+		// Vigil cut off from a host (controller-partitioned) counts: that is exactly
+		// what the brake is for.
+		if ok && (v.Failed || v.Host == string(model.HostSuspect) || v.Host == string(model.HostPartitioned)) {
 			down[h.Segment]++
 			down[CloudWide]++
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vigil-ha/vigil/model"
 )
@@ -91,7 +92,7 @@ func (p *planner) server(inc *model.Incident) {
 			id, strings.Join(v.Evidence, "; ")))
 		return
 	}
-	action, attempt, why := nextRung(pol, faultOf(inc, v), inc.Steps)
+	action, attempt, why := nextRung(pol, faultOf(inc, v), inc.Steps, p.relapse(inc, faultOf(inc, v)))
 	if action == "" {
 		p.change(inc, model.IncidentEscalated, why)
 		return
@@ -122,13 +123,25 @@ func (p *planner) server(inc *model.Incident) {
 // nextRung picks the ladder's next action: the same one again after a passing
 // failure, the next rung after a refusal or a timeout.
 // The ladder is the policy's for the incident's fault (Policy.LadderFor).
-func nextRung(pol model.Policy, fault string, steps []model.Step) (model.Action, int, string) {
+func nextRung(pol model.Policy, fault string, steps []model.Step, relapsed *relapse) (model.Action, int, string) {
 	ladder := pol.LadderFor(fault)
 	name := "ladder"
 	if _, own := pol.Ladders[fault]; own && len(pol.Ladders[fault]) > 0 {
 		name = "ladder for " + fault
 	}
 	last := lastFinished(steps)
+	if last == nil && relapsed != nil {
+		// The rung that brought the server back did not last: climb from it, as if
+		// it had failed in this incident (an app that only a rebuild cures must not
+		// be rebooted forever, one short-lived recovery at a time).
+		i := slices.Index(ladder, relapsed.Action)
+		how := fmt.Sprintf("server failed again (%s) %s after %s brought it back (incident %d)", cmpOr(fault, "fault unknown"),
+			relapsed.gap.Round(time.Second), relapsed.Action, relapsed.incident)
+		if i < 0 || i+1 >= len(ladder) {
+			return "", 0, fmt.Sprintf("policy %s: %s exhausted: %s, its last rung; an operator must repair it", pol.Name, name, how)
+		}
+		return ladder[i+1], 1, fmt.Sprintf("policy %s: %s rung %d of %d (%s): %s", pol.Name, name, i+2, len(ladder), ladder[i+1], how)
+	}
 	if last == nil {
 		return ladder[0], 1, fmt.Sprintf("policy %s: %s rung 1 of %d (%s): server failed (%s)", pol.Name, name, len(ladder), ladder[0], cmpOr(fault, "fault unknown"))
 	}
@@ -141,6 +154,40 @@ func nextRung(pol model.Policy, fault string, steps []model.Step) (model.Action,
 	}
 	next := ladder[i+1]
 	return next, 1, fmt.Sprintf("policy %s: %s rung %d of %d (%s) after %s failed: %s", pol.Name, name, i+2, len(ladder), next, last.Action, last.Error)
+}
+
+// RelapseWindow: a server that fails again (the same fault) within this long of the
+// step that brought it back has relapsed: its new incident climbs on from that
+// step's rung instead of starting the ladder over.
+const RelapseWindow = 5 * time.Minute
+
+// relapse is the step of a resolved incident that brought its server back, too
+// briefly.
+type relapse struct {
+	Action   model.Action
+	incident int64
+	gap      time.Duration
+}
+
+// relapse finds, for an incident with no step yet, the step of the subject's last
+// resolved incident (of the same fault) whose recovery did not last RelapseWindow.
+func (p *planner) relapse(inc *model.Incident, fault string) *relapse {
+	if len(inc.Steps) > 0 {
+		return nil
+	}
+	prev, ok := p.in.LastClosed[inc.Subject]
+	if !ok || prev.ID == inc.ID || prev.State != model.IncidentResolved || inc.Opened.Sub(prev.Closed) > RelapseWindow {
+		return nil
+	}
+	if prev.Fault != "" && fault != "" && prev.Fault != fault {
+		return nil // another failure: its own ladder from the start
+	}
+	for i := len(prev.Steps) - 1; i >= 0; i-- {
+		if st := prev.Steps[i]; st.State == model.StepSucceeded && st.Server == inc.Subject.ID {
+			return &relapse{Action: st.Action, incident: prev.ID, gap: inc.Opened.Sub(st.Finished)}
+		}
+	}
+	return nil
 }
 
 // faultOf is the incident's fault: as recorded when it opened, else (an incident

@@ -1,0 +1,59 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/model"
+)
+
+// A server that fails again soon after a reboot brought it back has relapsed: its
+// new incident climbs on from that rung (an app only a rebuild cures is not
+// rebooted forever); once the ladder is spent it escalates; a relapse long after,
+// or another fault, starts the ladder over. (Sim seeds 41 and 313 of issue 14.)
+func TestRelapseClimbsTheLadder(t *testing.T) {
+	subj := model.Subject{Kind: model.KindServer, ID: "a"}
+	resolvedBy := func(action model.Action, at time.Time, fault string) model.Incident {
+		return model.Incident{ID: 7, Subject: subj, State: model.IncidentResolved, Fault: fault, Closed: at,
+			Steps: []model.Step{{Action: action, Server: "a", State: model.StepSucceeded, Finished: at}}}
+	}
+	fail := func(f *fixture, fault string) {
+		f.in.Verdicts[subj] = model.Verdict{Subject: subj, Server: "failed", Failed: true, Fault: fault, Rule: "server-app-failed", Since: f.in.Now}
+	}
+	cases := []struct {
+		name     string
+		previous model.Incident
+		after    time.Duration
+		fault    string
+		want     string // first step, or "escalated"
+	}{
+		{"relapse after a reboot", resolvedBy(model.ActReboot, t0, model.FaultAppFailed), time.Minute, model.FaultAppFailed, "hard-reboot"},
+		{"relapse after a hard reboot", resolvedBy(model.ActHardReboot, t0, model.FaultAppFailed), time.Minute, model.FaultAppFailed, "rebuild"},
+		{"relapse after the last rung", resolvedBy(model.ActRebuild, t0, model.FaultAppFailed), time.Minute, model.FaultAppFailed, "escalated"},
+		{"failure long after", resolvedBy(model.ActReboot, t0, model.FaultAppFailed), RelapseWindow + time.Minute, model.FaultAppFailed, "reboot"},
+		{"another fault", resolvedBy(model.ActReboot, t0, model.FaultAppFailed), time.Minute, model.FaultCrashed, "reboot"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(2)
+			f.in.LastClosed[subj] = c.previous
+			f.later(c.after)
+			fail(f, c.fault)
+			out := f.run(model.StepIssued)
+			got := steps(out)
+			if c.want == "escalated" {
+				if changes(out) != "escalated" || !strings.Contains(out.Changes[0].Reason, "failed again") {
+					t.Fatalf("steps %q, changes %q %+v: want escalated, saying it failed again", got, changes(out), out.Changes)
+				}
+				return
+			}
+			if got != c.want {
+				t.Fatalf("first step %q, want %q", got, c.want)
+			}
+			if c.want != "reboot" && !strings.Contains(out.Steps[0].Rule, "failed again") {
+				t.Fatalf("rule %q does not say the server relapsed", out.Steps[0].Rule)
+			}
+		})
+	}
+}
