@@ -331,13 +331,17 @@ func (d *Detector) deadByBMC(now time.Time, h model.Host) ([]string, bool) {
 	}
 	ev := []string{fmt.Sprintf("BMC reports power off since %s, after it was on", off.Format("15:04:05.000"))}
 	if d.hasAgent(h.Name) {
+		// Two signals agree: the BMC says off, and the agent has been silent on every
+		// path for two intervals, its last beat before the off. The BMC is read
+		// only once the agent went silent, so this holds at that very read: no
+		// further wait (a beat after the off would make the BMC doubted instead).
 		iv := d.agentInterval(h.Name)
 		last, on := d.lastBeat(h.Name)
-		if quiet := now.Sub(later(off, last)); quiet < 2*iv {
+		if now.Sub(last) < 2*iv || last.After(off) {
 			return nil, false
 		}
-		ev = append(ev, fmt.Sprintf("no agent beat on any path since %s (last on %s at %s), %s since the off, at least 2 intervals of %s",
-			later(off, last).Format("15:04:05.000"), on, last.Format("15:04:05.000"), now.Sub(off).Round(time.Millisecond), iv))
+		ev = append(ev, fmt.Sprintf("no agent beat on any path since %s (on %s), %s: at least 2 intervals of %s, and none since the BMC said off",
+			last.Format("15:04:05.000"), on, now.Sub(last).Round(time.Millisecond), iv))
 	} else {
 		return nil, false // a host without an agent keeps its grace (see hostVerdict)
 	}
