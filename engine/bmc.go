@@ -22,7 +22,8 @@ const bmcTimeout = 10 * time.Second
 const identityEvery = 10 * time.Minute
 
 // readBMCs asks the BMCs for their power state: every tick for the hosts being
-// fenced (a fence is proof only while the power stays off), every PowerEvery for
+// fenced (a fence is proof only while the power stays off) and for the hosts that
+// look suspect (a power loss is proof of death), every PowerEvery for
 // every other fenceable host (a BMC that says off while its host reports is
 // misconfigured: it must be known before it is needed). Identities are read at the
 // first chance, every identityEvery, and at every tick for the hosts that look down
@@ -44,10 +45,20 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	// A host that looks down may be fenced soon: its BMC's identity is read at every
 	// reconcile until then, so a fence entry rewired since the last full read is
 	// caught before it is used.
+	// Its power too: a host whose agent went silent, or that looks suspect, may have
+	// lost its power, and a BMC that says so (and was on) is the fastest proof there
+	// is: it is read at every reconcile until the host is judged.
 	candidate := map[string]bool{}
 	for name := range e.det.View().Hosts {
-		if v := e.det.View().Verdicts[model.Subject{Kind: model.KindHost, ID: name}]; v.Failed || v.Host == string(model.HostSuspect) {
+		v := e.det.View().Verdicts[model.Subject{Kind: model.KindHost, ID: name}]
+		av := e.det.View().Verdicts[model.Subject{Kind: model.KindAgent, ID: name}]
+		if v.Failed || v.Host == string(model.HostSuspect) || av.Host == string(model.HostSuspect) {
 			candidate[name] = true
+		}
+	}
+	if hosts == nil { // a reconcile on signals: the hosts as last listed
+		for _, name := range slices.Sorted(maps.Keys(e.det.View().Hosts)) {
+			hosts = append(hosts, e.det.View().Hosts[name])
 		}
 	}
 	e.mu.RUnlock()
@@ -62,7 +73,7 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	everyone := e.lastPowerAll.IsZero() || now.Sub(e.lastPowerAll) >= e.cfg.PowerEvery
 	var powerHosts []string
 	for _, h := range all {
-		if everyone || fencing[h] {
+		if everyone || fencing[h] || candidate[h] {
 			powerHosts = append(powerHosts, h)
 		}
 	}

@@ -39,8 +39,27 @@ type Config struct {
 	PowerEvery time.Duration
 	// OnEvent receives every journaled event (the demo's timeline), in order.
 	OnEvent func(model.Event)
+	// Agents is where host agents' heartbeats arrive (source/agent's receiver, the
+	// simulation's agents); nil: no host has an agent. It is drained at every
+	// reconcile.
+	Agents AgentSource
+	// SignalEvery: how often Run reconciles on the signals alone (Signal) between
+	// polls, to see a silence as it happens; default 1 s when Agents is set, never
+	// otherwise.
+	SignalEvery time.Duration
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
+}
+
+// AgentSource holds the heartbeats host agents sent since it was last drained.
+type AgentSource interface {
+	Drain() []model.AgentBeat
+}
+
+// waker is an AgentSource that says when a beat must be looked at now (it carries a
+// lifecycle event: a crash is judged in milliseconds, not at the next tick).
+type waker interface {
+	Wake() <-chan struct{}
 }
 
 // Engine is one owner of Vigil's recoveries.
@@ -94,6 +113,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.PowerEvery == 0 {
 		cfg.PowerEvery = 30 * time.Second
+	}
+	if cfg.SignalEvery == 0 && cfg.Agents != nil {
+		cfg.SignalEvery = time.Second
 	}
 	epoch, err := cfg.Store.Claim(ctx)
 	if err != nil {
@@ -186,6 +208,46 @@ func (e *Engine) Tick(ctx context.Context) error {
 	return e.reconcile(ctx, e.observe(ctx))
 }
 
+// Signal reconciles on the signals alone: the heartbeats the agents sent since the
+// last reconcile, and the BMC power of the hosts that look suspect (their agent went
+// silent) or are being fenced, without listing the compute API. Silence is seen by
+// time passing, so it is called often (every agent interval). While a host is found
+// failed or its incident is open, it lists the cloud at once and reconciles on that
+// too (the planner acts on host facts only when the hosts were just read).
+func (e *Engine) Signal(ctx context.Context) error {
+	e.run.Lock()
+	defer e.run.Unlock()
+	now := e.cfg.Now()
+	obs := model.Observation{At: now, Source: "signals"}
+	obs.Power, obs.Identity, obs.IdentityErr = e.readBMCs(ctx, now, nil)
+	if err := e.reconcile(ctx, obs); err != nil {
+		return err
+	}
+	if !e.hostRecoveryDue() {
+		return nil
+	}
+	return e.reconcile(ctx, e.observe(ctx))
+}
+
+// hostRecoveryDue reports whether a host's verdict is failed, or a host's incident
+// is open: its next step needs the hosts as they are now, so the cloud is listed at
+// signal speed until it is over, not only at the next poll.
+func (e *Engine) hostRecoveryDue() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, in := range e.open {
+		if in.Subject.Kind == model.KindHost {
+			return true
+		}
+	}
+	for subj, v := range e.det.View().Verdicts {
+		if subj.Kind == model.KindHost && v.Failed {
+			return true
+		}
+	}
+	return false
+}
+
 // Observe reconciles once on an observation pushed by a source (a notification).
 func (e *Engine) Observe(ctx context.Context, obs model.Observation) error {
 	e.run.Lock()
@@ -265,6 +327,9 @@ func (e *Engine) settle(ctx context.Context) error {
 
 // reconcile folds an observation in, plans, and carries the plan out.
 func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
+	if e.cfg.Agents != nil && obs.Err == "" {
+		obs.Agents = append(obs.Agents, e.cfg.Agents.Drain()...)
+	}
 	if obs.Err == "" && obs.Hosts != nil {
 		if err := e.settle(ctx); err != nil {
 			if errors.Is(err, store.ErrStale) {
@@ -309,13 +374,13 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		}
 	}
 	in := e.input(now)
-	in.HostsStale = obs.Hosts == nil // a notification: the hosts are as old as the last poll
+	in.HostsStale = obs.Hosts == nil // a notification or signals: the hosts are as old as the last poll
 	out := plan.Plan(in)
 	e.mu.Unlock()
 
 	var evs []model.Event
 	for _, v := range changed {
-		if v.Failed || v.Rule != "" && e.wasFailed(v) {
+		if v.Failed || v.Rule != "" && e.wasFailed(v) || loud(v) {
 			evs = append(evs, model.Event{At: now, Kind: "verdict", Subject: v.Subject.String(),
 				Message: fmt.Sprintf("%s: %s (%s)", health(v), strings.Join(v.Evidence, "; "), v.Rule)})
 		}
@@ -348,12 +413,24 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	return e.apply(ctx, now, out)
 }
 
+// loud: a verdict journaled though nothing fails: a host heard only on another path,
+// Vigil cut off from many hosts, an agent gone silent. An operator must know.
+func loud(v model.Verdict) bool {
+	if v.Subject.Kind == model.KindAgent {
+		return true
+	}
+	return v.Host == string(model.HostIsolated) || v.Host == string(model.HostPartitioned)
+}
+
 func (e *Engine) wasFailed(v model.Verdict) bool {
 	_, open := e.incidentFor(v.Subject)
 	return open
 }
 
 func health(v model.Verdict) string {
+	if v.Subject.Kind == model.KindAgent {
+		return "agent " + v.Host
+	}
 	if v.Host != "" {
 		return "host " + v.Host
 	}
@@ -548,11 +625,25 @@ func (j journal) AppendEvents(ctx context.Context, evs ...model.Event) error {
 func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan model.Observation, onErr func(error)) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var signals <-chan time.Time
+	if e.cfg.SignalEvery > 0 {
+		st := time.NewTicker(e.cfg.SignalEvery)
+		defer st.Stop()
+		signals = st.C
+	}
+	var wake <-chan struct{}
+	if w, ok := e.cfg.Agents.(waker); ok {
+		wake = w.Wake()
+	}
 	for {
 		var err error
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-wake:
+			err = e.Signal(ctx)
+		case <-signals:
+			err = e.Signal(ctx)
 		case <-t.C:
 			err = e.Tick(ctx)
 		case obs := <-pushed:

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-ha/vigil/engine"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/recover"
+	agentsrc "github.com/vigil-ha/vigil/source/agent"
 	"github.com/vigil-ha/vigil/store"
 	"github.com/vigil-ha/vigil/store/sqlite"
 )
@@ -41,6 +42,9 @@ type Options struct {
 type App struct {
 	Engine *engine.Engine
 	Store  *sqlite.DB
+	// Agents receives the host agents' heartbeats (POST /v1/agent/beat); nil when
+	// the policy file lists no agent.
+	Agents *agentsrc.Receiver
 	opts   Options
 	ln     net.Listener
 	srv    *http.Server
@@ -85,15 +89,35 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if err := db.SetAddr(ln.Addr().String()); err != nil {
 		o.Log.Warn("the owner record lacks the API address", "err", err)
 	}
-	eng, err := engine.New(ctx, engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
-		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook})
+	var agents *agentsrc.Receiver
+	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
+		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook}
+	if len(o.Config.Agents.Tokens) > 0 {
+		tokens := o.Config.Agents.Tokens
+		agents = &agentsrc.Receiver{Now: o.Now, Tokens: func(host string) (string, bool) {
+			t, ok := tokens[host]
+			return t, ok
+		}}
+		ecfg.Agents = agents
+		ecfg.SignalEvery = min(o.Config.Agents.Interval, time.Second)
+	}
+	eng, err := engine.New(ctx, ecfg)
 	if err != nil {
 		ln.Close()
 		db.Close()
 		return nil, err
 	}
-	a := &App{Engine: eng, Store: db, opts: o, ln: ln}
-	a.srv = &http.Server{Handler: api.Handler(eng, db, o.Log), ReadHeaderTimeout: 10 * time.Second}
+	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
+	var h http.Handler = api.Handler(eng, db, o.Log)
+	if agents != nil {
+		interval := o.Config.Agents.Interval
+		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }
+		mux := http.NewServeMux()
+		mux.Handle(agentsrc.BeatPath, agents)
+		mux.Handle("/", h)
+		h = mux
+	}
+	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }
 

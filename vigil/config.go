@@ -3,6 +3,7 @@ package vigil
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"time"
 
@@ -24,11 +25,14 @@ type Config struct {
 	// file does not say): how long a compute's heartbeat may be silent before it
 	// is. A forced-down compute is judged by its heartbeats against it.
 	ServiceDownTime time.Duration
+	// Agents are the host agents that may report, with their tokens.
+	Agents Agents
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
 func DefaultConfig() Config {
-	return Config{Policies: map[string]model.Policy{"default": model.DefaultPolicy()}, Limits: model.DefaultLimits()}
+	return Config{Policies: map[string]model.Policy{"default": model.DefaultPolicy()}, Limits: model.DefaultLimits(),
+		Agents: Agents{Interval: DefaultAgentInterval, Tokens: map[string]string{}}}
 }
 
 type fileLimits struct {
@@ -46,6 +50,11 @@ type filePolicy struct {
 	MaxAttempts           *int           `yaml:"max_attempts"`
 	ServiceFenceOnly      *bool          `yaml:"service_fence_only"`
 	EvacuateOnHostFailure *bool          `yaml:"evacuate_on_host_failure"`
+	// Ladders per fault (hung, app-failed, ...) and the probes of the policy's
+	// servers, run by the host agents.
+	Ladders    map[string][]model.Action `yaml:"ladders"`
+	GuestAgent *model.ProbeSpec          `yaml:"guest_agent"`
+	Apps       []model.ProbeSpec         `yaml:"apps"`
 }
 
 type fileCloud struct {
@@ -57,6 +66,7 @@ type file struct {
 	Limits   fileLimits   `yaml:"limits"`
 	Policies []filePolicy `yaml:"policies"`
 	Fencing  yaml.Node    `yaml:"fencing"` // walked by parseFencing
+	Agents   yaml.Node    `yaml:"agents"`  // walked by parseAgents
 }
 
 // LoadConfig reads a policy file. Fields left out take the defaults of the built-in
@@ -120,6 +130,28 @@ func ParseConfig(data []byte) (Config, error) {
 		assign(&p.MaxAttempts, fp.MaxAttempts)
 		assign(&p.ServiceFenceOnly, fp.ServiceFenceOnly)
 		assign(&p.EvacuateOnHostFailure, fp.EvacuateOnHostFailure)
+		if fp.Ladders != nil {
+			p.Ladders = maps.Clone(p.Ladders) // never the default's own map
+			if p.Ladders == nil {
+				p.Ladders = map[string][]model.Action{}
+			}
+		}
+		for f, l := range fp.Ladders {
+			p.Ladders[f] = l // the default's ladder for that fault is replaced, the others kept
+		}
+		if fp.GuestAgent != nil {
+			ga := *fp.GuestAgent
+			if ga.Kind == "" {
+				ga.Kind = model.ProbeGuestAgent
+			}
+			if ga.Name == "" {
+				ga.Name = model.ProbeGuestAgent
+			}
+			p.GuestAgent = &ga
+		}
+		if fp.Apps != nil {
+			p.Apps = fp.Apps
+		}
 		if err := p.Validate(); err != nil {
 			return Config{}, fmt.Errorf("policies[%d]: %w", i, err)
 		}
@@ -129,6 +161,9 @@ func ParseConfig(data []byte) (Config, error) {
 		cfg.Policies[p.Name] = p
 	}
 	if cfg.Fencing, err = parseFencing(&f.Fencing); err != nil {
+		return Config{}, err
+	}
+	if cfg.Agents, err = parseAgents(&f.Agents); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil

@@ -181,31 +181,41 @@ func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
 	default:
 		return fmt.Errorf("%s: %s: give only one way to the password", path, strings.Join(sources, " and "))
 	}
+	pw, err := secret(path, "password", password, passwordEnv, passwordFile)
+	if err != nil {
+		return err
+	}
+	b.Password = pw
+	return nil
+}
+
+// secret reads a secret given inline, by an environment variable (key_env) or by a
+// file's first line (key_file), whichever one is set; path names the mapping.
+func secret(path, key, inline, env, file string) (string, error) {
 	switch {
-	case passwordEnv != "":
-		v, ok := os.LookupEnv(passwordEnv)
+	case env != "":
+		v, ok := os.LookupEnv(env)
 		if !ok || v == "" {
-			return fmt.Errorf("%s.password_env: environment variable %s is not set", path, passwordEnv)
+			return "", fmt.Errorf("%s.%s_env: environment variable %s is not set", path, key, env)
 		}
-		b.Password = v
-	case passwordFile != "":
-		data, err := os.ReadFile(passwordFile)
+		return v, nil
+	case file != "":
+		data, err := os.ReadFile(file)
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
 				err = pe.Err // the path is in the message already
 			}
-			return fmt.Errorf("%s.password_file: cannot read %s: %v", path, passwordFile, err)
+			return "", fmt.Errorf("%s.%s_file: cannot read %s: %v", path, key, file, err)
 		}
-		b.Password, _, _ = strings.Cut(string(data), "\n")
-		b.Password = strings.TrimSuffix(b.Password, "\r")
-		if b.Password == "" {
-			return fmt.Errorf("%s.password_file: %s is empty", path, passwordFile)
+		v, _, _ := strings.Cut(string(data), "\n")
+		v = strings.TrimSuffix(v, "\r")
+		if v == "" {
+			return "", fmt.Errorf("%s.%s_file: %s is empty", path, key, file)
 		}
-	default:
-		b.Password = password
+		return v, nil
 	}
-	return nil
+	return inline, nil
 }
 
 // fields calls fn with each key of a mapping node, its value and its path.

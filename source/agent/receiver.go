@@ -37,12 +37,13 @@ type Receiver struct {
 	// MaxBuffered caps the beats held between two drains (default DefaultMaxBuffered).
 	MaxBuffered int
 
-	mu      sync.Mutex
-	buf     []model.AgentBeat
-	dropped int
-	last    map[string]string // host -> fingerprint of its last report
-	wake    chan struct{}
-	once    sync.Once
+	mu       sync.Mutex
+	buf      []model.AgentBeat
+	dropped  int
+	received int64
+	last     map[string]string // host -> fingerprint of its last report
+	wake     chan struct{}
+	once     sync.Once
 }
 
 func (r *Receiver) init() {
@@ -76,6 +77,13 @@ func (r *Receiver) Dropped() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.dropped
+}
+
+// Received counts the beats accepted since the receiver started.
+func (r *Receiver) Received() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received
 }
 
 // ServeHTTP answers POST /v1/agent/beat: 200 with the host's orders, 400 naming the
@@ -209,6 +217,7 @@ func ValidateBeat(b model.AgentBeat) error {
 // add buffers a beat and wakes the engine if it brings news.
 func (r *Receiver) add(b model.AgentBeat) {
 	r.mu.Lock()
+	r.received++
 	news := false
 	if b.Report != nil {
 		fp := b.Report.StateKey()
