@@ -349,6 +349,39 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 		c.waitFor(t, from, 30*time.Second, "with vm1 healthy after unhang", healthy)
 	})
 
+	t.Run("libvirtd-frozen", func(t *testing.T) {
+		from := c.mark()
+		start := time.Now()
+		run(t, "bash", ctl, "freeze-libvirtd", "A")
+		t.Cleanup(func() { exec.Command("bash", ctl, "thaw-libvirtd", "A").Run() })
+		b := c.waitFor(t, from, 30*time.Second, "saying libvirt is unreachable", func(b model.AgentBeat) bool {
+			return b.Report != nil && b.Report.Libvirt != ""
+		})
+		t.Logf("libvirtd frozen -> report says so after %s: %q", b.At.Sub(start).Round(time.Millisecond), b.Report.Libvirt)
+		if d, ok := domainIn(b, "vm1"); !ok || d.State != model.DomainRunning {
+			t.Errorf("with libvirtd frozen, the report should keep the last domains seen (vm1 running): %+v", b.Report.Domains)
+		}
+		// Heartbeats never waited on libvirtd: a beat on each path every interval.
+		c.mu.Lock()
+		n := 0
+		for _, x := range c.beats[from:] {
+			if x.Path == model.PathManagement {
+				n++
+			}
+		}
+		c.mu.Unlock()
+		if took := b.At.Sub(start); n < int(took/time.Second)-1 {
+			t.Errorf("%d management beats in %s with libvirtd frozen: beats waited on libvirt", n, took)
+		}
+		from = c.mark()
+		run(t, "bash", ctl, "thaw-libvirtd", "A")
+		start = time.Now()
+		b = c.waitFor(t, from, 30*time.Second, "with libvirt reachable again", func(b model.AgentBeat) bool {
+			return b.Report != nil && b.Report.Libvirt == "" && len(b.Report.Domains) > 0
+		})
+		t.Logf("libvirtd thawed -> reconnected and reported in %s", b.At.Sub(start).Round(time.Millisecond))
+	})
+
 	t.Run("agent-killed", func(t *testing.T) {
 		if err := proc.Kill(); err != nil {
 			t.Fatal(err)
