@@ -93,6 +93,8 @@ type lvConn struct {
 	l       *libvirt.Libvirt
 	d       *dialer
 	timeout time.Duration
+	mu      sync.Mutex
+	agents  map[string]chan struct{} // per domain UUID: one guest agent call at a time
 }
 
 // call runs fn with the connection's timeout. On timeout the connection is closed
@@ -179,22 +181,58 @@ func (c *lvConn) list() ([]model.Domain, map[string]libvirt.Domain, error) {
 }
 
 // agentCommand runs one guest agent command with a timeout and returns its reply.
+//
+// A hung guest must not cost the host's libvirt connection: unlike the other calls,
+// a guest agent call that outlives its timeout does not close the connection (the
+// listing's calls still catch a frozen libvirtd). libvirt runs one agent call per
+// domain at a time, so ours wait in line too: while an earlier call is unanswered,
+// the next fails at its own timeout saying so.
 func (c *lvConn) agentCommand(d libvirt.Domain, cmd string, timeout time.Duration) (string, error) {
-	secs := int32(math.Ceil(timeout.Seconds()))
-	var out libvirt.OptString
-	// libvirt's own timeout is whole seconds; ours adds a second for the RPC.
-	err := c.callFor("guest agent of "+d.Name, timeout+time.Second, func() error {
-		var err error
-		out, err = c.l.QEMUDomainAgentCommand(d, cmd, max(secs, 1), 0)
-		return err
-	})
-	if err != nil {
-		return "", err
+	lock := c.agentLock(uuidString(d.UUID))
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case lock <- struct{}{}:
+	case <-t.C:
+		return "", fmt.Errorf("guest agent of %s: an earlier call is still unanswered after %s (guest hung?)", d.Name, timeout)
 	}
-	if len(out) == 0 {
-		return "", errors.New("the guest agent answered nothing")
+	secs := max(int32(math.Ceil(timeout.Seconds())), 1) // libvirt counts whole seconds
+	type reply struct {
+		out libvirt.OptString
+		err error
 	}
-	return out[0], nil
+	done := make(chan reply, 1)
+	go func() {
+		defer func() { <-lock }()
+		out, err := c.l.QEMUDomainAgentCommand(d, cmd, secs, 0)
+		done <- reply{out, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return "", fmt.Errorf("guest agent of %s: %w", d.Name, r.err)
+		}
+		if len(r.out) == 0 {
+			return "", fmt.Errorf("guest agent of %s answered nothing", d.Name)
+		}
+		return r.out[0], nil
+	case <-t.C:
+		return "", fmt.Errorf("guest agent of %s: no answer in %s", d.Name, timeout)
+	}
+}
+
+func (c *lvConn) agentLock(uuid string) chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.agents == nil {
+		c.agents = map[string]chan struct{}{}
+	}
+	l := c.agents[uuid]
+	if l == nil {
+		l = make(chan struct{}, 1)
+		c.agents[uuid] = l
+	}
+	return l
 }
 
 // watcher keeps the state's domains in step with libvirtd: events at once, a
