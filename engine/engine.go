@@ -85,6 +85,9 @@ type Engine struct {
 	unconfirmed                map[string]string // hosts whose BMC identity could not be read last time, why
 	fenceDoubt                 map[string]string // doubts already journaled
 	settleErr                  string            // the last error settling steps, journaled once
+	// actions counts the steps handed to the executor (under run): Signal goes on
+	// reconciling while a host's recovery moves.
+	actions int
 }
 
 // Stats counts what the engine did.
@@ -223,10 +226,22 @@ func (e *Engine) Signal(ctx context.Context) error {
 	if err := e.reconcile(ctx, obs); err != nil {
 		return err
 	}
-	if !e.hostRecoveryDue() {
-		return nil
+	// A host's recovery goes on at once while each reconcile takes its next step
+	// (fence, force-down, then a listing that shows the flag, then the evacuations),
+	// not one step per signal interval; bounded, so the signals are heard again soon.
+	for range 4 {
+		if !e.hostRecoveryDue() {
+			return nil
+		}
+		before := e.actions
+		if err := e.reconcile(ctx, e.observe(ctx)); err != nil {
+			return err
+		}
+		if e.actions == before {
+			return nil // nothing new: the next signal interval
+		}
 	}
-	return e.reconcile(ctx, e.observe(ctx))
+	return nil
 }
 
 // hostRecoveryDue reports whether a host's verdict is failed, or a host's incident
@@ -546,6 +561,7 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 		cp := *st
 		copies[i] = &cp
 	}
+	e.actions += len(copies)
 	err := e.exec.Run(ctx, copies)
 	e.mu.Lock()
 	for i, st := range run {

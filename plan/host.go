@@ -116,7 +116,13 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentResolved, "host came back (its compute reports): no fence and no evacuation from a live host; "+strings.Join(v.Evidence, "; "))
 		return
 	}
-	if why := hostFactsStale(in); why != "" {
+	// On facts as old as the last poll (a notification, the agents' signals) nothing
+	// is decided, except the fence and force-down of a host proven dead by its BMC
+	// (detect's host-bmc-off): that proof is this reconcile's own BMC read, the
+	// fence reads the BMC again, and the force-down follows only a confirmed off.
+	// An evacuation always waits for a listing.
+	stale := hostFactsStale(in) != ""
+	if stale && v.Host != string(model.HostDead) {
 		return // no change of state either: the next poll decides
 	}
 	if !fenced && bmc && succeeded(inc.Steps, model.ActFence, "") && len(p.unmoved(inc, servers)) == 0 {
@@ -187,12 +193,15 @@ func (p *planner) host(inc *model.Incident) {
 	}
 	// 2. Mark the compute service forced down, so the cloud allows evacuation.
 	if !markedDown {
+		if stale && succeeded(inc.Steps, model.ActMarkDown, "") {
+			return // taken: its flag shows at the next listing, not in facts this old
+		}
 		p.retryOrEscalate(inc, pol, model.Step{Action: model.ActMarkDown, Host: name, Timeout: pol.StepTimeout,
 			Rule: fmt.Sprintf("force the compute service of %s down: the cloud evacuates only from a down service", name)},
 			"could not force the compute service down")
 		return
 	}
-	if !fenced || !markedDown {
+	if !fenced || !markedDown || stale {
 		return
 	}
 	if !pol.EvacuateOnHostFailure {

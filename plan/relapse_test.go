@@ -57,3 +57,46 @@ func TestRelapseClimbsTheLadder(t *testing.T) {
 		})
 	}
 }
+
+// On the agents' signals (facts as old as the last poll) a host proven dead by its
+// BMC is fenced and forced down at once; a host down by Nova's word alone waits for
+// a listing; the evacuation always waits for one, and a force-down already taken is
+// not taken again because the stale listing does not show its flag yet.
+func TestDeadByBMCIsFencedOnSignals(t *testing.T) {
+	dead := func(f *fixture) {
+		f.hostDown("h1")
+		f.in.Hosts["h1"] = model.Host{Name: "h1", Segment: "s", Service: model.ServiceUp, Power: model.PowerOff, Capacity: 10}
+		f.in.Verdicts[model.Subject{Kind: model.KindHost, ID: "h1"}] = model.Verdict{Subject: model.Subject{Kind: model.KindHost, ID: "h1"},
+			Host: string(model.HostDead), Failed: true, Rule: "host-bmc-off", Since: f.in.Now}
+	}
+	f := newFixture(3)
+	dead(f)
+	f.in.HostsStale = true
+	if got := steps(f.run(model.StepSucceeded)); got != "fence" {
+		t.Fatalf("dead by its BMC, on signals: steps %q, want fence", got)
+	}
+	f.later(250 * time.Millisecond)
+	if got := steps(f.run(model.StepSucceeded)); got != "mark-down" {
+		t.Fatalf("fenced, on signals: steps %q, want mark-down", got)
+	}
+	for range 3 {
+		f.later(250 * time.Millisecond)
+		if got := steps(f.run(model.StepSucceeded)); got != "" {
+			t.Fatalf("fenced and forced down, on signals (the listing not yet read): steps %q, want none (no evacuation, no second force-down)", got)
+		}
+	}
+	f.in.HostsStale = false
+	h := f.in.Hosts["h1"]
+	h.ForcedDown = true
+	f.in.Hosts["h1"] = h
+	if got := steps(f.run(model.StepIssued)); !strings.HasPrefix(got, "evacuate") {
+		t.Fatalf("with a listing showing the force-down: steps %q, want the evacuation", got)
+	}
+
+	g := newFixture(3)
+	g.hostDown("h1")
+	g.in.HostsStale = true
+	if got := steps(g.run(model.StepSucceeded)); got != "" {
+		t.Fatalf("down by Nova's word, on signals: steps %q, want none until a listing", got)
+	}
+}

@@ -286,7 +286,7 @@ func TestIntegrationHostDeathVsOracleWithAgents(t *testing.T) {
 	needIPMIPeer(t)
 	p := newPeer(t)
 	restoreCompute(t, p, 1, 2, 3)
-	const rounds = 3
+	const rounds = 5
 	interval := 250 * time.Millisecond
 	var results []roundResult
 	for round := 1; round <= rounds; round++ {
