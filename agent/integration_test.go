@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/detect"
 	"github.com/vigil-ha/vigil/model"
 	sagent "github.com/vigil-ha/vigil/source/agent"
 )
@@ -79,6 +80,62 @@ type collector struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	beats []model.AgentBeat
+	// det is Vigil's detector, fed the drained beats as the engine feeds it, on a
+	// view where Nova places the protected server on host-a, ACTIVE (see judge);
+	// verdicts are its changes, stamped with Vigil's clock.
+	det      *detect.Detector
+	verdicts []model.Verdict
+}
+
+// judge makes the collector's detector see host-a up in Nova and server id on it,
+// ACTIVE and protected, as Nova would while a guest dies or hangs under it.
+func (c *collector) judge(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.det = detect.New(detect.Config{HostDownGrace: 10 * time.Second})
+	c.det.Protect([]string{id})
+	c.verdicts = append(c.verdicts, c.det.Step(now, model.Observation{At: now, Full: true, Source: "test",
+		Hosts:   []model.Host{{Name: "host-a", Segment: "s", Service: model.ServiceUp, LastSeenUp: now}},
+		Servers: []model.Server{{ID: id, Name: "vm1", Host: "host-a", Status: model.StatusActive, Intent: model.IntentOn, Updated: now.Add(-time.Minute)}}})...)
+}
+
+// waitVerdict returns the first verdict from index from on that satisfies ok.
+func (c *collector) waitVerdict(t *testing.T, from int, timeout time.Duration, what string, ok func(model.Verdict) bool) model.Verdict {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c.mu.Lock()
+		for i := from; i < len(c.verdicts); i++ {
+			if ok(c.verdicts[i]) {
+				v := c.verdicts[i]
+				c.mu.Unlock()
+				return v
+			}
+		}
+		n := len(c.verdicts)
+		c.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no verdict %s within %s (%d verdicts since: %v)", what, timeout, n-from, c.verdictsSince(from))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *collector) verdictMark() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.verdicts)
+}
+
+func (c *collector) verdictsSince(from int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, v := range c.verdicts[min(from, len(c.verdicts)):] {
+		out = append(out, fmt.Sprintf("%s %s%s/%s (%s)", v.Subject, v.Host, v.Server, v.Fault, v.Rule))
+	}
+	return out
 }
 
 func newCollector(t *testing.T, orders func() model.AgentOrders) *collector {
@@ -91,7 +148,7 @@ func newCollector(t *testing.T, orders func() model.AgentOrders) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); c.srv.Close() })
 	go func() {
-		tick := time.NewTicker(200 * time.Millisecond)
+		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
@@ -100,12 +157,19 @@ func newCollector(t *testing.T, orders func() model.AgentOrders) *collector {
 			case <-c.rcv.Wake():
 			case <-tick.C:
 			}
-			if got := c.rcv.Drain(); len(got) > 0 {
-				c.mu.Lock()
-				c.beats = append(c.beats, got...)
-				c.cond.Broadcast()
-				c.mu.Unlock()
+			got := c.rcv.Drain()
+			c.mu.Lock()
+			c.beats = append(c.beats, got...)
+			if c.det != nil {
+				// As the engine does: every drain, and every tick (silence is seen by
+				// time passing).
+				now := time.Now()
+				c.verdicts = append(c.verdicts, c.det.Step(now, model.Observation{At: now, Source: "signals", Agents: got})...)
 			}
+			if len(got) > 0 {
+				c.cond.Broadcast()
+			}
+			c.mu.Unlock()
 		}
 	}()
 	return c
@@ -249,6 +313,12 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 			len(d.Apps) == 1 && d.Apps[0].OK
 	}
 	c.waitFor(t, 0, 60*time.Second, "with vm1 running and its probes healthy", healthy)
+	c.judge(uuid)
+	failedAs := func(fault string) func(model.Verdict) bool {
+		return func(v model.Verdict) bool {
+			return v.Subject == model.Subject{Kind: model.KindServer, ID: uuid} && v.Failed && v.Fault == fault
+		}
+	}
 
 	t.Run("crash", func(t *testing.T) {
 		const tries = 20
@@ -263,12 +333,14 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 				})
 				from = c.mark()
 			}
+			vfrom := c.verdictMark()
 			killed := parseKilledAt(t, run(t, "bash", ctl, "crash-guest", "vm1"))
-			b := c.waitFor(t, from, 10*time.Second, "with vm1 shut off (crashed)", func(b model.AgentBeat) bool {
+			c.waitFor(t, from, 10*time.Second, "with vm1 shut off (crashed)", func(b model.AgentBeat) bool {
 				d, ok := domainIn(b, "vm1")
 				return ok && d.State == model.DomainShutoff && d.Reason == model.ReasonCrashed
 			})
-			lat = append(lat, b.At.Sub(killed))
+			v := c.waitVerdict(t, vfrom, 10*time.Second, "vm1 crashed", failedAs(model.FaultCrashed))
+			lat = append(lat, v.At.Sub(killed))
 			// The event may ride the same beat or (when the listing saw the state
 			// first) the next one; it must come.
 			c.waitFor(t, from, 5*time.Second, "with vm1's stopped/failed event", func(b model.AgentBeat) bool {
@@ -277,7 +349,7 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 			})
 		}
 		p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
-		t.Logf("qemu killed -> beat with vm1 shutoff/crashed at the receiver, %d tries: p50 %s, p99 %s, max %s (all: %v)",
+		t.Logf("qemu killed -> Vigil's verdict crashed (server-domain-crashed), %d tries: p50 %s, p99 %s, max %s (all: %v)",
 			tries, p50.Round(time.Millisecond), p99.Round(time.Millisecond), slices.Max(lat).Round(time.Millisecond), lat)
 		if p99 >= time.Second {
 			t.Errorf("p99 %s: want a crash reported in under 1 s", p99)
@@ -291,7 +363,13 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 		c.waitFor(t, from, 60*time.Second, "with vm1 healthy", healthy)
 		from = c.mark()
 		start := time.Now()
+		vfrom := c.verdictMark()
 		run(t, "bash", ctl, "panic-guest", "vm1")
+		pv := c.waitVerdict(t, vfrom, 10*time.Second, "vm1 panicked", failedAs(model.FaultPanicked))
+		t.Logf("panic-guest -> Vigil's verdict panicked (%s) %s after the ctl.sh call", pv.Rule, pv.At.Sub(start).Round(time.Millisecond))
+		if d := pv.At.Sub(start); d >= time.Second {
+			t.Errorf("panicked verdict after %s: want under 1 s", d)
+		}
 		b := c.waitFor(t, from, 10*time.Second, "with a crashed/panicked event of vm1", func(b model.AgentBeat) bool {
 			_, ok := eventIn(b, "vm1", "crashed", model.ReasonPanicked)
 			return ok
@@ -310,8 +388,11 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 		c.waitFor(t, from, 60*time.Second, "with vm1 healthy", healthy)
 		from = c.mark()
 		start := time.Now()
+		vfrom := c.verdictMark()
 		run(t, "bash", ctl, "hang-guest", "vm1")
 		t.Cleanup(func() { exec.Command("bash", ctl, "unhang-guest", "vm1").Run() })
+		hv := c.waitVerdict(t, vfrom, 20*time.Second, "vm1 hung", failedAs(model.FaultHung))
+		t.Logf("hang-guest -> Vigil's verdict hung (%s) after %s: %v", hv.Rule, hv.At.Sub(start).Round(time.Millisecond), hv.Evidence)
 		b := c.waitFor(t, from, 20*time.Second, "with vm1's guest agent failing 3 times in a row", func(b model.AgentBeat) bool {
 			d, ok := domainIn(b, "vm1")
 			return ok && d.GuestAgent != nil && d.GuestAgent.Failures >= d.GuestAgent.Threshold
@@ -332,8 +413,11 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 		c.waitFor(t, from, 60*time.Second, "with vm1 healthy", healthy)
 		from = c.mark()
 		start := time.Now()
+		vfrom := c.verdictMark()
 		run(t, "bash", ctl, "hang-guest", "vm1", "--app")
 		t.Cleanup(func() { exec.Command("bash", ctl, "unhang-guest", "vm1").Run() })
+		av := c.waitVerdict(t, vfrom, 20*time.Second, "vm1 app-failed", failedAs(model.FaultAppFailed))
+		t.Logf("hang-guest --app -> Vigil's verdict app-failed (%s) after %s: %v", av.Rule, av.At.Sub(start).Round(time.Millisecond), av.Evidence)
 		b := c.waitFor(t, from, 20*time.Second, "with vm1's heartbeat app probe failing", func(b model.AgentBeat) bool {
 			d, ok := domainIn(b, "vm1")
 			return ok && len(d.Apps) == 1 && d.Apps[0].Failures >= d.Apps[0].Threshold
@@ -383,9 +467,24 @@ func TestIntegrationAgentOnLibvirt(t *testing.T) {
 	})
 
 	t.Run("agent-killed", func(t *testing.T) {
+		vfrom := c.verdictMark()
 		if err := proc.Kill(); err != nil {
 			t.Fatal(err)
 		}
+		defer func() {
+			// Killing the agent: its agent is suspect, and nothing else; neither its
+			// host nor its guest gets a failed verdict.
+			c.waitVerdict(t, vfrom, 10*time.Second, "agent of host-a suspect", func(v model.Verdict) bool {
+				return v.Subject == model.Subject{Kind: model.KindAgent, ID: "host-a"} && v.Host == string(model.HostSuspect)
+			})
+			time.Sleep(2 * time.Second)
+			for _, v := range c.verdictsSince(vfrom) {
+				if strings.Contains(v, "failed") || strings.Contains(v, "host/host-a suspect") || strings.Contains(v, "dead") {
+					t.Errorf("after the agent died: verdict %s", v)
+				}
+			}
+			t.Logf("agent killed -> verdicts: %v", c.verdictsSince(vfrom))
+		}()
 		time.Sleep(300 * time.Millisecond) // a beat already in flight may still land
 		from := c.mark()
 		quiet := 3 * time.Second
