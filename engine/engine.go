@@ -226,6 +226,16 @@ func (e *Engine) Signal(ctx context.Context) error {
 	if err := e.reconcile(ctx, obs); err != nil {
 		return err
 	}
+	if e.newCandidates(obs.Power) {
+		// An agent went silent in this very reconcile: its BMC is asked now, not one
+		// signal interval later (a power loss is proven by the two together).
+		now = e.cfg.Now()
+		obs = model.Observation{At: now, Source: "signals"}
+		obs.Power, obs.Identity, obs.IdentityErr = e.readBMCs(ctx, now, nil)
+		if err := e.reconcile(ctx, obs); err != nil {
+			return err
+		}
+	}
 	// A host's recovery goes on at once while each reconcile takes its next step
 	// (fence, force-down, then a listing that shows the flag, then the evacuations),
 	// not one step per signal interval; bounded, so the signals are heard again soon.
@@ -242,6 +252,27 @@ func (e *Engine) Signal(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// newCandidates reports whether a fenceable host looks suspect (or its agent silent)
+// whose power was not read in read.
+func (e *Engine) newCandidates(read map[string]model.Power) bool {
+	if e.cfg.Fencer == nil {
+		return false
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for name := range e.det.View().Hosts {
+		if _, ok := read[name]; ok || !e.cfg.Fencer.CanFence(name) {
+			continue
+		}
+		v := e.det.View().Verdicts[model.Subject{Kind: model.KindHost, ID: name}]
+		av := e.det.View().Verdicts[model.Subject{Kind: model.KindAgent, ID: name}]
+		if v.Host == string(model.HostSuspect) || av.Host == string(model.HostSuspect) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostRecoveryDue reports whether a host's verdict is failed, or a host's incident
