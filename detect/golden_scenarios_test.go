@@ -1,183 +1,641 @@
 package detect
 
 import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/model"
 )
 
-const s = time.Second
+// The scenario language of detect/testdata/*.txt (described at the top of
+// golden_test.go): parseScenario turns a file's input section into a golden
+// world, whose state is a set of timelines the generator of golden_test.go reads.
 
-func power(offAt time.Duration) func(time.Duration) model.Power {
-	return func(t time.Duration) model.Power {
-		if t >= offAt {
-			return model.PowerOff
+// timeline is a value that changes at given offsets from t0: its value at t is
+// the one set last at or before t, else first.
+type timeline[T any] struct {
+	first   T
+	changes []change[T]
+}
+
+type change[T any] struct {
+	at time.Duration
+	v  T
+}
+
+func (l *timeline[T]) set(at time.Duration, v T) { l.changes = append(l.changes, change[T]{at, v}) }
+
+func (l *timeline[T]) at(t time.Duration) T {
+	v := l.first
+	for _, c := range l.changes {
+		if c.at > t {
+			break
 		}
-		return model.PowerOn
+		v = c.v
 	}
+	return v
 }
 
-func domainWith(id string, f func(*model.Domain)) func(time.Duration) []model.Domain {
-	return func(time.Duration) []model.Domain {
-		d := runningDomain(id)
-		f(&d)
-		return []model.Domain{d}
-	}
+func on() timeline[bool] { return timeline[bool]{first: true} }
+
+type golden struct {
+	cfg    Config
+	span   time.Duration
+	jitter time.Duration
+	loss   float64
+	seed   uint64
+	hosts  []*simHost
+	// servers in the order declared; Nova places each on its host.
+	servers []*simServer
+	apiDown timeline[bool]
+	// groups: which side of a split each agent is on (0: not named); nil: no split,
+	// every agent hears every other.
+	groups   timeline[map[string]int]
+	monitors []monitorBatch
+	// noFailed: the scenario is a false-positive trap; it must end with no failed
+	// host and no failed server.
+	noFailed bool
 }
 
-// after switches a host's domains at a time.
-func after(at time.Duration, before, then func(time.Duration) []model.Domain) func(time.Duration) []model.Domain {
-	return func(t time.Duration) []model.Domain {
-		if t >= at {
-			return then(t)
+type monitorBatch struct {
+	at      time.Duration
+	reports []model.MonitorReport
+}
+
+// simHost is one host of a golden world.
+type simHost struct {
+	name    string
+	paths   []string
+	iv      time.Duration
+	noAgent bool
+	agent   timeline[bool]             // its agent runs (beats, probes, hears peers)
+	reach   map[string]*timeline[bool] // a beat on that path reaches Vigil
+	compute timeline[bool]             // its nova-compute reports to Nova
+	power   timeline[model.Power]      // its BMC's answer (PowerUnknown: unreadable)
+	servers []*simServer               // its domains, as its agent reports them
+}
+
+type simServer struct {
+	id, host string
+	status   timeline[string] // Nova's
+	domain   timeline[domainState]
+	guest    *simProbe // nil: no guest agent channel
+	apps     []*simProbe
+}
+
+type domainState struct {
+	state, reason string
+	since         time.Duration
+}
+
+// simProbe is a probe tried once a second by the host's agent.
+type simProbe struct {
+	name      string
+	threshold int
+	fail      timeline[probeFailure]
+}
+
+type probeFailure struct {
+	failing bool
+	since   time.Duration
+	err     string
+}
+
+func (p *simProbe) at(t time.Duration) model.Probe {
+	f := p.fail.at(t)
+	if !f.failing {
+		return model.Probe{Name: p.name, OK: true, Threshold: p.threshold}
+	}
+	return model.Probe{Name: p.name, OK: false, Failures: int((t-f.since)/time.Second) + 1, Threshold: p.threshold, Error: f.err}
+}
+
+// domainAt is what the host's agent reports of the server's domain at t.
+func (s *simServer) domainAt(t time.Duration) model.Domain {
+	ds := s.domain.at(t)
+	d := model.Domain{UUID: s.id, Name: s.id, State: ds.state, Reason: ds.reason, Since: t0.Add(ds.since)}
+	if ds.state != model.DomainRunning {
+		return d // a domain that does not run has no guest to probe
+	}
+	if s.guest != nil {
+		p := s.guest.at(t)
+		d.GuestAgent = &p
+	}
+	for _, a := range s.apps {
+		d.Apps = append(d.Apps, a.at(t))
+	}
+	return d
+}
+
+func (g *golden) host(name string) *simHost {
+	for _, h := range g.hosts {
+		if h.name == name {
+			return h
 		}
-		return before(t)
 	}
+	return nil
 }
 
-func goldenScenarios() []*golden {
-	var all []*golden
+func (g *golden) server(id string) *simServer {
+	for _, s := range g.servers {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
+}
 
-	g := world("up", "Three hosts, agents heard on both paths, Nova up, BMCs on: every host up, every agent heard, every server healthy.", 3)
-	g.span = 20 * s
-	all = append(all, g)
+// hears: agent a hears agent b at t (when both run).
+func (g *golden) hears(a, b string, t time.Duration) bool {
+	groups := g.groups.at(t)
+	return groups == nil || groups[a] == groups[b]
+}
 
-	g = world("suspect", "A masakari hostmonitor reports h1's cluster node offline (COMPUTE_HOST STOPPED) at 20 s, then\nback (STARTED) at 40 s: h1 is suspect meanwhile, never failed on that alone.", 2)
-	g.span = 50 * s
-	g.monitors[20*s] = []model.MonitorReport{{ID: "n1", Type: "COMPUTE_HOST", Host: "h1", Event: "STOPPED", Payload: map[string]string{"host_status": "NORMAL", "cluster_status": "OFFLINE"}}}
-	g.monitors[40*s] = []model.MonitorReport{{ID: "n2", Type: "COMPUTE_HOST", Host: "h1", Event: "STARTED", Payload: map[string]string{"host_status": "NORMAL", "cluster_status": "ONLINE"}}}
-	all = append(all, g)
+// splitScenario cuts a file into its input and its output sections, at the first
+// line "----". The output is "" when the file has none yet.
+func splitScenario(text string) (input, output string, ok bool) {
+	if strings.HasPrefix(text, "----\n") {
+		return "", text[len("----\n"):], true
+	}
+	i := strings.Index(text, "\n----\n")
+	if i < 0 {
+		if strings.HasSuffix(text, "\n----") {
+			return text[:len(text)-len("----")], "", true
+		}
+		return text, "", false
+	}
+	return text[:i+1], text[i+len("\n----\n"):], true
+}
 
-	g = world("dead-by-bmc", "h1 loses power at 20 s: its agent stops, its BMC says off; Nova still says up (its\nheartbeat is 10 s old). Dead with proof (host-bmc-off) within a few seconds, no grace.", 3)
-	g.span = 40 * s
-	g.host("h1").agent = until(20 * s)
-	g.host("h1").power = power(20 * s)
-	all = append(all, g)
+// parseScenario reads an input section; its errors name file and line.
+func parseScenario(file, input string) (*golden, error) {
+	p := &parser{g: &golden{cfg: Config{HostDownGrace: 10 * time.Second}}}
+	for i, line := range strings.Split(input, "\n") {
+		toks, err := fields(line)
+		if err == nil && len(toks) > 0 {
+			err = p.statement(toks)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", file, i+1, err)
+		}
+	}
+	if p.g.span == 0 {
+		return nil, fmt.Errorf("%s: no world line (world span=...)", file)
+	}
+	if len(p.g.hosts) == 0 {
+		return nil, fmt.Errorf("%s: no host", file)
+	}
+	return p.g, nil
+}
 
-	g = world("isolated", "h1's compute is cut from Nova and h1's management path from Vigil at 20 s; its storage\npath still reaches Vigil. Nova says down from 80 s: isolated, never failed.", 3)
-	g.span = 100 * s
-	g.host("h1").compute = until(20 * s)
-	g.host("h1").reach = func(p string, t time.Duration) bool { return p != model.PathManagement || t < 20*s }
-	all = append(all, g)
+type parser struct {
+	g      *golden
+	events bool          // an "at" line was read: declarations are over
+	last   time.Duration // the time of the last event
+}
 
-	g = world("controller-partitioned", "Five hosts; at 20 s Vigil (and Nova's controller) lose h1..h4 on every path; they go on\nhearing each other; their BMCs cannot be read. Nova says them down from 80 s: they stay\ncontroller-partitioned, never failed, until heard again at 100 s.", 5)
-	g.span = 110 * s
-	cut := func(t time.Duration) bool { return t < 20*s || t >= 100*s }
-	// h5, on Vigil's side of the cut, no longer hears them either.
-	g.peerLink = func(a, b string, t time.Duration) bool { return cut(t) || (a == "h5") == (b == "h5") }
-	for _, n := range []string{"h1", "h2", "h3", "h4"} {
-		h := g.host(n)
-		h.reach = func(_ string, t time.Duration) bool { return cut(t) }
-		h.compute = cut
-		h.power = func(t time.Duration) model.Power {
-			if cut(t) {
-				return model.PowerOn
+func (p *parser) statement(toks []string) error {
+	g := p.g
+	if toks[0] != "world" && g.span == 0 {
+		return errors.New("the first line must be the world line (world span=...)")
+	}
+	if toks[0] != "at" && toks[0] != "expect" && p.events {
+		return fmt.Errorf("%q after an event: declare the world, hosts and servers first", toks[0])
+	}
+	switch toks[0] {
+	case "world":
+		if g.span != 0 {
+			return errors.New("a second world line")
+		}
+		return p.world(toks[1:])
+	case "host":
+		return p.hostLine(toks[1:])
+	case "server":
+		return p.serverLine(toks[1:])
+	case "at":
+		return p.event(toks[1:])
+	case "expect":
+		if len(toks) != 2 || toks[1] != "no-failed" {
+			return fmt.Errorf("want: expect no-failed, got %q", strings.Join(toks, " "))
+		}
+		g.noFailed = true
+		return nil
+	}
+	return fmt.Errorf("unknown statement %q (want world, host, server, at or expect)", toks[0])
+}
+
+func (p *parser) world(args []string) error {
+	o, err := options(args, "span", "grace", "jitter", "loss", "seed")
+	if err != nil {
+		return err
+	}
+	g := p.g
+	if o["span"] == "" {
+		return errors.New("the world needs a span (world span=2m)")
+	}
+	if g.span, err = positive("span", o["span"]); err != nil {
+		return err
+	}
+	if v, set := o["grace"]; set {
+		if g.cfg.HostDownGrace, err = positive("grace", v); err != nil {
+			return err
+		}
+	}
+	if v, set := o["jitter"]; set {
+		if g.jitter, err = positive("jitter", v); err != nil {
+			return err
+		}
+	}
+	if v, set := o["loss"]; set {
+		if g.loss, err = strconv.ParseFloat(v, 64); err != nil || g.loss < 0 || g.loss >= 1 {
+			return fmt.Errorf("loss=%s: want a fraction in [0, 1)", v)
+		}
+	}
+	if v, set := o["seed"]; set {
+		if g.seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return fmt.Errorf("seed=%s: want a whole number", v)
+		}
+	}
+	return nil
+}
+
+func (p *parser) hostLine(args []string) error {
+	if len(args) == 0 {
+		return errors.New("host needs a name (host h1 paths=management,storage)")
+	}
+	o, err := options(args[1:], "paths", "interval", "agent")
+	if err != nil {
+		return err
+	}
+	paths := []string{model.PathManagement, model.PathStorage}
+	if v, set := o["paths"]; set {
+		paths = strings.Split(v, ",")
+		if slices.Contains(paths, "") {
+			return fmt.Errorf("paths=%s: an empty path name", v)
+		}
+	}
+	iv := time.Second
+	if v, set := o["interval"]; set {
+		if iv, err = positive("interval", v); err != nil {
+			return err
+		}
+	}
+	noAgent := false
+	switch o["agent"] {
+	case "":
+	case "none":
+		noAgent = true
+	default:
+		return fmt.Errorf("agent=%s: the only choice is agent=none (a host without an agent)", o["agent"])
+	}
+	for _, name := range strings.Split(args[0], ",") {
+		if name == "" || p.g.host(name) != nil {
+			return fmt.Errorf("host %q: empty or declared twice", name)
+		}
+		h := &simHost{name: name, paths: paths, iv: iv, noAgent: noAgent, agent: on(), compute: on(),
+			power: timeline[model.Power]{first: model.PowerOn}, reach: map[string]*timeline[bool]{}}
+		for _, path := range paths {
+			l := on()
+			h.reach[path] = &l
+		}
+		p.g.hosts = append(p.g.hosts, h)
+	}
+	return nil
+}
+
+func (p *parser) serverLine(args []string) error {
+	if len(args) < 3 || args[1] != "on" {
+		return errors.New("want: server ID on HOST [guest-agent=3|none] [apps=NAME:THRESHOLD,...]")
+	}
+	id, host := args[0], p.g.host(args[2])
+	if host == nil {
+		return fmt.Errorf("server %s on an undeclared host %q", id, args[2])
+	}
+	if p.g.server(id) != nil {
+		return fmt.Errorf("server %s declared twice", id)
+	}
+	o, err := options(args[3:], "guest-agent", "apps")
+	if err != nil {
+		return err
+	}
+	s := &simServer{id: id, host: host.name, status: timeline[string]{first: model.StatusActive},
+		domain: timeline[domainState]{first: domainState{state: model.DomainRunning, reason: model.ReasonBooted}}}
+	switch v := o["guest-agent"]; v {
+	case "none":
+	case "":
+		v = "3"
+		fallthrough
+	default:
+		if s.guest, err = probe("guest-agent", v); err != nil {
+			return err
+		}
+	}
+	if v, set := o["apps"]; set {
+		for _, a := range strings.Split(v, ",") {
+			name, threshold, _ := strings.Cut(a, ":")
+			pr, err := probe(name, threshold)
+			if err != nil {
+				return fmt.Errorf("apps=%s: %w", v, err)
 			}
-			return model.PowerUnknown
+			s.apps = append(s.apps, pr)
 		}
 	}
-	all = append(all, g)
+	p.g.servers = append(p.g.servers, s)
+	host.servers = append(host.servers, s)
+	return nil
+}
 
-	g = world("crashed", "s1's qemu dies at 10 s: h1's agent reports its domain shutoff (crashed) at once; Nova still\nsays ACTIVE until its power sync at 30 s (SHUTOFF).", 2)
-	g.span = 40 * s
-	g.host("h1").domains = after(10*s, g.host("h1").domains, domainWith("s1", func(d *model.Domain) {
-		d.State, d.Reason, d.Since, d.GuestAgent = model.DomainShutoff, model.ReasonCrashed, t0.Add(10*s), nil
-	}))
-	g.status = func(id string, t time.Duration) string {
-		if id == "s1" && t >= 30*s {
-			return model.StatusShutoff
-		}
-		return model.StatusActive
+func probe(name, threshold string) (*simProbe, error) {
+	n, err := strconv.Atoi(threshold)
+	if name == "" || err != nil || n < 1 {
+		return nil, fmt.Errorf("probe %q threshold %q: want a name and a threshold of 1 or more", name, threshold)
 	}
-	all = append(all, g)
+	return &simProbe{name: name, threshold: n}, nil
+}
 
-	g = world("panicked", "s1's guest kernel panics at 10 s (pvpanic): its domain is crashed (panicked).", 2)
-	g.span = 20 * s
-	g.host("h1").domains = after(10*s, g.host("h1").domains, domainWith("s1", func(d *model.Domain) {
-		d.State, d.Reason, d.Since, d.GuestAgent = model.DomainCrashed, model.ReasonPanicked, t0.Add(10*s), nil
-	}))
-	all = append(all, g)
-
-	g = world("hung", "s1's guest freezes at 10 s: the domain runs, its guest agent fails one probe a second;\nthe third failure (threshold 3) makes it hung.", 2)
-	g.span = 20 * s
-	g.host("h1").domains = func(t time.Duration) []model.Domain {
-		d := runningDomain("s1")
-		if t >= 10*s {
-			n := int((t-10*s)/s) + 1
-			d.GuestAgent = &model.Probe{Name: "guest-agent", OK: false, Failures: n, Threshold: 3, Error: "guest-ping: timeout"}
-		}
-		return []model.Domain{d}
+// event reads "DURATION VERB ARGS...".
+func (p *parser) event(args []string) error {
+	if len(args) < 2 {
+		return errors.New("want: at DURATION EVENT ...")
 	}
-	all = append(all, g)
-
-	g = world("app-failed", "s1's application stops answering at 10 s: the guest agent answers, the http probe fails\n(threshold 2): app-failed.", 2)
-	g.span = 20 * s
-	g.host("h1").domains = func(t time.Duration) []model.Domain {
-		d := runningDomain("s1")
-		app := model.Probe{Name: "web", OK: true, Threshold: 2}
-		if t >= 10*s {
-			app = model.Probe{Name: "web", OK: false, Failures: int((t-10*s)/s) + 1, Threshold: 2, Error: "GET http://10.0.0.5/: connection refused"}
-		}
-		d.Apps = []model.Probe{app}
-		return []model.Domain{d}
+	at, err := time.ParseDuration(args[0])
+	if err != nil || at < 0 {
+		return fmt.Errorf("at %s: want a duration from the start (30s, 1m40s)", args[0])
 	}
-	all = append(all, g)
-
-	g = world("agent-suspect", "h1's agent stops at 10 s; h1 and its guests run, Nova says up: the agent is suspect, the\nhost up, its server healthy.", 2)
-	g.span = 40 * s
-	g.host("h1").agent = until(10 * s)
-	all = append(all, g)
-
-	// False-positive traps: each must end with no failed host and no failed server.
-	g = world("trap-a-management-path-lost", "The controller loses h1's management path at 20 s (Nova, on the same network, says h1\ndown from 80 s); its storage path and its peers still hear it.", 3)
-	g.span = 100 * s
-	g.trap = true
-	g.host("h1").compute = until(20 * s)
-	g.host("h1").reach = func(p string, t time.Duration) bool { return p != model.PathManagement || t < 20*s }
-	all = append(all, g)
-
-	g = world("trap-b-segment-cut", "Vigil is cut from a whole segment (h1..h3 of 4) at 20 s, every path, Nova's controller\ntoo, BMCs unreadable; the segment's agents hear each other. Never failed, for 2 minutes.", 4)
-	g.span = 150 * s
-	g.trap = true
-	for _, n := range []string{"h1", "h2", "h3"} {
-		h := g.host(n)
-		h.reach = func(_ string, t time.Duration) bool { return t < 20*s }
-		h.compute = until(20 * s)
-		h.power = func(t time.Duration) model.Power {
-			if t < 20*s {
-				return model.PowerOn
+	if at < p.last {
+		return fmt.Errorf("at %s comes before the previous event (at %s): keep events in time order", args[0], p.last)
+	}
+	if at >= p.g.span {
+		return fmt.Errorf("at %s: the world ends at %s", args[0], p.g.span)
+	}
+	p.events, p.last = true, at
+	verb, args := args[1], args[2:]
+	g := p.g
+	switch verb {
+	case "agent", "compute":
+		hosts, v, err := p.hostsAnd(args, "stop", "start")
+		for _, h := range hosts {
+			if verb == "agent" {
+				h.agent.set(at, v == "start")
+			} else {
+				h.compute.set(at, v == "start")
 			}
-			return model.PowerUnknown
+		}
+		return err
+	case "bmc":
+		hosts, v, err := p.hostsAnd(args, "on", "off", "unreadable")
+		power := map[string]model.Power{"on": model.PowerOn, "off": model.PowerOff, "unreadable": model.PowerUnknown}[v]
+		for _, h := range hosts {
+			h.power.set(at, power)
+		}
+		return err
+	case "cut", "mend":
+		if len(args) == 0 {
+			return fmt.Errorf("want: %s HOSTS [PATH...]", verb)
+		}
+		hosts, err := p.hosts(args[0])
+		if err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			paths := args[1:]
+			if len(paths) == 0 {
+				paths = h.paths
+			}
+			for _, path := range paths {
+				l, ok := h.reach[path]
+				if !ok {
+					return fmt.Errorf("host %s has no path %q (it has %s)", h.name, path, strings.Join(h.paths, ", "))
+				}
+				l.set(at, verb == "mend")
+			}
+		}
+		return nil
+	case "split":
+		if len(args) < 2 {
+			return errors.New("want: split HOSTS HOSTS... (two sides or more)")
+		}
+		groups := map[string]int{}
+		for i, side := range args {
+			hosts, err := p.hosts(side)
+			if err != nil {
+				return err
+			}
+			for _, h := range hosts {
+				if groups[h.name] != 0 {
+					return fmt.Errorf("host %s on two sides of the split", h.name)
+				}
+				groups[h.name] = i + 1
+			}
+		}
+		g.groups.set(at, groups)
+		return nil
+	case "heal":
+		if len(args) != 0 {
+			return errors.New("want: heal (no arguments)")
+		}
+		g.groups.set(at, nil)
+		return nil
+	case "nova-api":
+		if len(args) != 1 || args[0] != "down" && args[0] != "up" {
+			return errors.New("want: nova-api down|up")
+		}
+		g.apiDown.set(at, args[0] == "down")
+		return nil
+	case "status":
+		if len(args) != 2 || strings.ToUpper(args[1]) != args[1] {
+			return errors.New("want: status SERVER NOVA_STATUS (ACTIVE, SHUTOFF, ERROR...)")
+		}
+		s, err := p.serverNamed(args[0])
+		if err != nil {
+			return err
+		}
+		s.status.set(at, args[1])
+		return nil
+	case "domain":
+		if len(args) != 3 || !slices.Contains(domainStates, args[1]) || !slices.Contains(domainReasons, args[2]) {
+			return fmt.Errorf("want: domain SERVER STATE REASON, a state of %s and a reason of %s",
+				strings.Join(domainStates, "|"), strings.Join(domainReasons, "|"))
+		}
+		s, err := p.serverNamed(args[0])
+		if err != nil {
+			return err
+		}
+		s.domain.set(at, domainState{state: args[1], reason: args[2], since: at})
+		return nil
+	case "probe":
+		return p.probeEvent(at, args)
+	case "monitor":
+		return p.monitor(at, args)
+	}
+	return fmt.Errorf("unknown event %q (want agent, compute, bmc, cut, mend, split, heal, nova-api, status, domain, probe or monitor)", verb)
+}
+
+var (
+	domainStates  = []string{model.DomainRunning, model.DomainPaused, model.DomainShutoff, model.DomainCrashed, model.DomainBlocked, model.DomainShutdown, model.DomainPMSusp}
+	domainReasons = []string{model.ReasonCrashed, model.ReasonFailed, model.ReasonPanicked, model.ReasonWatchdog, model.ReasonIOError,
+		model.ReasonShutdown, model.ReasonDestroyed, model.ReasonMigrated, model.ReasonUser, model.ReasonBooted}
+)
+
+// probeEvent reads "probe SERVER NAME fail ERROR" or "probe SERVER NAME ok".
+func (p *parser) probeEvent(at time.Duration, args []string) error {
+	usage := errors.New(`want: probe SERVER NAME fail "ERROR" or probe SERVER NAME ok`)
+	if len(args) < 3 {
+		return usage
+	}
+	s, err := p.serverNamed(args[0])
+	if err != nil {
+		return err
+	}
+	var pr *simProbe
+	for _, c := range append([]*simProbe{s.guest}, s.apps...) {
+		if c != nil && c.name == args[1] {
+			pr = c
 		}
 	}
-	g.peerLink = func(a, b string, t time.Duration) bool {
-		return t < 20*s || (a == "h4") == (b == "h4")
+	if pr == nil {
+		return fmt.Errorf("server %s has no probe %q (declare it: guest-agent=N or apps=%s:N)", s.id, args[1], args[1])
 	}
-	all = append(all, g)
+	switch {
+	case args[2] == "fail" && len(args) == 4:
+		pr.fail.set(at, probeFailure{failing: true, since: at, err: args[3]})
+	case args[2] == "ok" && len(args) == 3:
+		pr.fail.set(at, probeFailure{})
+	default:
+		return usage
+	}
+	return nil
+}
 
-	g = world("trap-c-jitter-and-loss", "Heartbeats delayed by up to 5 intervals with 30 % loss, for 10 minutes, on 3 hosts;\nNova up. A path may be suspect, never a host failed.", 3)
-	g.span = 10 * time.Minute
-	g.trap = true
-	g.jitter, g.loss = 5*s, 0.3
-	all = append(all, g)
+// monitor reads "monitor TYPE EVENT host=H [server=S] [id=ID] [PAYLOAD_KEY=VALUE...]".
+func (p *parser) monitor(at time.Duration, args []string) error {
+	if len(args) < 3 {
+		return errors.New("want: monitor TYPE EVENT host=HOST [server=ID] [id=ID] [payload_key=value...]")
+	}
+	m := model.MonitorReport{Type: args[0], Event: args[1]}
+	for _, kv := range args[2:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("monitor: %q is not key=value", kv)
+		}
+		switch k {
+		case "host":
+			m.Host = v
+		case "server":
+			m.Server = v
+		case "id":
+			m.ID = v
+		default:
+			if m.Payload == nil {
+				m.Payload = map[string]string{}
+			}
+			m.Payload[k] = v
+		}
+	}
+	if m.Host == "" {
+		return errors.New("monitor: a report names its host (host=h1)")
+	}
+	g := p.g
+	if n := len(g.monitors); n > 0 && g.monitors[n-1].at == at {
+		g.monitors[n-1].reports = append(g.monitors[n-1].reports, m)
+	} else {
+		g.monitors = append(g.monitors, monitorBatch{at: at, reports: []model.MonitorReport{m}})
+	}
+	return nil
+}
 
-	g = world("trap-d-compute-api-down", "The compute API answers 503 for 60 s (from 20 s); agents keep beating.", 3)
-	g.span = 100 * s
-	g.trap = true
-	g.apiDown = func(t time.Duration) bool { return t >= 20*s && t < 80*s }
-	all = append(all, g)
+func (p *parser) hosts(list string) ([]*simHost, error) {
+	var out []*simHost
+	for _, name := range strings.Split(list, ",") {
+		h := p.g.host(name)
+		if h == nil {
+			return nil, fmt.Errorf("undeclared host %q", name)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
 
-	g = world("trap-e-one-missed-beat", "h1 misses one heartbeat on both paths at 20 s.", 2)
-	g.span = 30 * s
-	g.trap = true
-	g.host("h1").agent = func(t time.Duration) bool { return t != 20*s }
-	all = append(all, g)
+// hostsAnd reads "HOSTS WORD" where WORD is one of words.
+func (p *parser) hostsAnd(args []string, words ...string) ([]*simHost, string, error) {
+	if len(args) != 2 || !slices.Contains(words, args[1]) {
+		return nil, "", fmt.Errorf("want: HOSTS %s", strings.Join(words, "|"))
+	}
+	hosts, err := p.hosts(args[0])
+	return hosts, args[1], err
+}
 
-	g = world("trap-f-agent-dies", "h1's agent dies at 20 s while h1 and its guests run (Nova up, BMC on), for 2 minutes:\na dead agent is not a dead host.", 3)
-	g.span = 140 * s
-	g.trap = true
-	g.host("h1").agent = until(20 * s)
-	all = append(all, g)
+func (p *parser) serverNamed(id string) (*simServer, error) {
+	if s := p.g.server(id); s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("undeclared server %q", id)
+}
 
-	return all
+// options reads key=value arguments, each key of allowed at most once.
+func options(args []string, allowed ...string) (map[string]string, error) {
+	o := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not key=value (keys: %s)", a, strings.Join(allowed, ", "))
+		}
+		if !slices.Contains(allowed, k) {
+			return nil, fmt.Errorf("unknown key %q (keys: %s)", k, strings.Join(allowed, ", "))
+		}
+		if _, dup := o[k]; dup {
+			return nil, fmt.Errorf("%s given twice", k)
+		}
+		o[k] = v
+	}
+	return o, nil
+}
+
+func positive(key, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%s: want a positive duration (1s, 2m)", key, v)
+	}
+	return d, nil
+}
+
+// fields splits a line into words: a word in double quotes may hold spaces (Go's
+// escapes); a word starting with # starts a comment.
+func fields(line string) ([]string, error) {
+	var out []string
+	for i := 0; i < len(line); {
+		switch c := line[i]; {
+		case c == ' ' || c == '\t' || c == '\r':
+			i++
+		case c == '#':
+			return out, nil
+		case c == '"':
+			j := i + 1
+			for ; j < len(line) && line[j] != '"'; j++ {
+				if line[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(line) {
+				return nil, errors.New("a quote is not closed")
+			}
+			w, err := strconv.Unquote(line[i : j+1])
+			if err != nil {
+				return nil, fmt.Errorf("quoted word %s: %w", line[i:j+1], err)
+			}
+			out = append(out, w)
+			i = j + 1
+		default:
+			j := i
+			for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' {
+				j++
+			}
+			out = append(out, line[i:j])
+			i = j
+		}
+	}
+	return out, nil
 }

@@ -15,84 +15,51 @@ import (
 	"github.com/vigil-ha/vigil/model"
 )
 
-// Golden scenarios (etcd's datadriven style, hand-rolled): a small simulated world
-// (agents beating on their paths, Nova polled, BMCs read, monitors reporting)
-// produces timed observations; the detector's changed verdicts are written out
-// with their evidence to detect/testdata/<name>.txt. A test fails on any diff;
-// `go test ./detect -run Golden -update` rewrites the files (review the diff).
+// Golden scenarios (etcd's datadriven style, hand-rolled). Each file of
+// detect/testdata/*.txt holds a scenario as text, a line "----", then the
+// detector's changed verdicts with their evidence. The input is read into a small
+// simulated world (agents beating on their paths, Nova polled every 5 s, BMCs read
+// every second, monitors reporting, ticks every 250 ms); its observations are
+// replayed into a detector and its output is compared with the section after
+// "----". `go test ./detect -run Golden -update` rewrites only that section (review
+// the diff). A malformed line fails the test with its file and line.
+//
+// The language, one statement a line, # starts a comment (leading comment lines
+// say what the scenario is about), times are Go durations from the start:
+//
+//	world span=2m [grace=10s] [jitter=5s loss=0.3 seed=22]
+//	    span: how long the world runs; grace: Config.HostDownGrace; jitter: beats
+//	    arrive after a random delay up to it (else 20 ms); loss: the fraction of
+//	    beats lost; seed: the draws of jitter and loss.
+//	host h1[,h2...] [paths=management,storage] [interval=1s] [agent=none]
+//	    hosts with an agent beating on each path every interval (defaults shown),
+//	    hearing every other agent, their compute up in Nova, their BMC saying on.
+//	server s1 on h1 [guest-agent=3|none] [apps=web:2,...]
+//	    a protected server, ACTIVE in Nova on h1, its domain running on h1 with a
+//	    guest agent probe (threshold 3) and the application probes named.
+//	at 20s EVENT    an event changes the world from then on; events in time order:
+//	    agent HOSTS stop|start           the host's agent stops (no beats, no peers)
+//	    compute HOSTS stop|start         its nova-compute stops reporting to Nova
+//	                                     (Nova says it down 60 s after its last report)
+//	    bmc HOSTS on|off|unreadable      what its BMC answers (off also stops compute)
+//	    cut HOSTS [PATH...]              its beats on these paths (all if none) stop
+//	    mend HOSTS [PATH...]             reaching Vigil; mend: they reach it again
+//	    split HOSTS HOSTS...             agents hear only agents on their side
+//	    heal                             every agent hears every other again
+//	    nova-api down|up                 the compute API answers 503 to polls
+//	    status SERVER STATUS             Nova's status of the server (SHUTOFF...)
+//	    domain SERVER STATE REASON       its domain, as the agent reports it, from then
+//	    probe SERVER NAME fail "ERROR"   the probe fails once a second from then
+//	    probe SERVER NAME ok             the probe answers again
+//	    monitor TYPE EVENT host=H [server=S] [id=ID] [payload_key=value...]
+//	                                     a masakari-monitors notification
+//	expect no-failed
+//	    a false-positive trap: it must end with no failed host and no failed server
+//	    (asserted apart from the golden output; files named trap-* must say it).
+//
+// HOSTS is a comma-separated list (h1,h2,h3).
 
 var update = flag.Bool("update", false, "rewrite the golden files of detect/testdata")
-
-// simHost is one host of a golden world. Every func is of the world's time
-// (offset from t0); nil means "always" (true, or power on).
-type simHost struct {
-	name  string
-	paths []string
-	iv    time.Duration
-	// agent: its agent runs (it beats, probes, hears peers).
-	agent func(t time.Duration) bool
-	// reach: a beat on path reaches Vigil.
-	reach func(path string, t time.Duration) bool
-	// compute: its nova-compute reports to Nova.
-	compute func(t time.Duration) bool
-	// power: its BMC's answer (PowerUnknown: unreachable).
-	power func(t time.Duration) model.Power
-	// domains: what its agent reports of its domains.
-	domains func(t time.Duration) []model.Domain
-	events  func(t time.Duration) []model.DomainEvent
-	noAgent bool
-}
-
-type golden struct {
-	name, about string
-	cfg         Config
-	hosts       []*simHost
-	servers     map[string]string // server -> host (Nova's placement)
-	status      func(id string, t time.Duration) string
-	apiDown     func(t time.Duration) bool
-	// peerLink: agent a hears agent b (both running).
-	peerLink func(a, b string, t time.Duration) bool
-	monitors map[time.Duration][]model.MonitorReport
-	jitter   time.Duration
-	loss     float64
-	span     time.Duration
-	// trap: a false-positive trap: it must end with no failed host and no failed server.
-	trap bool
-}
-
-func always(time.Duration) bool { return true }
-func until(d time.Duration) func(time.Duration) bool {
-	return func(t time.Duration) bool { return t < d }
-}
-
-func runningDomain(id string) model.Domain {
-	return model.Domain{UUID: id, Name: id, State: model.DomainRunning, Reason: model.ReasonBooted, Since: t0,
-		GuestAgent: &model.Probe{Name: "guest-agent", OK: true, Threshold: 3}}
-}
-
-// world builds n hosts h1..hn with one protected server each (s1 on h1...), two
-// paths, a 1 s interval, every agent hearing every other.
-func world(name, about string, n int) *golden {
-	g := &golden{name: name, about: about, cfg: Config{HostDownGrace: 10 * time.Second}, servers: map[string]string{}, span: 2 * time.Minute,
-		monitors: map[time.Duration][]model.MonitorReport{}}
-	for i := 1; i <= n; i++ {
-		h := &simHost{name: fmt.Sprintf("h%d", i), paths: []string{model.PathManagement, model.PathStorage}, iv: time.Second}
-		id := fmt.Sprintf("s%d", i)
-		g.servers[id] = h.name
-		h.domains = func(time.Duration) []model.Domain { return []model.Domain{runningDomain(id)} }
-		g.hosts = append(g.hosts, h)
-	}
-	return g
-}
-
-func (g *golden) host(name string) *simHost {
-	for _, h := range g.hosts {
-		if h.name == name {
-			return h
-		}
-	}
-	panic(name)
-}
 
 type timedObs struct {
 	at  time.Duration
@@ -100,11 +67,9 @@ type timedObs struct {
 	tag string
 }
 
-func ok(f func(time.Duration) bool, t time.Duration) bool { return f == nil || f(t) }
-
 // observations generates the world's observations, in arrival order.
 func (g *golden) observations() []timedObs {
-	r := rand.New(rand.NewPCG(14, uint64(len(g.name))))
+	r := rand.New(rand.NewPCG(14, g.seed))
 	var out []timedObs
 	lastHeard := map[[2]string]time.Duration{} // (a, b) -> when a last heard b
 	for _, h := range g.hosts {
@@ -114,7 +79,7 @@ func (g *golden) observations() []timedObs {
 		seq := map[string]uint64{}
 		var lastDomains string
 		for t := time.Duration(0); t < g.span; t += h.iv {
-			if !ok(h.agent, t) {
+			if !h.agent.at(t) {
 				continue
 			}
 			peers := map[string]time.Duration{}
@@ -122,28 +87,26 @@ func (g *golden) observations() []timedObs {
 				if o == h || o.noAgent {
 					continue
 				}
-				if ok(o.agent, t) && (g.peerLink == nil || g.peerLink(h.name, o.name, t)) {
+				if o.agent.at(t) && g.hears(h.name, o.name, t) {
 					lastHeard[[2]string{h.name, o.name}] = t
 				}
 				if at, heard := lastHeard[[2]string{h.name, o.name}]; heard && t-at < 10*h.iv {
 					peers[o.name] = t - at
 				}
 			}
+			// The agent repeats its report every third beat and on every change.
 			var rep *model.HostReport
-			if h.domains != nil {
-				doms := h.domains(t)
-				key := fmt.Sprint(doms)
-				if key != lastDomains || int(t/h.iv)%3 == 0 {
-					rep = &model.HostReport{Domains: doms}
-					if h.events != nil {
-						rep.Events = h.events(t)
-					}
-					lastDomains = key
-				}
+			doms := []model.Domain{}
+			for _, s := range h.servers {
+				doms = append(doms, s.domainAt(t))
+			}
+			if key := domainsKey(doms); key != lastDomains || int(t/h.iv)%3 == 0 {
+				rep = &model.HostReport{Domains: doms}
+				lastDomains = key
 			}
 			for _, p := range h.paths {
 				seq[p]++
-				if h.reach != nil && !h.reach(p, t) || g.loss > 0 && r.Float64() < g.loss {
+				if !h.reach[p].at(t) || g.loss > 0 && r.Float64() < g.loss {
 					continue
 				}
 				delay := 20 * time.Millisecond
@@ -159,14 +122,14 @@ func (g *golden) observations() []timedObs {
 	// Nova polled every 5 s; a compute's heartbeat every 10 s; down after 60 s.
 	lastUp := map[string]time.Duration{}
 	for t := time.Duration(0); t < g.span; t += 5 * time.Second {
-		if g.apiDown != nil && g.apiDown(t) {
+		if g.apiDown.at(t) {
 			out = append(out, timedObs{at: t, obs: model.Observation{At: t0.Add(t), Source: "poll", Err: "compute API: 503 Service Unavailable"}, tag: "poll: compute API error"})
 			continue
 		}
 		obs := model.Observation{At: t0.Add(t), CloudAt: t0.Add(t), Source: "poll", Full: true}
 		var desc []string
 		for _, h := range g.hosts {
-			if ok(h.compute, t) && (h.power == nil || h.power(t) != model.PowerOff) {
+			if h.compute.at(t) && h.power.at(t) != model.PowerOff {
 				lastUp[h.name] = t - t%(10*time.Second)
 			}
 			svc := model.ServiceUp
@@ -176,20 +139,18 @@ func (g *golden) observations() []timedObs {
 			obs.Hosts = append(obs.Hosts, model.Host{Name: h.name, Service: svc, LastSeenUp: t0.Add(lastUp[h.name])})
 			desc = append(desc, h.name+"="+string(svc))
 		}
-		for _, id := range slices.Sorted(maps.Keys(g.servers)) {
-			st := model.StatusActive
-			if g.status != nil {
-				st = g.status(id, t)
-			}
-			obs.Servers = append(obs.Servers, model.Server{ID: id, Name: id, Host: g.servers[id], Status: st, Intent: model.IntentOn, Updated: t0})
+		servers := slices.SortedFunc(slices.Values(g.servers), func(a, b *simServer) int { return strings.Compare(a.id, b.id) })
+		for _, s := range servers {
+			st := s.status.at(t)
+			obs.Servers = append(obs.Servers, model.Server{ID: s.id, Name: s.id, Host: s.host, Status: st, Intent: model.IntentOn, Updated: t0})
 			if st != model.StatusActive {
-				desc = append(desc, id+"="+st)
+				desc = append(desc, s.id+"="+st)
 				// The shell reads the action log of a server down in place (NeedHistory):
 				// nothing but its creation.
 				if obs.Actions == nil {
 					obs.Actions = map[string][]model.InstanceAction{}
 				}
-				obs.Actions[id] = []model.InstanceAction{{Action: "create", Start: t0.Add(-time.Hour)}}
+				obs.Actions[s.id] = []model.InstanceAction{{Action: "create", Start: t0.Add(-time.Hour)}}
 			}
 		}
 		out = append(out, timedObs{at: t, obs: obs, tag: "poll: " + strings.Join(desc, " ")})
@@ -198,22 +159,18 @@ func (g *golden) observations() []timedObs {
 	for t := time.Duration(0); t < g.span; t += time.Second {
 		power := map[string]model.Power{}
 		for _, h := range g.hosts {
-			if h.power != nil {
-				if p := h.power(t); p != model.PowerUnknown {
-					power[h.name] = p
-				}
-			} else {
-				power[h.name] = model.PowerOn
+			if p := h.power.at(t); p != model.PowerUnknown {
+				power[h.name] = p
 			}
 		}
 		out = append(out, timedObs{at: t + 500*time.Millisecond, obs: model.Observation{At: t0.Add(t + 500*time.Millisecond), Source: "bmc", Power: power}})
 	}
-	for _, at := range slices.Sorted(maps.Keys(g.monitors)) {
+	for _, m := range g.monitors {
 		var desc []string
-		for _, m := range g.monitors[at] {
-			desc = append(desc, fmt.Sprintf("%s %s %s%s", m.Type, m.Event, m.Host, m.Server))
+		for _, r := range m.reports {
+			desc = append(desc, fmt.Sprintf("%s %s %s%s", r.Type, r.Event, r.Host, r.Server))
 		}
-		out = append(out, timedObs{at: at, obs: model.Observation{At: t0.Add(at), Source: "masakari", Monitors: g.monitors[at]}, tag: "monitor: " + strings.Join(desc, ", ")})
+		out = append(out, timedObs{at: m.at, obs: model.Observation{At: t0.Add(m.at), Source: "masakari", Monitors: slices.Clone(m.reports)}, tag: "monitor: " + strings.Join(desc, ", ")})
 	}
 	// Ticks: silence is seen from the clock alone.
 	for t := time.Duration(0); t < g.span; t += 250 * time.Millisecond {
@@ -223,15 +180,28 @@ func (g *golden) observations() []timedObs {
 	return out
 }
 
+// domainsKey tells two reports apart by their content (probes are pointers).
+func domainsKey(doms []model.Domain) string {
+	var b strings.Builder
+	for _, d := range doms {
+		fmt.Fprintf(&b, "%v", d)
+		if d.GuestAgent != nil {
+			fmt.Fprintf(&b, " guest %v", *d.GuestAgent)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 // run replays the world into a detector and renders its changed verdicts.
 func (g *golden) run() (string, int, int) {
 	d := New(g.cfg)
-	d.Protect(slices.Sorted(maps.Keys(g.servers)))
-	var b strings.Builder
-	fmt.Fprintf(&b, "# %s\n", g.name)
-	for _, line := range strings.Split(g.about, "\n") {
-		fmt.Fprintf(&b, "# %s\n", line)
+	var ids []string
+	for _, s := range g.servers {
+		ids = append(ids, s.id)
 	}
+	d.Protect(slices.Sorted(slices.Values(ids)))
+	var b strings.Builder
 	for _, o := range g.observations() {
 		for i := range o.obs.Monitors {
 			o.obs.Monitors[i].At = o.obs.At
@@ -247,7 +217,10 @@ func (g *golden) run() (string, int, int) {
 		if what == "" {
 			what = o.obs.Source
 		}
-		fmt.Fprintf(&b, "\n+%s %s\n", fmtOffset(o.at), what)
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "+%s %s\n", fmtOffset(o.at), what)
 		for _, v := range changed {
 			fault := ""
 			if v.Fault != "" {
@@ -283,25 +256,40 @@ func (g *golden) run() (string, int, int) {
 func fmtOffset(d time.Duration) string { return fmt.Sprintf("%07.3fs", d.Seconds()) }
 
 func TestGolden(t *testing.T) {
-	for _, g := range goldenScenarios() {
-		t.Run(g.name, func(t *testing.T) {
-			got, hosts, servers := g.run()
-			if g.trap && (hosts != 0 || servers != 0) {
-				t.Errorf("trap %s ends with %d failed hosts and %d failed servers, want none", g.name, hosts, servers)
+	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden scenario in testdata (%v)", err)
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".txt")
+		t.Run(name, func(t *testing.T) {
+			text, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
 			}
-			file := filepath.Join("testdata", g.name+".txt")
+			input, want, hasOutput := splitScenario(string(text))
+			if !hasOutput && !*update {
+				t.Fatalf("%s has no line ---- ending its input (run with -update to write its output)", file)
+			}
+			g, err := parseScenario(file, input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(name, "trap-") && !g.noFailed {
+				t.Fatalf("%s is a false-positive trap: it must say `expect no-failed`", file)
+			}
+			got, hosts, servers := g.run()
+			if g.noFailed && (hosts != 0 || servers != 0) {
+				t.Errorf("%s expects no failed verdict, but ends with %d failed hosts and %d failed servers", file, hosts, servers)
+			}
 			if *update {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+				if err := os.WriteFile(file, []byte(input+"----\n"+got), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if string(want) != got {
-				t.Errorf("%s differs from the detector's output (run `go test ./detect -run Golden -update` and review the diff):\n%s", file, diff(string(want), got))
+			if want != got {
+				t.Errorf("%s differs from the detector's output (run `go test ./detect -run Golden -update` and review the diff):\n%s", file, diff(want, got))
 			}
 		})
 	}
