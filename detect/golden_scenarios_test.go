@@ -3,9 +3,13 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/vigil-ha/vigil/model"
@@ -638,4 +642,110 @@ func fields(line string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// A malformed scenario fails with its file and line, saying what is wrong.
+func TestGoldenScenarioErrors(t *testing.T) {
+	const decl = "world span=1m\nhost h1,h2\nserver s1 on h1\n"
+	for _, tc := range []struct{ input, want string }{
+		{"host h1\n", "x.txt:1: the first line must be the world line"},
+		{"world span=0s\n", "x.txt:1: span=0s: want a positive duration"},
+		{"world span=1m loss=1.5\n", "x.txt:1: loss=1.5: want a fraction"},
+		{"world span=1m\nworld span=2m\n", "x.txt:2: a second world line"},
+		{"world span=1m\n", "x.txt: no host"},
+		{"world span=1m\nhost h1 colour=red\n", `x.txt:2: unknown key "colour"`},
+		{"world span=1m\nhost h1\nhost h1\n", `x.txt:3: host "h1": empty or declared twice`},
+		{"world span=1m\nhost h1\nserver s1 on h9\n", `x.txt:3: server s1 on an undeclared host "h9"`},
+		{"world span=1m\nhost h1\nserver s1 on h1 apps=web\n", `x.txt:3: apps=web: probe "web" threshold ""`},
+		{decl + "at 10s agent h1 pause\n", "x.txt:4: want: HOSTS stop|start"},
+		{decl + "at 10s agent h3 stop\n", `x.txt:4: undeclared host "h3"`},
+		{decl + "at 10s frobnicate h1\n", `x.txt:4: unknown event "frobnicate"`},
+		{decl + "at ten agent h1 stop\n", "x.txt:4: at ten: want a duration"},
+		{decl + "at 2m agent h1 stop\n", "x.txt:4: at 2m: the world ends at 1m0s"},
+		{decl + "at 20s agent h1 stop\n\nat 10s agent h1 start\n", "x.txt:6: at 10s comes before the previous event"},
+		{decl + "at 10s cut h1 tenant\n", `x.txt:4: host h1 has no path "tenant"`},
+		{decl + "at 10s split h1\n", "x.txt:4: want: split HOSTS HOSTS..."},
+		{decl + "at 10s split h1,h2 h2\n", "x.txt:4: host h2 on two sides of the split"},
+		{decl + "at 10s domain s1 shutoff sleepy\n", "x.txt:4: want: domain SERVER STATE REASON"},
+		{decl + "at 10s probe s1 web fail \"boom\"\n", `x.txt:4: server s1 has no probe "web"`},
+		{decl + "at 10s probe s1 guest-agent fail \"boom\n", "x.txt:4: a quote is not closed"},
+		{decl + "at 10s monitor COMPUTE_HOST STOPPED\n", "x.txt:4: want: monitor TYPE EVENT host=HOST"},
+		{decl + "at 10s monitor COMPUTE_HOST STOPPED server=s1 x=y\n", "x.txt:4: monitor: a report names its host"},
+		{decl + "at 10s agent h1 stop\nhost h3\n", `x.txt:5: "host" after an event`},
+		{decl + "expect nothing\n", "x.txt:4: want: expect no-failed"},
+		{decl + "wait 10s\n", `x.txt:4: unknown statement "wait"`},
+	} {
+		_, err := parseScenario("x.txt", tc.input)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("parse of\n%s\nerror: %v\nwant it to start with: %s", tc.input, err, tc.want)
+		}
+	}
+}
+
+// The language reads what the files rely on: comments, quotes, host lists,
+// defaults, timelines that change at their event's time.
+func TestGoldenScenarioParse(t *testing.T) {
+	g, err := parseScenario("x.txt", `# about
+world span=1m jitter=2s loss=0.25 seed=7   # a comment
+host h1,h2 interval=2s
+host h3 paths=management agent=none
+server s1 on h1 apps=web:2,db:4
+server s2 on h2 guest-agent=none
+at 10s agent h1 stop
+at 10s cut h2 storage
+at 12s probe s1 web fail "GET /: \"refused\" # not a comment"
+at 20s split h1 h2,h3
+at 30s heal
+at 30s bmc h1,h3 unreadable
+at 40s monitor COMPUTE_HOST STOPPED host=h1 id=n1 cluster_status=OFFLINE
+at 40s monitor PROCESS STOPPED host=h2 process_name=nova-compute
+expect no-failed
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, h2, h3 := g.host("h1"), g.host("h2"), g.host("h3")
+	s1, s2 := g.server("s1"), g.server("s2")
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"span, jitter, loss, seed", fmt.Sprint(g.span, g.jitter, g.loss, g.seed), "1m0s 2s 0.25 7"},
+		{"grace default", g.cfg.HostDownGrace, 10 * time.Second},
+		{"h2 interval", h2.iv, 2 * time.Second},
+		{"h1 default paths", h1.paths, []string{"management", "storage"}},
+		{"h3 without agent", h3.noAgent, true},
+		{"h1 agent at 9.9s, 10s", [2]bool{h1.agent.at(9900 * time.Millisecond), h1.agent.at(10 * time.Second)}, [2]bool{true, false}},
+		{"h2 paths at 10s", [2]bool{h2.reach["management"].at(10 * time.Second), h2.reach["storage"].at(10 * time.Second)}, [2]bool{true, false}},
+		{"s1 web probe at 14s", s1.domainAt(14 * time.Second).Apps[0], model.Probe{Name: "web", Failures: 3, Threshold: 2, Error: `GET /: "refused" # not a comment`}},
+		{"s1 db probe at 14s", s1.domainAt(14 * time.Second).Apps[1], model.Probe{Name: "db", OK: true, Threshold: 4}},
+		{"s1 guest agent default threshold", s1.guest.threshold, 3},
+		{"s2 without guest agent", s2.domainAt(0).GuestAgent == nil, true},
+		{"h1 hears h2 at 19s, 20s, 30s", [3]bool{g.hears("h1", "h2", 19*time.Second), g.hears("h1", "h2", 20*time.Second), g.hears("h1", "h2", 30*time.Second)}, [3]bool{true, false, true}},
+		{"h2 hears h3 at 20s", g.hears("h2", "h3", 20*time.Second), true},
+		{"h3 power at 30s, h2's", [2]model.Power{h3.power.at(30 * time.Second), h2.power.at(30 * time.Second)}, [2]model.Power{model.PowerUnknown, model.PowerOn}},
+		{"monitors at 40s, one batch", fmt.Sprint(len(g.monitors), len(g.monitors[0].reports), g.monitors[0].reports[1].Payload), "1 2 map[process_name:nova-compute]"},
+		{"expect", g.noFailed, true},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+// -update rewrites only the output: every file splits into an input and an output
+// that join back into the same bytes.
+func TestGoldenFilesSplit(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.txt"))
+	for _, file := range files {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		input, output, ok := splitScenario(string(text))
+		if !ok || input+"----\n"+output != string(text) || strings.Contains(output, "\n----\n") {
+			t.Errorf("%s does not split into one input and one output at its line ----", file)
+		}
+	}
 }

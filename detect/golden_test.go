@@ -289,26 +289,29 @@ func TestGolden(t *testing.T) {
 				return
 			}
 			if want != got {
-				t.Errorf("%s differs from the detector's output (run `go test ./detect -run Golden -update` and review the diff):\n%s", file, diff(want, got))
+				t.Errorf("%s differs from the detector's output (run `go test ./detect -run Golden -update` and review the diff):\n%s", file, diff(want, got, strings.Count(input, "\n")+1))
 			}
 		})
 	}
 }
 
-// diff shows the first lines that differ.
-func diff(want, got string) string {
+// diff shows where want and got first part, numbered as lines of the file (the
+// output section starts after first lines), with a few lines of each from there.
+func diff(want, got string, first int) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var a, b string
-		if i < len(w) {
-			a = w[i]
-		}
-		if i < len(g) {
-			b = g[i]
-		}
-		if a != b {
-			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, a, b)
+	i := 0
+	for i < len(w) && i < len(g) && w[i] == g[i] {
+		i++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "from line %d:\n", first+i+1)
+	for _, side := range []struct {
+		mark  string
+		lines []string
+	}{{"- ", w}, {"+ ", g}} {
+		for j := i; j < min(i+6, len(side.lines)); j++ {
+			fmt.Fprintf(&b, "%s%s\n", side.mark, side.lines[j])
 		}
 	}
-	return ""
+	return b.String()
 }
