@@ -44,7 +44,8 @@ import (
 //	    bmc HOSTS on|off|unreadable      what its BMC answers (off also stops compute)
 //	    cut HOSTS [PATH...]              its beats on these paths (all if none) stop
 //	    mend HOSTS [PATH...]             reaching Vigil; mend: they reach it again
-//	    split HOSTS HOSTS...             agents hear only agents on their side
+//	    split HOSTS HOSTS...             agents hear only agents on their side (hosts
+//	                                     not named are one more side together)
 //	    heal                             every agent hears every other again
 //	    nova-api down|up                 the compute API answers 503 to polls
 //	    status SERVER STATUS             Nova's status of the server (SHUTOFF...)
@@ -57,7 +58,9 @@ import (
 //	    a false-positive trap: it must end with no failed host and no failed server
 //	    (asserted apart from the golden output; files named trap-* must say it).
 //
-// HOSTS is a comma-separated list (h1,h2,h3).
+// HOSTS is a comma-separated list (h1,h2,h3). An agent's beats carry the peers it
+// heard within 10 intervals, and its report of its domains on every change and
+// every third beat; a domain that does not run has no probe.
 
 var update = flag.Bool("update", false, "rewrite the golden files of detect/testdata")
 
