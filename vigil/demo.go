@@ -166,7 +166,10 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 		}
 	}
 	for h := range d.isolated {
-		d.endIsolation(time.Now(), h) // still cut at the end: was it fenced meanwhile?
+		// Still cut off at the end: only whether it was fenced meanwhile is told.
+		if p := d.cloud.HostPower(h); p != model.PowerOn {
+			d.report.FencedIsolated = append(d.report.FencedIsolated, h)
+		}
 	}
 	d.report.Calls = d.cloud.Calls()
 	d.summary()
