@@ -36,6 +36,10 @@ type Options struct {
 	FullEvery time.Duration
 	// Hook stops the executor at exact points (tests of crash recovery).
 	Hook recover.Hook
+	// Agents feeds the engine host agents' heartbeats from elsewhere than the HTTP
+	// receiver (the demo's simulated agents); nil: only the receiver, if the config
+	// lists agents. Giving both is refused: the engine drains one source.
+	Agents engine.AgentSource
 }
 
 // App is a running Vigil.
@@ -94,7 +98,13 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	var agents *agentsrc.Receiver
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
-		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook}
+		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
+		Agents: o.Agents}
+	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
+		ln.Close()
+		db.Close()
+		return nil, errors.New("agents: both agent tokens in the config and an agent source given; the engine drains one")
+	}
 	if len(o.Config.Agents.Tokens) > 0 {
 		tokens := o.Config.Agents.Tokens
 		agents = &agentsrc.Receiver{Now: o.Now, Tokens: func(host string) (string, bool) {

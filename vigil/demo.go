@@ -31,10 +31,21 @@ type DemoOptions struct {
 
 // DemoReport sums up a demo run.
 type DemoReport struct {
-	Faults            int
-	ServerRecoveries  int
-	HostEvacuations   int
-	Escalations       int
+	Faults           int
+	ServerRecoveries int
+	HostEvacuations  int
+	Escalations      int
+	// Recovered counts the resolved incidents by the kind of fault injected
+	// (crash, hang, app-fail, panic, kill-host...).
+	Recovered map[string]int
+	// IsolatedNotFenced counts the hosts cut off their management path whose
+	// isolation ended with their power never cut; FencedIsolated names those
+	// that were fenced all the same: it must stay empty.
+	IsolatedNotFenced int
+	FencedIsolated    []string
+	// DeadByBMC counts the host incidents opened on the proof of a BMC that says
+	// off and an agent silent on every path (no grace period waited).
+	DeadByBMC         int
 	DoubleRunning     []string // servers seen running on two hosts: must stay empty
 	Calls             map[string]int
 	APIAddr           string
@@ -54,7 +65,26 @@ type demo struct {
 	prot   []string
 	dead   map[string]time.Time
 	broken map[string]time.Time
+	// isolated: hosts whose management path is cut, since when (restored after
+	// isolateFor); kinds: the kind of fault injected on each subject in faults.
+	isolated map[string]time.Time
+	kinds    map[string]string
 }
+
+// agentInterval is the demo's host agents' heartbeat and probe interval: a hung
+// guest is judged after 3 failed probes, a silent host within seconds.
+const agentInterval = time.Second
+
+// isolateFor is how long a host's management path stays cut.
+const isolateFor = 12 * time.Second
+
+// demoBeats is the demo's AgentSource: the engine drains the beats that the
+// simulated agents sent, as the HTTP receiver's would. Their arrival time is
+// already on Vigil's clock: the simulated cloud runs on the wall clock too.
+type demoBeats struct{ cloud *sim.Cloud }
+
+// Drain implements engine.AgentSource.
+func (b demoBeats) Drain() []model.AgentBeat { return b.cloud.Beats() }
 
 // Demo runs Vigil on an embedded simulated cloud and injects faults until the
 // duration ends or ctx is cancelled, printing a live timeline to o.Out.
@@ -77,8 +107,9 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 		o.DB = filepath.Join(dir, "vigil.db")
 	}
 	d := &demo{o: o, start: time.Now(), rng: rand.New(rand.NewPCG(o.Seed, 0xde70)),
-		faults: map[string]time.Time{}, dead: map[string]time.Time{}, broken: map[string]time.Time{}}
-	d.report.Calls = map[string]int{}
+		faults: map[string]time.Time{}, dead: map[string]time.Time{}, broken: map[string]time.Time{},
+		isolated: map[string]time.Time{}, kinds: map[string]string{}}
+	d.report.Calls, d.report.Recovered = map[string]int{}, map[string]int{}
 	cfg := sim.DefaultConfig()
 	cfg.ActionLatency, cfg.ServiceDownTime = 1500*time.Millisecond, 3*time.Second
 	d.cloud = sim.New(cfg, time.Now)
@@ -86,10 +117,19 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 
 	pol := model.DefaultPolicy()
 	pol.StepTimeout, pol.HostDownGrace, pol.Deadline = 10*time.Second, 2*time.Second, 3*time.Minute
+	// What the agents probe in each protected guest, and a ladder per fault: a
+	// frozen kernel ignores a soft reboot, an application gets a clean restart first.
+	pol.GuestAgent = &model.ProbeSpec{Name: "guest-agent", Kind: model.ProbeGuestAgent, Interval: agentInterval, Timeout: agentInterval / 2, Failures: 3}
+	pol.Apps = []model.ProbeSpec{{Name: "app", Kind: model.ProbeTCP, Target: "127.0.0.1:80", Interval: agentInterval, Timeout: agentInterval / 2, Failures: 3}}
+	pol.Ladders = map[string][]model.Action{
+		model.FaultHung:      {model.ActHardReboot, model.ActRebuild, model.ActEvacuate},
+		model.FaultPanicked:  {model.ActHardReboot, model.ActRebuild, model.ActEvacuate},
+		model.FaultAppFailed: {model.ActReboot, model.ActHardReboot, model.ActRebuild},
+	}
 	conf := DefaultConfig()
 	conf.Policies["default"] = pol
 	app, err := Start(ctx, Options{Listen: o.Listen, DB: o.DB, Interval: 500 * time.Millisecond, FullEvery: 5 * time.Second,
-		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent,
+		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return DemoReport{}, err
@@ -125,10 +165,19 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 			d.report.DoubleRunning = append(d.report.DoubleRunning, id)
 		}
 	}
+	for h := range d.isolated {
+		// Still cut off at the end: only whether it was fenced meanwhile is told.
+		if p := d.cloud.HostPower(h); p != model.PowerOn {
+			d.report.FencedIsolated = append(d.report.FencedIsolated, h)
+		}
+	}
 	d.report.Calls = d.cloud.Calls()
 	d.summary()
 	if err == nil && len(d.report.DoubleRunning) > 0 {
 		err = fmt.Errorf("invariant broken: servers running twice: %v", d.report.DoubleRunning)
+	}
+	if err == nil && len(d.report.FencedIsolated) > 0 {
+		err = fmt.Errorf("invariant broken: isolated hosts fenced though their agents were heard: %v", d.report.FencedIsolated)
 	}
 	return d.report, err
 }
@@ -153,6 +202,12 @@ func (d *demo) build() []model.Cluster {
 		d.cloud.AddHost(name, seg, per*3)
 		d.hosts = append(d.hosts, name)
 	}
+	// A host agent on every host, heartbeating on two paths (management, storage)
+	// and probing the protected guests (their guest agent and their app), as the
+	// policy below asks.
+	protected := map[string]bool{}
+	d.cloud.EnableAgents(sim.AgentConfig{Interval: agentInterval, Threshold: 3, Seed: d.o.Seed,
+		Probed: func(id string) bool { return protected[id] }})
 	var ids []string
 	for i := 0; i < d.o.Servers; i++ {
 		id, err := d.cloud.CreateServer(fmt.Sprintf("vm-%03d", i+1), d.hosts[i%len(d.hosts)])
@@ -164,6 +219,9 @@ func (d *demo) build() []model.Cluster {
 	// Three clusters over 7/8 of the servers; the rest are unprotected.
 	prot := ids[:max(3, len(ids)*7/8)]
 	d.prot = prot
+	for _, id := range prot {
+		protected[id] = true // read by the agents only after the demo starts
+	}
 	n := len(prot)
 	return []model.Cluster{
 		{Name: "web", Members: prot[:n*3/7], Desired: n * 3 / 7, Policy: "default"},
@@ -181,10 +239,11 @@ func (d *demo) stamp(t time.Time) string {
 }
 
 // inject causes faults on a schedule drawn from the seed until ctx ends. The first
-// two are fixed (a server crash, then a host power loss) so every run shows both.
+// four are fixed (a server crash, a host power loss, a host cut off its management
+// network, a hung guest) so every run of half a minute shows them.
 func (d *demo) inject(ctx context.Context, app *App) {
 	next := d.start.Add(3 * time.Second)
-	plan := []string{"crash", "kill-host"}
+	plan := []string{"crash", "kill-host", "isolate", "hang"}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	lastHealth := ""
@@ -226,14 +285,22 @@ func healthLine(cs []model.ClusterStatus) string {
 func (d *demo) pick() string {
 	r := d.rng.Float64()
 	switch {
-	case r < 0.40:
+	case r < 0.20:
 		return "crash"
-	case r < 0.55:
+	case r < 0.28:
 		return "power-off"
-	case r < 0.65:
+	case r < 0.34:
 		return "owner-stop"
-	case r < 0.75:
+	case r < 0.42:
 		return "stubborn"
+	case r < 0.52:
+		return "hang"
+	case r < 0.62:
+		return "app-fail"
+	case r < 0.72:
+		return "panic"
+	case r < 0.82:
+		return "isolate"
 	default:
 		return "kill-host"
 	}
@@ -250,7 +317,11 @@ func (d *demo) faultLocked(now time.Time, kind string) {
 	victim := func() (string, bool) {
 		for range 20 {
 			id := d.prot[d.rng.IntN(len(d.prot))]
-			if s, ok := d.cloud.Server(id); ok && s.Status == model.StatusActive && d.dead[s.Host].IsZero() {
+			// A server of a dead or cut-off host is its host's business; one already
+			// faulted is being recovered.
+			s, ok := d.cloud.Server(id)
+			if ok && s.Status == model.StatusActive && s.TaskState == "" && d.dead[s.Host].IsZero() && d.isolated[s.Host].IsZero() &&
+				d.faults["server/"+id].IsZero() && d.cloud.GuestTrouble(id) == "" {
 				return id, true
 			}
 		}
@@ -282,31 +353,83 @@ func (d *demo) faultLocked(now time.Time, kind string) {
 			_ = d.cloud.Crash(id)
 			what = "crashed, and its reboots fail for a while (watch the ladder)"
 		}
-		d.faults["server/"+id] = now
+		d.faults["server/"+id], d.kinds["server/"+id] = now, kind
 		d.report.Faults++
 		d.printf("%s  FAULT    %s (%s on %s) %s\n", d.stamp(now), id, s.Name, s.Host, what)
-	case "kill-host":
+	case "hang", "app-fail", "panic":
+		// Faults only the host agents see: Nova keeps saying ACTIVE.
+		id, ok := victim()
+		if !ok {
+			return
+		}
+		s, _ := d.cloud.Server(id)
+		var what string
+		var err error
+		switch kind {
+		case "hang":
+			err = d.cloud.HangGuest(id)
+			what = "guest hung: its kernel froze, Nova still says ACTIVE, its guest agent stops answering (only a hard reboot cures it)"
+		case "app-fail":
+			err = d.cloud.FailApp(id, false)
+			what = "app failed: the guest runs, its application stops answering its probe (a clean reboot restarts it)"
+		case "panic":
+			err = d.cloud.PanicGuest(id, 0)
+			what = "guest panicked: libvirt says crashed/panicked, Nova still says ACTIVE and never notices"
+		}
+		if err != nil {
+			return
+		}
+		d.faults["server/"+id], d.kinds["server/"+id] = now, kind
+		d.report.Faults++
+		d.printf("%s  FAULT    %s (%s on %s) %s\n", d.stamp(now), id, s.Name, s.Host, what)
+	case "kill-host", "isolate":
+		// One host dead and one cut off at a time, and never the last ones standing.
 		var alive []string
 		for _, h := range d.hosts {
-			if d.dead[h].IsZero() {
+			if d.dead[h].IsZero() && d.isolated[h].IsZero() {
 				alive = append(alive, h)
 			}
 		}
-		if len(d.dead) > 0 || len(alive) < 3 {
-			d.faultLocked(now, "crash") // one host down at a time
+		if kind == "kill-host" && len(d.dead) > 0 || kind == "isolate" && len(d.isolated) > 0 || len(alive) < 4 {
+			d.faultLocked(now, map[string]string{"kill-host": "crash", "isolate": "hang"}[kind])
 			return
 		}
 		h := alive[d.rng.IntN(len(alive))]
+		d.report.Faults++
+		if kind == "isolate" {
+			// Nova's compute reports go over the management network too: Nova loses
+			// the host; the agent's beats still come over the storage network.
+			_ = d.cloud.CutPath(h, model.PathManagement, true, true)
+			d.isolated[h] = now
+			d.printf("%s  FAULT    %s cut off its management network (Nova loses its compute service; its agent is still heard on the storage path): alive, it must NOT be fenced\n", d.stamp(now), h)
+			return
+		}
 		_ = d.cloud.KillHost(h)
 		d.dead[h] = now
-		d.faults["host/"+h] = now
-		d.report.Faults++
-		d.printf("%s  FAULT    %s lost power (its servers are gone; the cloud does not know yet)\n", d.stamp(now), h)
+		d.faults["host/"+h], d.kinds["host/"+h] = now, kind
+		d.printf("%s  FAULT    %s lost power (its servers are gone; Nova does not know yet, but its agent falls silent on both paths and its BMC says off: dead, no grace)\n", d.stamp(now), h)
 	}
 }
 
+// endIsolation restores a cut-off host's management path and says whether the
+// host kept its power all along (it must: its agent was heard).
+func (d *demo) endIsolation(now time.Time, h string) {
+	_ = d.cloud.CutPath(h, model.PathManagement, false, true)
+	delete(d.isolated, h)
+	if p := d.cloud.HostPower(h); p != model.PowerOn {
+		d.report.FencedIsolated = append(d.report.FencedIsolated, h)
+		d.printf("%s  REPAIR   %s management path restored, but it WAS FENCED while alive (power %s): a false fence\n", d.stamp(now), h, p)
+		_ = d.cloud.PowerOnHost(h)
+		return
+	}
+	d.report.IsolatedNotFenced++
+	d.printf("%s  REPAIR   %s management path restored by the operator: it was NOT fenced (power on throughout; its %d servers still run on it)\n",
+		d.stamp(now), h, len(d.cloud.ServersOn(h)))
+}
+
 // repair plays the operator: a dead host is powered on and returned to service after
-// 20 s; a stubborn server's actions work again after 8 s.
+// 20 s; a cut-off host's management path is restored after isolateFor; a stubborn
+// server's actions work again after 8 s.
 func (d *demo) repair(now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -316,6 +439,11 @@ func (d *demo) repair(now time.Time) {
 			_ = d.cloud.ForceDown(context.Background(), h, false)
 			delete(d.dead, h)
 			d.printf("%s  REPAIR   %s powered on and returned to service by the operator\n", d.stamp(now), h)
+		}
+	}
+	for h, at := range d.isolated {
+		if now.Sub(at) > isolateFor {
+			d.endIsolation(now, h)
 		}
 	}
 	for id, at := range d.broken {
@@ -334,7 +462,7 @@ func (d *demo) onEvent(e model.Event) {
 	msg := e.Message
 	switch e.Kind {
 	case "verdict":
-		if strings.Contains(msg, " healthy:") || strings.Contains(msg, " recovering:") || strings.Contains(msg, "host up:") {
+		if strings.Contains(msg, " healthy:") || strings.Contains(msg, " recovering:") || strings.Contains(msg, "host up:") || strings.HasPrefix(msg, "agent up:") {
 			return
 		}
 	case "step":
@@ -353,13 +481,18 @@ func (d *demo) onEvent(e model.Event) {
 				took := e.At.Sub(at)
 				msg += fmt.Sprintf("  [%.1fs after the fault]", took.Seconds())
 				d.report.RecoveryDurations = append(d.report.RecoveryDurations, took)
+				d.report.Recovered[d.kinds[e.Subject]]++
 				delete(d.faults, e.Subject)
+				delete(d.kinds, e.Subject)
 			}
 			if strings.HasPrefix(e.Subject, "host/") {
 				d.report.HostEvacuations++
 			} else if strings.Contains(msg, "after ") {
 				d.report.ServerRecoveries++
 			}
+		}
+		if strings.HasPrefix(e.Subject, "host/") && strings.Contains(msg, " opened (host-bmc-off,") {
+			d.report.DeadByBMC++
 		}
 		if strings.Contains(msg, " escalated:") {
 			d.report.Escalations++
@@ -379,6 +512,11 @@ func (d *demo) summary() {
 		slices.Sort(ds)
 		d.printf("Fault to recovered: median %.1fs, max %.1fs (over %d recoveries)\n",
 			ds[len(ds)/2].Seconds(), ds[len(ds)-1].Seconds(), len(ds))
+	}
+	d.printf("Seen by the host agents: %d hung guests, %d app failures, %d guest panics recovered (Nova said ACTIVE throughout); %d hosts proven dead by their BMC (no grace period); %d hosts cut off their management network left alone (never fenced)\n",
+		r.Recovered["hang"], r.Recovered["app-fail"], r.Recovered["panic"], r.DeadByBMC, r.IsolatedNotFenced)
+	if len(r.FencedIsolated) > 0 {
+		d.printf("No false fencing: BROKEN for %v\n", r.FencedIsolated)
 	}
 	d.printf("Never two copies: %s\n", map[bool]string{true: "held", false: fmt.Sprintf("BROKEN for %v", r.DoubleRunning)}[len(r.DoubleRunning) == 0])
 	d.printf("Compute API calls: %d list-servers, %d list-hosts (bulk: one each per poll, whatever the number of servers)\n",

@@ -14,6 +14,7 @@ func TestDemoRecoversServersAndHosts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo runs for 20 s of wall time")
 	}
+	t.Parallel()
 	var out bytes.Buffer
 	rep, err := Demo(context.Background(), DemoOptions{Listen: "127.0.0.1:0", Seed: 1, Duration: 20 * time.Second,
 		Hosts: 8, Servers: 40, FaultEvery: 6 * time.Second, Out: &out})
@@ -31,6 +32,79 @@ func TestDemoRecoversServersAndHosts(t *testing.T) {
 	if rep.Calls["list-servers"] == 0 || rep.Calls["list-servers"] != rep.Calls["list-hosts"] {
 		t.Fatalf("calls %v", rep.Calls)
 	}
+}
+
+// Half a minute of the demo shows what only the host agents see: a hung guest (Nova
+// says ACTIVE) judged by its silent guest agent and cured by a hard reboot, never a
+// soft one; a host cut off its management network while its storage path carries
+// its beats, judged isolated and never fenced; a power loss proven by the BMC.
+func TestDemoShowsAgentSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo runs for 32 s of wall time")
+	}
+	t.Parallel()
+	var out bytes.Buffer
+	rep, err := Demo(context.Background(), DemoOptions{Listen: "127.0.0.1:0", Seed: 7, Duration: 32 * time.Second,
+		Hosts: 8, Servers: 40, FaultEvery: 6 * time.Second, Out: &out})
+	timeline := out.String()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, timeline)
+	}
+	if len(rep.DoubleRunning) > 0 || len(rep.FencedIsolated) > 0 {
+		t.Fatalf("invariants broken: report %+v\n%s", rep, timeline)
+	}
+
+	hung := faultSubject(t, timeline, "guest hung")
+	if !hasLine(timeline, "INCIDENT", "server/"+hung, "resolved: server ACTIVE again after hard-reboot") {
+		t.Errorf("hung guest %s not shown recovered by a hard reboot:\n%s", hung, timeline)
+	}
+	if hasLine(timeline, "STEP", "server/"+hung, "→ reboot ") {
+		t.Errorf("hung guest %s was soft-rebooted (its frozen kernel ignores that):\n%s", hung, timeline)
+	}
+	if rep.Recovered["hang"] < 1 {
+		t.Errorf("report counts no hung guest recovered: %+v", rep)
+	}
+
+	cut := faultSubject(t, timeline, "cut off its management network")
+	if !hasLine(timeline, "VERDICT", "host/"+cut, "host isolated:") {
+		t.Errorf("host %s cut off its management network not judged isolated:\n%s", cut, timeline)
+	}
+	if hasLine(timeline, "STEP", "host/"+cut, "→ fence") || !hasLine(timeline, "REPAIR", cut, "it was NOT fenced") {
+		t.Errorf("isolated host %s fenced, or not shown left alone:\n%s", cut, timeline)
+	}
+	if rep.IsolatedNotFenced < 1 {
+		t.Errorf("report counts no isolated host left alone: %+v", rep)
+	}
+
+	if rep.DeadByBMC < 1 || !strings.Contains(timeline, "resolved: host fenced") {
+		t.Errorf("no host shown dead by its BMC and recovered: %+v\n%s", rep, timeline)
+	}
+	if !strings.Contains(timeline, "Seen by the host agents: ") {
+		t.Errorf("the summary does not mention the agents' faults:\n%s", timeline)
+	}
+}
+
+// faultSubject returns the server ID or host name of the first FAULT line that
+// says what.
+func faultSubject(t *testing.T, timeline, what string) string {
+	t.Helper()
+	for line := range strings.Lines(timeline) {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "FAULT" && strings.Contains(line, what) {
+			return f[2]
+		}
+	}
+	t.Fatalf("no fault %q injected:\n%s", what, timeline)
+	return ""
+}
+
+// hasLine reports whether a timeline line of the given label and subject says what.
+func hasLine(timeline, label, subject, what string) bool {
+	for line := range strings.Lines(timeline) {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == label && f[2] == subject && strings.Contains(line, what) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestParseConfig(t *testing.T) {
