@@ -46,10 +46,12 @@ func demoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run Vigil on an embedded simulated cloud and inject faults live",
-		Long: `Runs Vigil against an in-memory simulated cloud (hosts, servers, BMCs, Nova's
-state machine) with a SQLite store, and injects faults every few seconds: crashed
-servers, servers powered off behind their owner's back, owner stops (left alone),
-stubborn servers (watch the ladder), hosts losing power (fenced, then evacuated).
+		Long: `Runs Vigil against an in-memory simulated cloud (hosts with a host agent each,
+servers, BMCs, Nova's state machine) with a SQLite store, and injects faults every few
+seconds: crashed servers, servers powered off behind their owner's back, owner stops
+(left alone), stubborn servers (watch the ladder), hosts losing power (dead by their BMC
+and silent agent: fenced, then evacuated, in seconds), hosts cut off their management
+network (isolated: never fenced), hung guests (hard reboot), failed apps, guest panics.
 The timeline shows each fault, verdict, step and recovery with its timing; the REST
 API serves the same state. Ctrl-C stops it.`,
 		Args: cobra.NoArgs,
