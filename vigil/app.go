@@ -2,6 +2,7 @@ package vigil
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,10 @@ type Options struct {
 	FullEvery time.Duration
 	// Hook stops the executor at exact points (tests of crash recovery).
 	Hook recover.Hook
+	// TLSCert and TLSKey (PEM files), when set, make the API (and the agents' and
+	// monitors' endpoints with it) serve HTTPS only: agents' tokens then never
+	// cross a network in clear.
+	TLSCert, TLSKey string
 	// Agents feeds the engine host agents' heartbeats from elsewhere than the HTTP
 	// receiver (the demo's simulated agents); nil: only the receiver, if the config
 	// lists agents. Giving both is refused: the engine drains one source.
@@ -88,10 +93,26 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	var tlsCfg *tls.Config
+	if o.TLSCert != "" || o.TLSKey != "" {
+		if o.TLSCert == "" || o.TLSKey == "" {
+			db.Close()
+			return nil, errors.New("TLS: give both a certificate (--tls-cert) and its key (--tls-key)")
+		}
+		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("TLS certificate %s and key %s: %w", o.TLSCert, o.TLSKey, err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	if err := db.SetAddr(ln.Addr().String()); err != nil {
 		o.Log.Warn("the owner record lacks the API address", "err", err)
@@ -136,7 +157,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		mux.Handle("/", h)
 		h = mux
 	}
-	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)}
 	return a, nil
 }
 

@@ -81,6 +81,7 @@ API serves the same state. Ctrl-C stops it.`,
 func serveCmd() *cobra.Command {
 	var (
 		listen, db, osCloud, cloudsFile, policyFile, amqpURL string
+		tlsCert, tlsKey                                      string
 		interval, fullEvery                                  time.Duration
 	)
 	cmd := &cobra.Command{
@@ -131,12 +132,16 @@ func serveCmd() *cobra.Command {
 				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
 			}
 			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
-				Config: cfg, Compute: drv, Fencer: fencer, Log: log, Pushed: pushed,
+				Config: cfg, Compute: drv, Fencer: fencer, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey,
 				OnEvent: func(e model.Event) { log.Info(e.Message, "kind", e.Kind, "subject", e.Subject, "incident", e.Incident) }})
 			if err != nil {
 				return err
 			}
-			log.Info("serving", "api", "http://"+app.Addr(), "db", db)
+			scheme := "http://"
+			if tlsCert != "" {
+				scheme = "https://"
+			}
+			log.Info("serving", "api", scheme+app.Addr(), "db", db)
 			return app.Run(ctx)
 		},
 	}
@@ -149,5 +154,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&amqpURL, "amqp", os.Getenv("VIGIL_AMQP_URL"), "RabbitMQ URL of Nova's versioned notifications (optional; polling alone works, slower)")
 	f.DurationVar(&interval, "interval", 2*time.Second, "poll interval")
 	f.DurationVar(&fullEvery, "full-every", 5*time.Minute, "interval of full listings between changes-since polls")
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve the API (and the agents' endpoint) over HTTPS only")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	return cmd
 }
