@@ -340,6 +340,14 @@ func (d *Detector) deadByBMC(now time.Time, h model.Host) ([]string, bool) {
 		if now.Sub(last) < 2*iv || last.After(off) {
 			return nil, false
 		}
+		// And they tell of one event: the agent fell silent about when the power went
+		// off (its BMC is read as soon as it is silent). An agent dead for minutes
+		// before its BMC says off is two failures, not one (sim seed 2984: a dead
+		// agent, then a BMC lying "off" while the compute reported): Nova's word then
+		// decides, its grace and the fence doubts with it.
+		if gap := off.Sub(last); gap > deadBMCGap*iv {
+			return nil, false
+		}
 		ev = append(ev, fmt.Sprintf("no agent beat on any path since %s (on %s), %s: at least 2 intervals of %s, and none since the BMC said off",
 			last.Format("15:04:05.000"), on, now.Sub(last).Round(time.Millisecond), iv))
 	} else {
@@ -356,6 +364,11 @@ func (d *Detector) deadByBMC(now time.Time, h model.Host) ([]string, bool) {
 	ev = append(ev, "no peer heard it since the off", "no compute heartbeat since the off ("+hb+")")
 	return ev, true
 }
+
+// deadBMCGap: in intervals of the agent, how long before the BMC's first "off" its
+// last beat may have come for the two to be one event (the BMC of a silent agent's
+// host is read within about an interval of its suspicion at 2.5 intervals).
+const deadBMCGap = 6
 
 func later(a, b time.Time) time.Time {
 	if b.After(a) {

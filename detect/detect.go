@@ -54,7 +54,17 @@ type Config struct {
 	PartitionMinHosts int
 	PartitionFraction float64
 	PartitionWindow   time.Duration
+	// AgentWarmup: when host agents report to Vigil, how long after the detector's
+	// first observation a host none of whose agent paths was heard yet may not be
+	// judged failed (it is suspect meanwhile): a Vigil that just (re)started has not
+	// listened yet, and a host heard on its storage path must not be fenced on
+	// Nova's word before it could be heard (sim seed 8102). Zero: no agents.
+	AgentWarmup time.Duration
 }
+
+// RuleHostAgentWarmup: Vigil has not listened to the agents long enough since it
+// started to call a host without a heard agent failed.
+const RuleHostAgentWarmup = "host-agent-warmup"
 
 // DefaultServiceDownTime is Nova's default service_down_time.
 const DefaultServiceDownTime = 60 * time.Second
@@ -84,6 +94,7 @@ type View struct {
 // Detector holds the state that verdicts need across observations.
 type Detector struct {
 	cfg       Config
+	started   time.Time // the first observation's time (AgentWarmup counts from it)
 	protected map[string]bool
 	hostMaint map[string]bool
 	view      View
@@ -208,6 +219,9 @@ func (d *Detector) View() *View { return &d.view }
 // Step folds one observation into the view and returns the verdicts that changed.
 func (d *Detector) Step(now time.Time, obs model.Observation) []model.Verdict {
 	v := &d.view
+	if d.started.IsZero() {
+		d.started = now
+	}
 	// Agents and monitors are not the compute API: their signals are taken in even
 	// when the compute API fails, and judged on at the next step that succeeds.
 	d.foldAgents(now, obs.Agents)

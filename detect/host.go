@@ -198,6 +198,11 @@ func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
 	}
 	// A host without an agent keeps Nova's grace even with its BMC off: its policy's
 	// host_down_grace is what its owner asked for (engine's TestPolicyGraceIsHonoured).
+	if w := d.cfg.AgentWarmup; w > 0 && nova.Failed && now.Sub(d.started) < w {
+		nova.Host, nova.Failed, nova.Rule = string(model.HostSuspect), false, RuleHostAgentWarmup
+		nova.Evidence = append(nova.Evidence, fmt.Sprintf("Vigil started listening to the host agents at %s, %s ago: a host whose agent was not heard yet is judged failed only after %s",
+			d.started.Format("15:04:05.000"), now.Sub(d.started).Round(time.Millisecond), w))
+	}
 	return d.withMonitors(nova, h.Name)
 }
 

@@ -47,6 +47,10 @@ type Config struct {
 	// polls, to see a silence as it happens; default 1 s when Agents is set, never
 	// otherwise.
 	SignalEvery time.Duration
+	// AgentInterval is the agents' heartbeat interval (default SignalEvery): after a
+	// start, a host whose agent was not heard yet is not judged failed for three of
+	// them (detect's AgentWarmup).
+	AgentInterval time.Duration
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }
@@ -127,7 +131,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{},
 		poller:     &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery},
 		identities: map[string]string{}, identRecorded: map[string]bool{}, fenceDoubt: map[string]string{}, unconfirmed: map[string]string{}}
-	e.det = detect.New(detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime})
+	dcfg := detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime}
+	if cfg.Agents != nil {
+		if cfg.AgentInterval <= 0 {
+			cfg.AgentInterval = cfg.SignalEvery
+		}
+		dcfg.AgentWarmup = 3 * cfg.AgentInterval
+	}
+	e.det = detect.New(dcfg)
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
 		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
 	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
@@ -423,6 +434,14 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	}
 	in := e.input(now)
 	in.HostsStale = obs.Hosts == nil // a notification or signals: the hosts are as old as the last poll
+	for h, p := range obs.Power {
+		if p != model.PowerUnknown {
+			if in.PowerRead == nil {
+				in.PowerRead = map[string]bool{}
+			}
+			in.PowerRead[h] = true
+		}
+	}
 	out := plan.Plan(in)
 	e.mu.Unlock()
 

@@ -92,6 +92,19 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentResolved, "host isolated but alive (heard on another path or by its peers): no fence and no evacuation; "+strings.Join(v.Evidence, "; "))
 		return
 	}
+	if acted && (h.Maintenance || v.Host == string(model.HostMaintenance)) && !p.fenceHeld(inc, h, bmc) {
+		// An operator took the host out of Vigil's care mid-recovery, before a fence
+		// held: Vigil cannot judge it any more (maintenance masks whether it lives),
+		// so it takes no further step on it (sim seed 6271 of issue 14: it came back
+		// while Vigil was down, and a retried fence powered it off alive).
+		for i := range inc.Steps {
+			if st := &inc.Steps[i]; st.State == model.StepIssued {
+				p.finish(inc, st, model.StepSkipped, "the host was put in maintenance", false)
+			}
+		}
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("an operator put host %s in maintenance during its recovery, before it was fenced: Vigil takes no further step on it; the operator owns it now", name))
+		return
+	}
 	if !acted && !v.Failed {
 		if h.Maintenance || v.Host == string(model.HostMaintenance) {
 			p.change(inc, model.IncidentResolved, "an operator put the host in maintenance before any action")
@@ -118,12 +131,17 @@ func (p *planner) host(inc *model.Incident) {
 	}
 	// On facts as old as the last poll (a notification, the agents' signals) nothing
 	// is decided, except the fence and force-down of a host proven dead by its BMC
-	// (detect's host-bmc-off): that proof is this reconcile's own BMC read, the
+	// (detect's host-bmc-off) whose BMC was read with this very observation
+	// (PowerRead): that proof is this reconcile's own BMC read, the
 	// fence reads the BMC again, and the force-down follows only a confirmed off.
 	// An evacuation always waits for a listing.
 	stale := hostFactsStale(in) != ""
-	if stale && v.Host != string(model.HostDead) {
-		return // no change of state either: the next poll decides
+	if stale && (v.Host != string(model.HostDead) || !in.PowerRead[name]) {
+		// No change of state either: the next poll decides. (Seed 1440 of issue 14:
+		// a notification's reconcile, with no BMC read, took the power "off" read
+		// before an operator powered the host on in that very second for proof, and
+		// fenced it alive.)
+		return
 	}
 	if !fenced && bmc && succeeded(inc.Steps, model.ActFence, "") && len(p.unmoved(inc, servers)) == 0 {
 		// The proof held while every protected server was moved off: the host's power
@@ -287,6 +305,12 @@ func (p *planner) host(inc *model.Incident) {
 		}
 		p.change(inc, model.IncidentResolved, msg)
 	}
+}
+
+// fenceHeld reports whether the host's fence holds: taken, and the power still off
+// by a trusted BMC.
+func (p *planner) fenceHeld(inc *model.Incident, h model.Host, bmc bool) bool {
+	return bmc && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOff
 }
 
 // hostFactsStale (rule host-facts-fresh) says why a host incident takes no new step

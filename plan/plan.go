@@ -36,6 +36,11 @@ type Input struct {
 	// HostsStale: the hosts (services, heartbeats, BMC power) were not read with the
 	// observation behind this plan: a pushed notification tells of servers only.
 	HostsStale bool
+	// PowerRead names the hosts whose BMC answered with this very observation: only
+	// such a fresh answer lets a host proven dead by its BMC be fenced on facts
+	// otherwise as old as the last poll (the agents' signals). A notification reads
+	// no BMC.
+	PowerRead map[string]bool
 	// Running names, per server, the hosts whose heard agent reports its domain
 	// running (detect.View.Running): a server is never evacuated from a host that
 	// still runs it.

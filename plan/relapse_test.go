@@ -72,6 +72,10 @@ func TestDeadByBMCIsFencedOnSignals(t *testing.T) {
 	f := newFixture(3)
 	dead(f)
 	f.in.HostsStale = true
+	if got := steps(f.run(model.StepSucceeded)); got != "" {
+		t.Fatalf("dead by its BMC, on a notification (no BMC read with it): steps %q, want none", got)
+	}
+	f.in.PowerRead = map[string]bool{"h1": true}
 	if got := steps(f.run(model.StepSucceeded)); got != "fence" {
 		t.Fatalf("dead by its BMC, on signals: steps %q, want fence", got)
 	}
@@ -98,5 +102,24 @@ func TestDeadByBMCIsFencedOnSignals(t *testing.T) {
 	g.in.HostsStale = true
 	if got := steps(g.run(model.StepSucceeded)); got != "" {
 		t.Fatalf("down by Nova's word, on signals: steps %q, want none until a listing", got)
+	}
+}
+
+// A host put in maintenance after its recovery began, before its fence held, gets
+// no further step: maintenance masks whether it lives (sim seed 6271: it came back
+// while Vigil was down, and a retried fence powered it off alive).
+func TestMaintenanceMidRecoveryStopsTheFence(t *testing.T) {
+	f := newFixture(3)
+	f.hostDown("h1")
+	f.in.Hosts["h1"] = model.Host{Name: "h1", Segment: "s", Service: model.ServiceDown, Power: model.PowerOn, Capacity: 10}
+	if got := steps(f.run(model.StepIssued)); got != "fence" {
+		t.Fatalf("setup: %q", got)
+	}
+	f.later(2 * time.Minute) // the fence is never confirmed: its deadline passes
+	f.in.Verdicts[model.Subject{Kind: model.KindHost, ID: "h1"}] = model.Verdict{Subject: model.Subject{Kind: model.KindHost, ID: "h1"},
+		Host: string(model.HostMaintenance), Rule: "host-maintenance", Since: f.in.Now}
+	out := f.run(model.StepIssued)
+	if strings.Contains(steps(out), "fence") || changes(out) != "escalated" || !strings.Contains(out.Changes[0].Reason, "maintenance") {
+		t.Fatalf("steps %q, changes %q %+v: want no fence and the incident escalated, naming the maintenance", steps(out), changes(out), out.Changes)
 	}
 }

@@ -319,7 +319,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
 		Hook: recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")}}
 	if w.agents {
-		w.ecfg.Agents = &w.beats
+		w.ecfg.Agents, w.ecfg.AgentInterval = &w.beats, agentInterval
 	}
 	if err := w.start(); err != nil {
 		return nil, err

@@ -134,6 +134,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}}
 		ecfg.Agents = agents
 		ecfg.SignalEvery = min(o.Config.Agents.Interval, time.Second)
+		ecfg.AgentInterval = o.Config.Agents.Interval
 	}
 	eng, err := engine.New(ctx, ecfg)
 	if err != nil {
