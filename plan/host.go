@@ -203,10 +203,21 @@ func (p *planner) host(inc *model.Incident) {
 				p.change(inc, model.IncidentEscalated, fmt.Sprintf("fence of host %s refused: %s; no evacuation without proof the host is off", name, last.Error))
 				return
 			}
-			rule := cmp.Or(refence, fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name))
-			p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout, Rule: rule},
-				"fence failed: no evacuation without proof the host is off")
-			return
+			if v.Host == string(model.HostDead) && in.PowerRead[name] && h.Power == model.PowerOff && !succeeded(inc.Steps, model.ActFence, "") {
+				// Proven dead by its trusted BMC, read with this very observation: the
+				// power is off already, there is nothing to power off. The fence is
+				// that confirmation (rule fence-confirmed-off), journaled as such;
+				// it holds while the BMC goes on saying off, like any fence.
+				p.take(inc, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout,
+					Rule: fmt.Sprintf("fence-confirmed-off: host %s lost its power (its BMC, read with this observation, says off; its agent is silent): nothing to power off", name)})
+				p.confirmLast(inc)
+				fenced = true
+			} else {
+				rule := cmp.Or(refence, fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name))
+				p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout, Rule: rule},
+					"fence failed: no evacuation without proof the host is off")
+				return
+			}
 		}
 	}
 	// 2. Mark the compute service forced down, so the cloud allows evacuation.
@@ -401,6 +412,18 @@ func (p *planner) skipLast(inc *model.Incident) {
 	}
 	p.out.Steps[i].State = model.StepSkipped
 	inc.Steps[len(inc.Steps)-1].State = model.StepSkipped
+	p.budget++
+}
+
+// confirmLast marks the step just taken as succeeded by what this observation shows
+// (a fence whose power is already confirmed off): journaled, nothing carried out.
+func (p *planner) confirmLast(inc *model.Incident) {
+	i := len(p.out.Steps) - 1
+	if i < 0 || p.out.Steps[i].Incident != inc.ID {
+		return
+	}
+	p.out.Steps[i].State = model.StepSucceeded
+	inc.Steps[len(inc.Steps)-1].State = model.StepSucceeded
 	p.budget++
 }
 

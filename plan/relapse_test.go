@@ -76,12 +76,9 @@ func TestDeadByBMCIsFencedOnSignals(t *testing.T) {
 		t.Fatalf("dead by its BMC, on a notification (no BMC read with it): steps %q, want none", got)
 	}
 	f.in.PowerRead = map[string]bool{"h1": true}
-	if got := steps(f.run(model.StepSucceeded)); got != "fence" {
-		t.Fatalf("dead by its BMC, on signals: steps %q, want fence", got)
-	}
-	f.later(250 * time.Millisecond)
-	if got := steps(f.run(model.StepSucceeded)); got != "mark-down" {
-		t.Fatalf("fenced, on signals: steps %q, want mark-down", got)
+	out := f.run(model.StepSucceeded)
+	if got := steps(out); got != "fence,mark-down" || out.Steps[0].State != model.StepSucceeded || !strings.Contains(out.Steps[0].Rule, "fence-confirmed-off") {
+		t.Fatalf("dead by its BMC, on signals: steps %q (%+v), want the fence confirmed by this BMC read and the force-down at once", got, out.Steps)
 	}
 	for range 3 {
 		f.later(250 * time.Millisecond)

@@ -62,6 +62,16 @@ func (x *Executor) run(ctx context.Context, st *model.Step) error {
 		}
 		return x.event(ctx, st, "skipped: "+st.Rule)
 	}
+	if st.State == model.StepSucceeded {
+		// Confirmed by what was observed (a fence whose power is off already): the
+		// plan's conclusion is journaled, no action is taken.
+		now := x.Now()
+		st.Started, st.Issued, st.Finished, st.Prior = now, now, now, -1
+		if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
+			return fmt.Errorf("journal confirmed step: %w", err)
+		}
+		return x.event(ctx, st, fmt.Sprintf("%s: confirmed, nothing to do: %s", describe(*st), st.Rule))
+	}
 	// Before the intent, note how many actions of this kind the cloud's log holds
 	// for the server: after a restart or a lost answer, a longer log is the proof
 	// the step was taken, on the cloud's own record (no clock compared).
