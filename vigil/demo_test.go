@@ -24,7 +24,7 @@ func TestDemoRecoversServersAndHosts(t *testing.T) {
 	if rep.ServerRecoveries < 1 || rep.HostEvacuations < 1 || len(rep.DoubleRunning) > 0 {
 		t.Fatalf("report %+v\n%s", rep, out.String())
 	}
-	for _, want := range []string{"FAULT", "→ fence", "→ evacuate", "resolved: host fenced", "after the fault", "Never two copies: held"} {
+	for _, want := range []string{"FAULT", "fence host-", "→ evacuate", "resolved: host fenced", "after the fault", "Never two copies: held"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("timeline lacks %q:\n%s", want, out.String())
 		}
@@ -69,7 +69,7 @@ func TestDemoShowsAgentSignals(t *testing.T) {
 	if !hasLine(timeline, "VERDICT", "host/"+cut, "host isolated:") {
 		t.Errorf("host %s cut off its management network not judged isolated:\n%s", cut, timeline)
 	}
-	if hasLine(timeline, "STEP", "host/"+cut, "→ fence") || !hasLine(timeline, "REPAIR", cut, "it was NOT fenced") {
+	if hasLine(timeline, "STEP", "host/"+cut, "fence ") || !hasLine(timeline, "REPAIR", cut, "it was NOT fenced") {
 		t.Errorf("isolated host %s fenced, or not shown left alone:\n%s", cut, timeline)
 	}
 	if rep.IsolatedNotFenced < 1 {
