@@ -287,7 +287,7 @@ func TestIntegrationHostDeathVsOracleWithAgents(t *testing.T) {
 	p := newPeer(t)
 	restoreCompute(t, p, 1, 2, 3)
 	const rounds = 5
-	interval := 250 * time.Millisecond
+	interval := 150 * time.Millisecond
 	var results []roundResult
 	for round := 1; round <= rounds; round++ {
 		results = append(results, hostDeathRound(t, p, round, interval))
@@ -325,6 +325,12 @@ func hostDeathRound(t *testing.T, p *peer, round int, interval time.Duration) ro
 	defer rig.v.stop()
 	rig.v.protect(fmt.Sprintf("web-%d", round), "default", mine...)
 	time.Sleep(2 * time.Second) // a few heartbeats of history on every path
+	for _, h := range []string{host1, host2} {
+		waitFor(t, 60*time.Second, h+" up in Nova before the kill", func() (bool, string) {
+			svc, err := p.service(h)
+			return err == nil && svc.State == "up" && !svc.Forced, fmt.Sprint(svc, err)
+		})
+	}
 
 	fault := rig.killHost(t, 1, 2)
 	type result struct {
@@ -347,7 +353,7 @@ func hostDeathRound(t *testing.T, p *peer, round int, interval time.Duration) ro
 	}
 	res := roundResult{vigil: vigilAt.Sub(fault), oracle: or.d}
 	verdict, found := rig.v.find(func(e model.Event) bool {
-		return e.Kind == "verdict" && e.Subject == "host/"+host1 && e.At.After(fault)
+		return e.Kind == "verdict" && e.Subject == "host/"+host1 && e.At.After(fault) && strings.Contains(e.Message, "host dead")
 	})
 	if !found {
 		t.Fatalf("no verdict on %s after the kill\n%s", host1, rig.v.timelineSince(fault))
