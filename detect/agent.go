@@ -60,6 +60,28 @@ type peerView struct {
 type reportView struct {
 	rep *model.HostReport
 	at  time.Time
+	// events are the recent lifecycle events of the host's reports, the latest's and
+	// those of the reports it replaced (a panic, then the destroy that follows it
+	// 200 ms later, may come in two reports drained in one step), without repeats.
+	events []model.DomainEvent
+}
+
+// keptEvents: how many of a host's recent domain events are kept across reports.
+const keptEvents = 64
+
+// withEvents returns the recent events of old followed by those of rep not already
+// among them, at most keptEvents.
+func withEvents(old []model.DomainEvent, rep *model.HostReport) []model.DomainEvent {
+	out := slices.Clone(old)
+	for _, ev := range rep.Events {
+		if !slices.Contains(out, ev) {
+			out = append(out, ev)
+		}
+	}
+	if len(out) > keptEvents {
+		out = out[len(out)-keptEvents:]
+	}
+	return out
 }
 
 // foldAgents takes in the heartbeats of an observation.
@@ -88,7 +110,7 @@ func (d *Detector) foldAgents(now time.Time, beats []model.AgentBeat) {
 		}
 		if b.Report != nil {
 			if rv, ok := d.reports[b.Host]; !ok || !at.Before(rv.at) {
-				d.reports[b.Host] = reportView{rep: b.Report, at: at}
+				d.reports[b.Host] = reportView{rep: b.Report, at: at, events: withEvents(rv.events, b.Report)}
 				d.runningDirty = true
 				d.dirtyHost(b.Host)
 				for _, dom := range b.Report.Domains {

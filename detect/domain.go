@@ -31,8 +31,11 @@ const (
 type domainFact struct {
 	dom    *model.Domain // nil: not among the host's domains
 	events []model.DomainEvent
-	at     time.Time // arrival of the report
-	host   string
+	// panic is a panic event of the domain shortly before its current state (the
+	// guest panicked, then libvirt destroyed it: on_crash=destroy), if any.
+	panic *model.DomainEvent
+	at    time.Time // arrival of the report
+	host  string
 }
 
 func (d *Detector) domainFactOf(s model.Server) (domainFact, bool) {
@@ -46,11 +49,21 @@ func (d *Detector) domainFactOf(s model.Server) (domainFact, bool) {
 			f.dom = &rv.rep.Domains[i]
 		}
 	}
-	for _, ev := range rv.rep.Events {
+	for _, ev := range rv.events {
+		if ev.UUID != s.ID {
+			continue
+		}
 		// An event older than the domain's current state is history (a crash that a
-		// reboot already answered).
-		if ev.UUID == s.ID && (f.dom == nil || f.dom.Since.IsZero() || !ev.At.Before(f.dom.Since)) {
+		// reboot already answered) ...
+		if f.dom == nil || f.dom.Since.IsZero() || !ev.At.Before(f.dom.Since) {
 			f.events = append(f.events, ev)
+		}
+		// ... except the panic that led to it: a panicked guest is destroyed by
+		// libvirt some 200 ms later, and its state then says only "crashed".
+		if (ev.Event == "crashed" || ev.Detail == model.ReasonPanicked) && f.dom != nil && !f.dom.Since.IsZero() &&
+			!ev.At.After(f.dom.Since) && f.dom.Since.Sub(ev.At) <= panicLeadsTo {
+			p := ev
+			f.panic = &p
 		}
 	}
 	if f.dom == nil && len(f.events) == 0 {
@@ -58,6 +71,10 @@ func (d *Detector) domainFactOf(s model.Server) (domainFact, bool) {
 	}
 	return f, true
 }
+
+// panicLeadsTo: how long before a domain's shut-off a panic event of it may have come
+// to be its cause (libvirt destroys a panicked guest some 200 ms after the event).
+const panicLeadsTo = 10 * time.Second
 
 // domainVerdict judges a server Nova shows ACTIVE and idle by its host's report.
 // ok is false when the report says nothing either way.
@@ -72,6 +89,9 @@ func domainVerdict(s model.Server, f domainFact) (model.Verdict, bool) {
 	if dom != nil {
 		state := fmt.Sprintf("domain %s %s", dom.State, cmpOr(dom.Reason, "(no reason)"))
 		switch {
+		case dom.State == model.DomainShutoff && (dom.Reason == model.ReasonCrashed || dom.Reason == model.ReasonFailed) && f.panic != nil:
+			return fail(model.FaultPanicked, RuleServerDomainPanicked, fmt.Sprintf("%s after its guest panicked (event %s/%s at %s)",
+				state, f.panic.Event, f.panic.Detail, f.panic.At.Format("15:04:05.000")))
 		case dom.State == model.DomainShutoff && (dom.Reason == model.ReasonCrashed || dom.Reason == model.ReasonFailed):
 			return fail(model.FaultCrashed, RuleServerDomainCrashed, state)
 		case dom.State == model.DomainCrashed || dom.Reason == model.ReasonPanicked:
