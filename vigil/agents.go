@@ -53,21 +53,14 @@ func parseAgents(n *yaml.Node) (Agents, error) {
 			}
 			for i, h := range v.Content {
 				hp := fmt.Sprintf("%s[%d]", path, i)
-				var name, token, env, file string
-				var sources []string
+				var name string
+				tf := secretFields{base: "token"}
 				err := fields(h, hp, func(key string, v *yaml.Node, p string) error {
-					switch key {
-					case "name":
+					if ok, err := tf.take(key, v, p); ok {
+						return err
+					}
+					if key == "name" {
 						return scalar(v, p, &name)
-					case "token":
-						sources = append(sources, key)
-						return scalar(v, p, &token)
-					case "token_env":
-						sources = append(sources, key)
-						return scalar(v, p, &env)
-					case "token_file":
-						sources = append(sources, key)
-						return scalar(v, p, &file)
 					}
 					return unknown(p)
 				})
@@ -77,15 +70,15 @@ func parseAgents(n *yaml.Node) (Agents, error) {
 				switch {
 				case name == "":
 					return fmt.Errorf("%s.name: must name the host (as the compute service does)", hp)
-				case len(sources) == 0:
+				case len(tf.sources) == 0:
 					return fmt.Errorf("%s: no token: give token_env (an environment variable) or token_file", hp)
-				case len(sources) > 1:
-					return fmt.Errorf("%s: %s: give only one way to the token", hp, strings.Join(sources, " and "))
+				case len(tf.sources) > 1:
+					return fmt.Errorf("%s: %s: give only one way to the token", hp, strings.Join(tf.sources, " and "))
 				}
 				if _, dup := a.Tokens[name]; dup {
 					return fmt.Errorf("%s.name: host %q is listed twice", hp, name)
 				}
-				tok, err := secret(hp, "token", token, env, file)
+				tok, err := tf.read(hp)
 				if err != nil {
 					return err
 				}
@@ -127,29 +120,20 @@ func parseMasakari(n *yaml.Node) ([]string, error) {
 		}
 		for i, t := range v.Content {
 			tp := fmt.Sprintf("%s[%d]", path, i)
-			var token, env, file string
-			var sources []string
+			tf := secretFields{base: "token"}
 			err := fields(t, tp, func(key string, v *yaml.Node, p string) error {
-				switch key {
-				case "token":
-					sources = append(sources, key)
-					return scalar(v, p, &token)
-				case "token_env":
-					sources = append(sources, key)
-					return scalar(v, p, &env)
-				case "token_file":
-					sources = append(sources, key)
-					return scalar(v, p, &file)
+				if ok, err := tf.take(key, v, p); ok {
+					return err
 				}
 				return unknown(p)
 			})
 			if err != nil {
 				return err
 			}
-			if len(sources) != 1 {
+			if len(tf.sources) != 1 {
 				return fmt.Errorf("%s: give exactly one of token_env, token_file or token", tp)
 			}
-			tok, err := secret(tp, "token", token, env, file)
+			tok, err := tf.read(tp)
 			if err != nil {
 				return err
 			}

@@ -123,9 +123,12 @@ func parseFencedHost(n *yaml.Node, path string) (ipmi.BMC, error) {
 }
 
 func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
-	var password, passwordEnv, passwordFile, intf string
-	var sources []string
+	var intf string
+	pw := secretFields{base: "password"}
 	err := fields(n, path, func(key string, v *yaml.Node, p string) error {
+		if ok, err := pw.take(key, v, p); ok {
+			return err
+		}
 		switch key {
 		case "address":
 			return scalar(v, p, &b.Address)
@@ -133,15 +136,6 @@ func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
 			return scalar(v, p, &b.Port)
 		case "username":
 			return scalar(v, p, &b.Username)
-		case "password":
-			sources = append(sources, key)
-			return scalar(v, p, &password)
-		case "password_env":
-			sources = append(sources, key)
-			return scalar(v, p, &passwordEnv)
-		case "password_file":
-			sources = append(sources, key)
-			return scalar(v, p, &passwordFile)
 		case "interface":
 			return scalar(v, p, &intf)
 		case "guid":
@@ -174,18 +168,16 @@ func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
 		return err
 	}
 	b.Interface = ipmi.Interface(intf)
-	switch len(sources) {
+	switch len(pw.sources) {
 	case 0:
 		return fmt.Errorf("%s: no password: give password_env (an environment variable) or password_file", path)
 	case 1:
 	default:
-		return fmt.Errorf("%s: %s: give only one way to the password", path, strings.Join(sources, " and "))
+		return fmt.Errorf("%s: %s: give only one way to the password", path, strings.Join(pw.sources, " and "))
 	}
-	pw, err := secret(path, "password", password, passwordEnv, passwordFile)
-	if err != nil {
+	if b.Password, err = pw.read(path); err != nil {
 		return err
 	}
-	b.Password = pw
 	return nil
 }
 
@@ -216,6 +208,35 @@ func secret(path, key, inline, env, file string) (string, error) {
 		return v, nil
 	}
 	return inline, nil
+}
+
+// secretFields collects the three ways a secret named base may be given in a
+// mapping: base (inline), base_env, base_file.
+type secretFields struct {
+	base, inline, env, file string
+	sources                 []string // the keys given, in order
+}
+
+// take reads key into the secret when it is one of its three keys.
+func (sf *secretFields) take(key string, v *yaml.Node, path string) (bool, error) {
+	var dst *string
+	switch key {
+	case sf.base:
+		dst = &sf.inline
+	case sf.base + "_env":
+		dst = &sf.env
+	case sf.base + "_file":
+		dst = &sf.file
+	default:
+		return false, nil
+	}
+	sf.sources = append(sf.sources, key)
+	return true, scalar(v, path, dst)
+}
+
+// read returns the secret from the way it was given (see secret); path names the mapping.
+func (sf *secretFields) read(path string) (string, error) {
+	return secret(path, sf.base, sf.inline, sf.env, sf.file)
 }
 
 // fields calls fn with each key of a mapping node, its value and its path.
