@@ -50,9 +50,7 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	// is: it is read at every reconcile until the host is judged.
 	candidate := map[string]bool{}
 	for name := range e.det.View().Hosts {
-		v := e.det.View().Verdicts[model.Subject{Kind: model.KindHost, ID: name}]
-		av := e.det.View().Verdicts[model.Subject{Kind: model.KindAgent, ID: name}]
-		if v.Failed || v.Host == string(model.HostSuspect) || av.Host == string(model.HostSuspect) {
+		if e.mayHaveLostPower(name) {
 			candidate[name] = true
 		}
 	}
@@ -153,6 +151,14 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 		power = nil
 	}
 	return power, ident, identErr
+}
+
+// mayHaveLostPower: the host is failed, suspect, or its agent went silent: its
+// BMC's power is worth reading at every reconcile. The caller holds e.mu.
+func (e *Engine) mayHaveLostPower(name string) bool {
+	v := e.det.View().Verdicts[model.Subject{Kind: model.KindHost, ID: name}]
+	av := e.det.View().Verdicts[model.Subject{Kind: model.KindAgent, ID: name}]
+	return v.Failed || v.Host == string(model.HostSuspect) || av.Host == string(model.HostSuspect)
 }
 
 // hostGrace gives each host the grace of the policies of the protected servers on

@@ -265,8 +265,8 @@ func (e *Engine) Signal(ctx context.Context) error {
 	return nil
 }
 
-// newCandidates reports whether a fenceable host looks suspect (or its agent silent)
-// whose power was not read in read.
+// newCandidates reports whether a fenceable host that may have lost its power
+// (mayHaveLostPower) was not read in read.
 func (e *Engine) newCandidates(read map[string]model.Power) bool {
 	if e.cfg.Fencer == nil {
 		return false
@@ -277,9 +277,7 @@ func (e *Engine) newCandidates(read map[string]model.Power) bool {
 		if _, ok := read[name]; ok || !e.cfg.Fencer.CanFence(name) {
 			continue
 		}
-		v := e.det.View().Verdicts[model.Subject{Kind: model.KindHost, ID: name}]
-		av := e.det.View().Verdicts[model.Subject{Kind: model.KindAgent, ID: name}]
-		if v.Host == string(model.HostSuspect) || av.Host == string(model.HostSuspect) {
+		if e.mayHaveLostPower(name) {
 			return true
 		}
 	}
