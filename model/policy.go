@@ -18,10 +18,57 @@ const (
 	ActRebuild    Action = "rebuild"     // rebuild in place: same ID, name, ports, volumes
 	ActEvacuate   Action = "evacuate"    // restart on another host
 	ActResetState Action = "reset-state" // clear a task left hanging on a fenced host
+
+	// Issue 15: moving servers off a live host, fabric fencing, and a rung that acts
+	// on nothing.
+	ActLiveMigrate Action = "live-migrate" // move a running server to another host (Nova's block_migration auto)
+	ActColdMigrate Action = "cold-migrate" // stop, move and start a server on another host (Nova's migrate + confirm)
+	ActNotifyOnly  Action = "notify-only"  // no action: the incident is escalated to an operator, saying so
+	ActPortsDown   Action = "ports-down"   // fabric fence: the server's Neutron ports set admin_state_up=false
+	ActPortsUp     Action = "ports-up"     // the fabric fence lifted: ports up again once the server runs elsewhere
+	ActDetachVols  Action = "volumes-cut"  // fabric fence: the server's Cinder attachments to the old host deleted
 )
 
-// ServerLadder are the actions a policy may list for a failed server, in ladder order.
+// ServerLadder is the default ladder of a failed server, in order.
 var ServerLadder = []Action{ActReboot, ActHardReboot, ActRebuild, ActEvacuate}
+
+// LadderActions are the actions a policy may list in a failed server's ladder.
+var LadderActions = []Action{ActReboot, ActHardReboot, ActRebuild, ActEvacuate, ActLiveMigrate, ActColdMigrate, ActNotifyOnly}
+
+// Host faults: a policy's ladder for a dead host (evacuate, or notify-only) and
+// for an isolated one (alive but cut off on a path: migrate away, or notify-only).
+const (
+	FaultHostDead     = "host-dead"
+	FaultHostIsolated = "host-isolated"
+)
+
+// HostFaultActions are the actions each host fault's ladder may list.
+var HostFaultActions = map[string][]Action{
+	FaultHostDead:     {ActEvacuate, ActNotifyOnly},
+	FaultHostIsolated: {ActLiveMigrate, ActColdMigrate, ActNotifyOnly},
+}
+
+// Fence proofs a policy accepts before its servers are evacuated from a host.
+const (
+	// FenceProofBMC: the host's BMC confirmed the power off (the default).
+	FenceProofBMC = "bmc"
+	// FenceProofBMCOrFabric: the BMC, or, when no BMC answers, the fabric fence:
+	// every port of the server down in Neutron and its volumes cut in Cinder, so a
+	// copy that still runs can neither talk nor write.
+	FenceProofBMCOrFabric = "bmc-or-fabric"
+	// FenceProofService: a forced-down compute service is enough (no BMC needed):
+	// the old service_fence_only.
+	FenceProofService = "service"
+)
+
+// FenceProofs lists the accepted values of Policy.FenceProof.
+var FenceProofs = []string{FenceProofBMC, FenceProofBMCOrFabric, FenceProofService}
+
+// FaultRules are one fault's own limits; zero values take the policy's.
+type FaultRules struct {
+	MaxAttempts int           `json:"max_attempts,omitempty" yaml:"max_attempts"`
+	Deadline    time.Duration `json:"deadline,omitempty" yaml:"deadline"`
+}
 
 // Policy says how a cluster's servers are recovered.
 type Policy struct {
@@ -49,6 +96,50 @@ type Policy struct {
 	GuestAgent *ProbeSpec `json:"guest_agent,omitempty" yaml:"guest_agent"`
 	// Apps are application probes run against each server of the policy.
 	Apps []ProbeSpec `json:"apps,omitempty" yaml:"apps"`
+
+	// FaultRules are per-fault attempts and deadlines (model.Fault*, host-dead,
+	// host-isolated); a fault not listed takes MaxAttempts and Deadline.
+	FaultRules map[string]FaultRules `json:"fault_rules,omitempty" yaml:"fault_rules"`
+	// FenceProof is what proves a host's copies off before an evacuation
+	// (FenceProof*; "" is bmc, or service when ServiceFenceOnly is set).
+	FenceProof string `json:"fence_proof,omitempty" yaml:"fence_proof"`
+	// FabricFence: besides the proof, cut an evacuated server's old copy from the
+	// network (Neutron ports down) and from its volumes (Cinder attachments) before
+	// the evacuation, ports up again once it runs elsewhere. On by default.
+	FabricFence bool `json:"fabric_fence" yaml:"fabric_fence"`
+	// Priority (1-5, 5 first) orders restarts when capacity is short; a cluster's
+	// own priority overrides it.
+	Priority int `json:"priority" yaml:"priority"`
+	// ReservedHosts are preferred as evacuation targets (spare hosts kept empty
+	// for failover), in order; others are used only when none has room.
+	ReservedHosts []string `json:"reserved_hosts,omitempty" yaml:"reserved_hosts"`
+}
+
+// Proof returns the policy's fence proof, the old service_fence_only folded in.
+func (p Policy) Proof() string {
+	if p.FenceProof != "" {
+		return p.FenceProof
+	}
+	if p.ServiceFenceOnly {
+		return FenceProofService
+	}
+	return FenceProofBMC
+}
+
+// AttemptsFor returns how many actions an incident of the given fault may take.
+func (p Policy) AttemptsFor(fault string) int {
+	if r, ok := p.FaultRules[fault]; ok && r.MaxAttempts > 0 {
+		return r.MaxAttempts
+	}
+	return p.MaxAttempts
+}
+
+// DeadlineFor returns how long an incident of the given fault may take.
+func (p Policy) DeadlineFor(fault string) time.Duration {
+	if r, ok := p.FaultRules[fault]; ok && r.Deadline > 0 {
+		return r.Deadline
+	}
+	return p.Deadline
 }
 
 // ProbeSpec says how a host agent probes a guest or an application in it.
@@ -126,7 +217,13 @@ func DefaultPolicy() Policy {
 			FaultHung:      {ActHardReboot, ActRebuild},
 			FaultPanicked:  {ActHardReboot, ActRebuild},
 			FaultAppFailed: {ActReboot, ActHardReboot, ActRebuild},
+			// A dead host's servers are evacuated; an isolated host is alive and
+			// is left alone (a policy may move its servers away instead).
+			FaultHostDead:     {ActEvacuate},
+			FaultHostIsolated: {ActNotifyOnly},
 		},
+		FabricFence: true,
+		Priority:    3,
 	}
 }
 
@@ -136,11 +233,11 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("policy: name: must not be empty")
 	}
 	if len(p.Ladder) == 0 {
-		return fmt.Errorf("policy %q: ladder: must list at least one action of %v", p.Name, ServerLadder)
+		return fmt.Errorf("policy %q: ladder: must list at least one action of %v", p.Name, LadderActions)
 	}
 	for i, a := range p.Ladder {
-		if !slices.Contains(ServerLadder, a) {
-			return fmt.Errorf("policy %q: ladder[%d]: unknown action %q (want one of %v)", p.Name, i, a, ServerLadder)
+		if !slices.Contains(LadderActions, a) {
+			return fmt.Errorf("policy %q: ladder[%d]: unknown action %q (want one of %v)", p.Name, i, a, LadderActions)
 		}
 	}
 	switch {
@@ -152,15 +249,42 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("policy %q: deadline: must be positive, got %s", p.Name, p.Deadline)
 	case p.MaxAttempts <= 0:
 		return fmt.Errorf("policy %q: max_attempts: must be positive, got %d", p.Name, p.MaxAttempts)
+	case p.Priority < 1 || p.Priority > 5:
+		return fmt.Errorf("policy %q: priority: must be 1 to 5 (5 restarts first), got %d", p.Name, p.Priority)
+	case !slices.Contains(FenceProofs, p.Proof()):
+		return fmt.Errorf("policy %q: fence_proof: unknown %q (want one of %v)", p.Name, p.FenceProof, FenceProofs)
+	case p.ServiceFenceOnly && p.Proof() != FenceProofService:
+		return fmt.Errorf("policy %q: service_fence_only: contradicts fence_proof %q (service_fence_only is fence_proof: service)", p.Name, p.FenceProof)
 	}
 	for _, f := range slices.Sorted(maps.Keys(p.Ladders)) {
-		if !slices.Contains(Faults, f) {
-			return fmt.Errorf("policy %q: ladders: unknown fault %q (want one of %v)", p.Name, f, Faults)
+		allowed, host := HostFaultActions[f]
+		if !host {
+			if !slices.Contains(Faults, f) {
+				return fmt.Errorf("policy %q: ladders: unknown fault %q (want one of %v or %s, %s)", p.Name, f, Faults, FaultHostDead, FaultHostIsolated)
+			}
+			allowed = LadderActions
 		}
 		for i, a := range p.Ladders[f] {
-			if !slices.Contains(ServerLadder, a) {
-				return fmt.Errorf("policy %q: ladders.%s[%d]: unknown action %q (want one of %v)", p.Name, f, i, a, ServerLadder)
+			if !slices.Contains(allowed, a) {
+				return fmt.Errorf("policy %q: ladders.%s[%d]: unknown action %q (want one of %v)", p.Name, f, i, a, allowed)
 			}
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(p.FaultRules)) {
+		r := p.FaultRules[f]
+		if _, host := HostFaultActions[f]; !host && !slices.Contains(Faults, f) {
+			return fmt.Errorf("policy %q: fault_rules: unknown fault %q (want one of %v or %s, %s)", p.Name, f, Faults, FaultHostDead, FaultHostIsolated)
+		}
+		if r.MaxAttempts < 0 {
+			return fmt.Errorf("policy %q: fault_rules.%s.max_attempts: must not be negative, got %d", p.Name, f, r.MaxAttempts)
+		}
+		if r.Deadline < 0 {
+			return fmt.Errorf("policy %q: fault_rules.%s.deadline: must not be negative, got %s", p.Name, f, r.Deadline)
+		}
+	}
+	for i, h := range p.ReservedHosts {
+		if h == "" || slices.Contains(p.ReservedHosts[:i], h) {
+			return fmt.Errorf("policy %q: reserved_hosts[%d]: must be a host name listed once, got %q", p.Name, i, h)
 		}
 	}
 	if p.GuestAgent != nil {
@@ -182,6 +306,8 @@ type Cluster struct {
 	Members []string `json:"members"`
 	Desired int      `json:"desired"`
 	Policy  string   `json:"policy"`
+	// Priority (1-5, 5 first; 0: the policy's) orders restarts when capacity is short.
+	Priority int `json:"priority,omitempty"`
 }
 
 // ClusterStatus is a cluster with its health, as the API shows it.
