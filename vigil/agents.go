@@ -1,7 +1,6 @@
 package vigil
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -21,7 +20,7 @@ type Agents struct {
 // DefaultAgentInterval is the heartbeat interval agents are told by default.
 const DefaultAgentInterval = time.Second
 
-// parseAgents reads the agents section:
+// agents reads the agents section:
 //
 //	agents:
 //	  interval: 1s
@@ -31,74 +30,80 @@ const DefaultAgentInterval = time.Second
 //
 // Every token comes from exactly one of token_env, token_file or token (in the file
 // itself: discouraged); two hosts may not share one (a token names its host).
-func parseAgents(n *yaml.Node) (Agents, error) {
+func (c *checker) agents(sec entry) Agents {
 	a := Agents{Interval: DefaultAgentInterval, Tokens: map[string]string{}}
-	if n == nil || n.Kind == 0 {
-		return a, nil
-	}
 	owner := map[string]string{} // token -> host
-	err := fields(n, "agents", func(key string, v *yaml.Node, path string) error {
-		switch key {
+	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"interval", "hosts"}) {
+		switch e.Key {
 		case "interval":
-			if err := scalar(v, path, &a.Interval); err != nil {
-				return err
+			if d, ok := c.duration(e.V, e.Path); ok {
+				if d < 100*time.Millisecond || d > time.Minute {
+					c.bad(e.V, e.Path, "%s is out of range: give a heartbeat interval between 100ms and 1m, such as 1s", d)
+				} else {
+					a.Interval = d
+				}
 			}
-			if a.Interval < 100*time.Millisecond || a.Interval > time.Minute {
-				return fmt.Errorf("%s: must be between 100ms and 1m, got %s", path, a.Interval)
-			}
-			return nil
 		case "hosts":
-			if v.Kind != yaml.SequenceNode {
-				return fmt.Errorf("%s: must be a list of hosts", path)
-			}
-			for i, h := range v.Content {
-				hp := fmt.Sprintf("%s[%d]", path, i)
+			lines := map[string]int{}
+			for i, h := range c.list(e.V, e.Path, "hosts (each with a name and token_env or token_file)") {
+				hp := index(e.Path, i)
+				before := len(c.errs)
 				var name string
+				var nameNode *yaml.Node
 				tf := secretFields{base: "token"}
-				err := fields(h, hp, func(key string, v *yaml.Node, p string) error {
-					if ok, err := tf.take(key, v, p); ok {
-						return err
+				for _, f := range c.mapping(h, hp, "a host (name and token_env or token_file)", []string{"name", "token", "token_env", "token_file"}) {
+					if tf.take(c, f) {
+						continue
 					}
-					if key == "name" {
-						return scalar(v, p, &name)
+					nameNode = f.V
+					if v, ok := c.str(f.V, f.Path, "the host's name, as its compute service gives it"); ok {
+						if strings.TrimSpace(v) == "" {
+							c.bad(f.V, f.Path, "empty: give the host's name, as its compute service gives it")
+						}
+						name = v
 					}
-					return unknown(p)
-				})
-				if err != nil {
-					return err
+				}
+				if !isMapping(h) || len(c.errs) > before {
+					continue
 				}
 				switch {
-				case name == "":
-					return fmt.Errorf("%s.name: must name the host (as the compute service does)", hp)
+				case nameNode == nil:
+					c.bad(h, hp+".name", "missing: give the host's name, as its compute service gives it")
+					continue
 				case len(tf.sources) == 0:
-					return fmt.Errorf("%s: no token: give token_env (an environment variable) or token_file", hp)
+					c.bad(h, hp, "no token: give token_env (an environment variable) or token_file")
+					continue
 				case len(tf.sources) > 1:
-					return fmt.Errorf("%s: %s: give only one way to the token", hp, strings.Join(tf.sources, " and "))
+					c.bad(tf.nodes[tf.sources[1]], hp, "%s: give only one way to the token", strings.Join(tf.sources, " and "))
+					continue
 				}
-				if _, dup := a.Tokens[name]; dup {
-					return fmt.Errorf("%s.name: host %q is listed twice", hp, name)
+				if line, dup := lines[name]; dup {
+					c.bad(nameNode, hp+".name", "host %q is listed twice (first at line %d): list each host once", name, line)
+					continue
 				}
-				tok, err := tf.read(hp)
-				if err != nil {
-					return err
+				lines[name] = nameNode.Line
+				tok, ok := tf.read(c, hp)
+				if !ok {
+					continue
 				}
+				at := tf.nodes[tf.sources[0]]
 				if len(tok) < 16 {
-					return fmt.Errorf("%s: the token of host %s is too short (%d characters): use at least 16 random ones", hp, name, len(tok))
+					c.bad(at, join(hp, tf.sources[0]), "the token of host %s is too short (%d characters): use at least 16 random ones", name, len(tok))
+					continue
 				}
 				if other, dup := owner[tok]; dup {
-					return fmt.Errorf("%s: host %s has the token of host %s: each agent needs its own", hp, name, other)
+					c.bad(at, join(hp, tf.sources[0]), "host %s has the token of host %s: give each agent its own", name, other)
+					continue
 				}
 				owner[tok] = name
 				a.Tokens[name] = tok
 			}
-			return nil
 		}
-		return unknown(path)
-	})
-	return a, err
+	}
+	return a
 }
 
-// parseMasakari reads the masakari section: the tokens masakari-monitors present
+// masakari reads the masakari section: the tokens masakari-monitors present
 // (X-Auth-Token) to POST /v1/notifications. The endpoint exists only when the section
 // lists at least one: a monitor's report can make Vigil recover a server, so an
 // open endpoint would let anyone on the network ask for a reboot.
@@ -106,43 +111,44 @@ func parseAgents(n *yaml.Node) (Agents, error) {
 //	masakari:
 //	  tokens:
 //	    - token_env: VIGIL_MASAKARI_TOKEN      # or token_file: /etc/vigil/masakari.token
-func parseMasakari(n *yaml.Node) ([]string, error) {
-	if n == nil || n.Kind == 0 {
-		return nil, nil
-	}
+func (c *checker) masakari(sec entry) []string {
 	var tokens []string
-	err := fields(n, "masakari", func(key string, v *yaml.Node, path string) error {
-		if key != "tokens" {
-			return unknown(path)
+	entries := c.mapping(sec.V, sec.Path, "a mapping with tokens", []string{"tokens"})
+	if isMapping(sec.V) && len(entries) == 0 && len(c.errs) == 0 {
+		c.bad(sec.V, sec.Path+".tokens", "missing: list at least one token (token_env or token_file), or leave the masakari section out")
+	}
+	for _, e := range entries {
+		items := c.list(e.V, e.Path, "tokens (each token_env or token_file)")
+		if len(items) == 0 {
+			if n := c.deref(e.V, e.Path); n != nil && (isNull(n) || n.Kind == yaml.SequenceNode) {
+				c.bad(n, e.Path, "empty: list at least one token (token_env or token_file), or leave the masakari section out")
+			}
+			continue
 		}
-		if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
-			return fmt.Errorf("%s: must list at least one token (token_env or token_file)", path)
-		}
-		for i, t := range v.Content {
-			tp := fmt.Sprintf("%s[%d]", path, i)
+		for i, t := range items {
+			tp := index(e.Path, i)
+			before := len(c.errs)
 			tf := secretFields{base: "token"}
-			err := fields(t, tp, func(key string, v *yaml.Node, p string) error {
-				if ok, err := tf.take(key, v, p); ok {
-					return err
-				}
-				return unknown(p)
-			})
-			if err != nil {
-				return err
+			for _, f := range c.mapping(t, tp, "a token (token_env or token_file)", []string{"token", "token_env", "token_file"}) {
+				tf.take(c, f)
+			}
+			if !isMapping(t) || len(c.errs) > before {
+				continue
 			}
 			if len(tf.sources) != 1 {
-				return fmt.Errorf("%s: give exactly one of token_env, token_file or token", tp)
+				c.bad(t, tp, "%d ways to the token given: give exactly one of token_env, token_file or token", len(tf.sources))
+				continue
 			}
-			tok, err := tf.read(tp)
-			if err != nil {
-				return err
+			tok, ok := tf.read(c, tp)
+			if !ok {
+				continue
 			}
 			if len(tok) < 16 {
-				return fmt.Errorf("%s: the token is too short (%d characters): use at least 16 random ones", tp, len(tok))
+				c.bad(tf.nodes[tf.sources[0]], join(tp, tf.sources[0]), "the token is too short (%d characters): use at least 16 random ones", len(tok))
+				continue
 			}
 			tokens = append(tokens, tok)
 		}
-		return nil
-	})
-	return tokens, err
+	}
+	return tokens
 }

@@ -63,11 +63,11 @@ policies:
 		{"agents: {hosts: [{name: a, token: 0123456789abcdefgh, token_env: X}]}", "give only one way"},
 		{"agents: {interval: 0s}", "agents.interval"},
 		{"agents: {colour: red}", "agents.colour: unknown field"},
-		{"policies: [{name: p, ladders: {sleepy: [reboot]}}]", `ladders: unknown fault "sleepy"`},
+		{"policies: [{name: p, ladders: {sleepy: [reboot]}}]", `policies[0].ladders.sleepy: unknown fault: known faults are crashed`},
 		{"policies: [{name: p, ladders: {hung: [dance]}}]", `ladders.hung[0]: unknown action "dance"`},
-		{"policies: [{name: p, guest_agent: {interval: 1s, timeout: 2s, failures: 3}}]", "guest_agent: probe \"guest-agent\": timeout"},
-		{"policies: [{name: p, apps: [{name: x, kind: tcp, interval: 1s, timeout: 1s, failures: 1}]}]", "apps[0]: probe \"x\": target"},
-		{"policies: [{name: p, apps: [{name: x, kind: ping, interval: 1s, timeout: 1s, failures: 1}]}]", `kind: unknown "ping"`},
+		{"policies: [{name: p, guest_agent: {interval: 1s, timeout: 2s, failures: 3}}]", "policies[0].guest_agent.timeout: 2s is longer than the interval 1s"},
+		{"policies: [{name: p, apps: [{name: x, kind: tcp, interval: 1s, timeout: 1s, failures: 1}]}]", "policies[0].apps[0].target: missing: a tcp probe needs one"},
+		{"policies: [{name: p, apps: [{name: x, kind: ping, interval: 1s, timeout: 1s, failures: 1}]}]", `apps[0].kind: unknown kind "ping": allowed are guest-agent, tcp, http, command`},
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

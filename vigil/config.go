@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -40,146 +40,150 @@ func DefaultConfig() Config {
 		Agents: Agents{Interval: DefaultAgentInterval, Tokens: map[string]string{}}}
 }
 
-type fileLimits struct {
-	MaxConcurrent *int     `yaml:"max_concurrent"`
-	BrakeFraction *float64 `yaml:"brake_fraction"`
-	BrakeMinHosts *int     `yaml:"brake_min_hosts"`
-}
-
-type filePolicy struct {
-	Name                  string         `yaml:"name"`
-	Ladder                []model.Action `yaml:"ladder"`
-	StepTimeout           *time.Duration `yaml:"step_timeout"`
-	HostDownGrace         *time.Duration `yaml:"host_down_grace"`
-	Deadline              *time.Duration `yaml:"deadline"`
-	MaxAttempts           *int           `yaml:"max_attempts"`
-	ServiceFenceOnly      *bool          `yaml:"service_fence_only"`
-	EvacuateOnHostFailure *bool          `yaml:"evacuate_on_host_failure"`
-	// Ladders per fault (hung, app-failed, ...) and the probes of the policy's
-	// servers, run by the host agents.
-	Ladders    map[string][]model.Action `yaml:"ladders"`
-	GuestAgent *model.ProbeSpec          `yaml:"guest_agent"`
-	Apps       []model.ProbeSpec         `yaml:"apps"`
-}
-
-type fileCloud struct {
-	ServiceDownTime *time.Duration `yaml:"service_down_time"`
-}
-
-type file struct {
-	Cloud    fileCloud    `yaml:"cloud"`
-	Limits   fileLimits   `yaml:"limits"`
-	Policies []filePolicy `yaml:"policies"`
-	Fencing  yaml.Node    `yaml:"fencing"`  // walked by parseFencing
-	Agents   yaml.Node    `yaml:"agents"`   // walked by parseAgents
-	Masakari yaml.Node    `yaml:"masakari"` // walked by parseMasakari
-}
-
 // LoadConfig reads a policy file. Fields left out take the defaults of the built-in
-// "default" policy; unknown fields and invalid values are errors naming the file,
-// the policy and the field.
+// "default" policy; the first mistake (by line) is returned, as
+// FILE:LINE: field.path: what is wrong: what is allowed. CheckConfig finds them all.
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("policy file: %w", err)
 	}
-	cfg, err := ParseConfig(data)
-	if err != nil {
-		return Config{}, fmt.Errorf("policy file %s: %w", path, err)
+	cfg, errs := CheckConfig(path, data)
+	if len(errs) > 0 {
+		return Config{}, errs[0]
 	}
 	return cfg, nil
 }
 
-// ParseConfig parses a policy file's contents. The fencing section's passwords are
-// read here, from the environment or their files.
+// ParseConfig parses a policy file's contents (named "policy file" in its errors)
+// and returns its first mistake. The secrets (BMC passwords, tokens) are read here,
+// from the environment or their files.
 func ParseConfig(data []byte) (Config, error) {
-	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(&f)
-	if err != nil && !errors.Is(err, io.EOF) { // an empty file is the defaults
-		return Config{}, err
-	}
-	cfg := DefaultConfig()
-	if f.Limits.MaxConcurrent != nil {
-		cfg.Limits.MaxConcurrent = *f.Limits.MaxConcurrent
-	}
-	if f.Limits.BrakeFraction != nil {
-		cfg.Limits.BrakeFraction = *f.Limits.BrakeFraction
-	}
-	if f.Limits.BrakeMinHosts != nil {
-		cfg.Limits.BrakeMinHosts = *f.Limits.BrakeMinHosts
-	}
-	switch l := cfg.Limits; {
-	case l.MaxConcurrent <= 0:
-		return Config{}, fmt.Errorf("limits.max_concurrent: must be positive, got %d", l.MaxConcurrent)
-	case l.BrakeFraction <= 0 || l.BrakeFraction > 1:
-		return Config{}, fmt.Errorf("limits.brake_fraction: must be in (0, 1], got %g", l.BrakeFraction)
-	case l.BrakeMinHosts < 1:
-		return Config{}, fmt.Errorf("limits.brake_min_hosts: must be at least 1, got %d", l.BrakeMinHosts)
-	}
-	if d := f.Cloud.ServiceDownTime; d != nil {
-		if *d <= 0 {
-			return Config{}, fmt.Errorf("cloud.service_down_time: must be positive (the cloud's own setting, Nova's default is 60s), got %s", *d)
-		}
-		cfg.ServiceDownTime = *d
-	}
-	for i, fp := range f.Policies {
-		p := model.DefaultPolicy()
-		p.Name = fp.Name
-		if fp.Ladder != nil {
-			p.Ladder = fp.Ladder
-		}
-		assign(&p.StepTimeout, fp.StepTimeout)
-		assign(&p.HostDownGrace, fp.HostDownGrace)
-		assign(&p.Deadline, fp.Deadline)
-		assign(&p.MaxAttempts, fp.MaxAttempts)
-		assign(&p.ServiceFenceOnly, fp.ServiceFenceOnly)
-		assign(&p.EvacuateOnHostFailure, fp.EvacuateOnHostFailure)
-		if fp.Ladders != nil {
-			p.Ladders = maps.Clone(p.Ladders) // never the default's own map
-			if p.Ladders == nil {
-				p.Ladders = map[string][]model.Action{}
-			}
-		}
-		for f, l := range fp.Ladders {
-			p.Ladders[f] = l // the default's ladder for that fault is replaced, the others kept
-		}
-		if fp.GuestAgent != nil {
-			ga := *fp.GuestAgent
-			if ga.Kind == "" {
-				ga.Kind = model.ProbeGuestAgent
-			}
-			if ga.Name == "" {
-				ga.Name = model.ProbeGuestAgent
-			}
-			p.GuestAgent = &ga
-		}
-		if fp.Apps != nil {
-			p.Apps = fp.Apps
-		}
-		if err := p.Validate(); err != nil {
-			return Config{}, fmt.Errorf("policies[%d]: %w", i, err)
-		}
-		if _, dup := cfg.Policies[p.Name]; dup && p.Name != "default" {
-			return Config{}, fmt.Errorf("policies[%d]: policy %q is defined twice", i, p.Name)
-		}
-		cfg.Policies[p.Name] = p
-	}
-	if cfg.Fencing, err = parseFencing(&f.Fencing); err != nil {
-		return Config{}, err
-	}
-	if cfg.Agents, err = parseAgents(&f.Agents); err != nil {
-		return Config{}, err
-	}
-	if cfg.MasakariTokens, err = parseMasakari(&f.Masakari); err != nil {
-		return Config{}, err
+	cfg, errs := CheckConfig("policy file", data)
+	if len(errs) > 0 {
+		return Config{}, errs[0]
 	}
 	return cfg, nil
 }
 
-func assign[T any](dst *T, src *T) {
-	if src != nil {
-		*dst = *src
+// Sections of the policy file, in the order the documentation gives them.
+var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari"}
+
+// CheckConfig parses a policy file's contents and returns every mistake it can
+// find independently, by line (none: the Config is valid). file names the file in
+// the errors. An empty file is the defaults.
+func CheckConfig(file string, data []byte) (cfg Config, errs ConfigErrors) {
+	c := &checker{file: file}
+	cfg = DefaultConfig()
+	root, ok := c.document(data)
+	if ok && root != nil {
+		c.config(root, &cfg)
+	}
+	if errs = c.sorted(); len(errs) > 0 {
+		return Config{}, errs
+	}
+	return cfg, nil
+}
+
+// document reads the file's one YAML document; nil when it is empty. A second
+// document (a line `---` and more after it) is refused: Vigil would read only the
+// first, and the user meant both.
+func (c *checker) document(data []byte) (root *yaml.Node, ok bool) {
+	defer func() {
+		if r := recover(); r != nil { // the YAML parser must never take Vigil down
+			c.at(1, "", "the YAML parser failed on this file (%v): the file is not valid YAML", r)
+			root, ok = nil, false
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, true // empty, or only comments: the defaults
+		}
+		c.syntax(err)
+		return nil, false
+	}
+	var second yaml.Node
+	switch err := dec.Decode(&second); {
+	case err == nil:
+		line := second.Line
+		if len(second.Content) > 0 {
+			line = second.Content[0].Line
+		}
+		c.at(line, "", "a second YAML document (after ---): a policy file is one document: put all sections in the first, or remove the ---")
+	case !errors.Is(err, io.EOF):
+		c.syntax(err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, true
+	}
+	return doc.Content[0], true
+}
+
+func (c *checker) config(root *yaml.Node, cfg *Config) {
+	var policies, fencing, agents, masakari *entry
+	for _, e := range c.mapping(root, "", "a mapping of sections", nil) {
+		e := e
+		switch e.Key {
+		case "cloud":
+			c.cloud(e, cfg)
+		case "limits":
+			c.limits(e, cfg)
+		case "policies":
+			policies = &e
+		case "fencing":
+			fencing = &e
+		case "agents":
+			agents = &e
+		case "masakari":
+			masakari = &e
+		default:
+			c.bad(e.KeyNode, e.Path, "unknown section%s: known sections are %s", didYouMean(e.Key, sections), strings.Join(sections, ", "))
+		}
+	}
+	if policies != nil {
+		c.policies(*policies, cfg)
+	}
+	if fencing != nil {
+		cfg.Fencing = c.fencing(*fencing)
+	}
+	if agents != nil {
+		cfg.Agents = c.agents(*agents)
+	}
+	if masakari != nil {
+		cfg.MasakariTokens = c.masakari(*masakari)
+	}
+}
+
+func (c *checker) cloud(sec entry, cfg *Config) {
+	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"service_down_time"}) {
+		if d, ok := c.positive(e.V, e.Path, "60s (the cloud's own setting; Nova's default is 60s)"); ok {
+			cfg.ServiceDownTime = d
+		}
+	}
+}
+
+func (c *checker) limits(sec entry, cfg *Config) {
+	l := &cfg.Limits
+	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"max_concurrent", "brake_fraction", "brake_min_hosts"}) {
+		switch e.Key {
+		case "max_concurrent":
+			if v, ok := c.between(e.V, e.Path, 1, 1<<20, "recoveries at once: give at least 1"); ok {
+				l.MaxConcurrent = v
+			}
+		case "brake_fraction":
+			if v, ok := c.number(e.V, e.Path); ok {
+				if v <= 0 || v > 1 {
+					c.bad(e.V, e.Path, "%g is out of range: give a share of a segment's hosts above 0 and at most 1, such as 0.5", v)
+				} else {
+					l.BrakeFraction = v
+				}
+			}
+		case "brake_min_hosts":
+			if v, ok := c.between(e.V, e.Path, 1, 1<<20, "hosts: give at least 1"); ok {
+				l.BrakeMinHosts = v
+			}
+		}
 	}
 }

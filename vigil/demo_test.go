@@ -128,11 +128,11 @@ policies:
 	}
 	bad := []struct{ src, want string }{
 		{"policies:\n  - name: x\n    ladder: [reboot, pray]\n", `ladder[1]: unknown action "pray"`},
-		{"policies:\n  - name: x\n    step_timeout: -1s\n", "step_timeout: must be positive"},
-		{"policies:\n  - name: x\n    stepTimeout: 1s\n", "field stepTimeout not found"},
-		{"policies:\n  - ladder: [reboot]\n", "name: must not be empty"},
+		{"policies:\n  - name: x\n    step_timeout: -1s\n", "policy file:3: policies[0].step_timeout: -1s is not positive"},
+		{"policies:\n  - name: x\n    stepTimeout: 1s\n", "policy file:3: policies[0].stepTimeout: unknown field (did you mean step_timeout?): known fields are name, ladder, step_timeout"},
+		{"policies:\n  - ladder: [reboot]\n", "policy file:2: policies[0].name: missing"},
 		{"limits: {brake_fraction: 2}\n", "limits.brake_fraction"},
-		{"policies: [\n", "yaml"},
+		{"policies: [\n", "the file is not valid YAML"},
 	}
 	for _, b := range bad {
 		if _, err := ParseConfig([]byte(b.src)); err == nil || !strings.Contains(err.Error(), b.want) {

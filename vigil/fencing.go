@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -26,7 +25,7 @@ func (c Config) Fencer() (cloud.Fencer, error) {
 	return f, nil
 }
 
-// parseFencing reads the fencing section:
+// fencing reads the fencing section:
 //
 //	fencing:
 //	  hosts:
@@ -41,186 +40,178 @@ func (c Config) Fencer() (cloud.Fencer, error) {
 // guid` prints it): a BMC that reports another is never used to power off. Two
 // hosts whose entries reach one BMC (the same address and port, aliases such as
 // localhost and 127.0.0.1 folded, or the same pinned GUID) are refused: powering
-// off one would power off the other. It is walked by hand, not decoded into a struct, so that every error
-// names its field's whole path (fencing.hosts[1].ipmi.port).
-func parseFencing(n *yaml.Node) ([]ipmi.BMC, error) {
-	if n == nil || n.Kind == 0 {
-		return nil, nil
-	}
+// off one would power off the other. Every host is read, a wrong one reported and
+// left out (so the mistakes of all are found at once).
+func (c *checker) fencing(sec entry) []ipmi.BMC {
 	var bmcs []ipmi.BMC
-	err := fields(n, "fencing", func(key string, v *yaml.Node, path string) error {
-		if key != "hosts" {
-			return unknown(path)
-		}
-		if v.Kind != yaml.SequenceNode {
-			return fmt.Errorf("%s: must be a list of hosts", path)
-		}
-		seen := map[string]bool{}
-		for i, h := range v.Content {
-			hp := fmt.Sprintf("%s[%d]", path, i)
-			b, err := parseFencedHost(h, hp)
-			if err != nil {
-				return err
+	var paths []string
+	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"hosts"}) {
+		seen := map[string]int{}
+		for i, h := range c.list(e.V, e.Path, "hosts (each with a name and its ipmi)") {
+			hp := index(e.Path, i)
+			b, nameNode, ok := c.fencedHost(h, hp)
+			if nameNode != nil && b.Host != "" {
+				if line, dup := seen[b.Host]; dup {
+					c.bad(nameNode, hp+".name", "host %q is listed twice (first at line %d): list each host once", b.Host, line)
+					continue
+				}
+				seen[b.Host] = nameNode.Line
 			}
-			if seen[b.Host] {
-				return fmt.Errorf("%s.name: host %q is listed twice", hp, b.Host)
+			if !ok {
+				continue
 			}
-			seen[b.Host] = true
 			for j, o := range bmcs {
-				if err := oneBMCEach(o, b, fmt.Sprintf("%s[%d]", path, j), hp); err != nil {
-					return err
+				if msg := oneBMCEach(o, b, paths[j]); msg != "" {
+					field := ".ipmi.address"
+					if o.GUID != "" && strings.EqualFold(o.GUID, b.GUID) {
+						field = ".ipmi.guid"
+					}
+					c.bad(h, hp+field, "%s", msg)
+					ok = false
+					break
 				}
 			}
-			bmcs = append(bmcs, b)
+			if ok {
+				bmcs = append(bmcs, b)
+				paths = append(paths, hp)
+			}
 		}
-		return nil
-	})
-	return bmcs, err
+	}
+	return bmcs
 }
 
-// oneBMCEach refuses b (at path) when it reaches the BMC of o (at opath).
-func oneBMCEach(o, b ipmi.BMC, opath, path string) error {
+// oneBMCEach says what is wrong with b when it reaches the BMC of o (at opath).
+func oneBMCEach(o, b ipmi.BMC, opath string) string {
 	if !ipmi.SameBMC(o, b) {
-		return nil
+		return ""
 	}
 	if o.GUID != "" && strings.EqualFold(o.GUID, b.GUID) {
-		return fmt.Errorf("%s.ipmi.guid: hosts %s and %s pin the same BMC GUID %s (%s.ipmi.guid): a BMC powers one machine; give %s its own BMC's GUID",
-			path, o.Host, b.Host, b.GUID, opath, b.Host)
+		return fmt.Sprintf("hosts %s and %s pin the same BMC GUID %s (%s.ipmi.guid): a BMC powers one machine: give %s its own BMC's GUID",
+			o.Host, b.Host, b.GUID, opath, b.Host)
 	}
-	return fmt.Errorf("%s.ipmi.address: hosts %s and %s share one BMC, %s (%s.ipmi): powering off one would power off the other; give %s its own BMC's address and port",
-		path, o.Host, b.Host, b.Addr(), opath, b.Host)
+	return fmt.Sprintf("hosts %s and %s share one BMC, %s (%s.ipmi): powering off one would power off the other: give %s its own BMC's address and port",
+		o.Host, b.Host, b.Addr(), opath, b.Host)
 }
 
-func parseFencedHost(n *yaml.Node, path string) (ipmi.BMC, error) {
+func (c *checker) fencedHost(n *yaml.Node, path string) (ipmi.BMC, *yaml.Node, bool) {
+	before := len(c.errs)
 	var b ipmi.BMC
-	var sawIPMI bool
-	err := fields(n, path, func(key string, v *yaml.Node, p string) error {
-		switch key {
+	var nameNode, ipmiNode *yaml.Node
+	var fields map[string]*yaml.Node
+	for _, e := range c.mapping(n, path, "a host (name and ipmi)", []string{"name", "ipmi"}) {
+		switch e.Key {
 		case "name":
-			return scalar(v, p, &b.Host)
+			nameNode = e.V
+			if h, ok := c.str(e.V, e.Path, "the compute host's name, as Nova lists it"); ok {
+				if strings.TrimSpace(h) == "" {
+					c.bad(e.V, e.Path, "empty: give the compute host's name, as Nova lists it")
+				}
+				b.Host = h
+			}
 		case "ipmi":
-			sawIPMI = true
-			return parseIPMI(v, p, &b)
+			ipmiNode = e.V
+			fields = c.ipmi(e.V, e.Path, &b)
 		}
-		return unknown(p)
-	})
-	switch {
-	case err != nil:
-		return b, err
-	case b.Host == "":
-		return b, fmt.Errorf("%s.name: must not be empty (the compute host's name, as Nova lists it)", path)
-	case !sawIPMI:
-		return b, fmt.Errorf("%s.ipmi: missing (how to reach the host's BMC)", path)
+	}
+	if !isMapping(n) {
+		return b, nil, false
+	}
+	if len(c.errs) > before {
+		return b, nameNode, false // a field's mistake first (a typo'd ipmi is not also missing)
+	}
+	if nameNode == nil {
+		c.bad(n, path+".name", "missing: give the compute host's name, as Nova lists it")
+	}
+	if ipmiNode == nil {
+		c.bad(n, path+".ipmi", "missing: give how to reach the host's BMC (address, username, password_env)")
+	}
+	if len(c.errs) > before {
+		return b, nameNode, false
 	}
 	if err := b.Validate(); err != nil {
 		var fe *ipmi.FieldError
 		if errors.As(err, &fe) {
-			return b, fmt.Errorf("%s.ipmi.%s: %s", path, fe.Field, fe.Msg)
+			at := fields[fe.Field]
+			if at == nil {
+				at = ipmiNode
+			}
+			if rest, empty := strings.CutPrefix(fe.Msg, "must not be empty"); empty && fields[fe.Field] == nil {
+				c.bad(at, path+".ipmi."+fe.Field, "missing: give it%s", rest)
+			} else {
+				c.bad(at, path+".ipmi."+fe.Field, "%s", fe.Msg)
+			}
+		} else {
+			c.bad(ipmiNode, path+".ipmi", "%v", err)
 		}
-		return b, fmt.Errorf("%s.ipmi: %w", path, err)
+		return b, nameNode, false
 	}
-	return b, nil
+	return b, nameNode, true
 }
 
-func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
-	var intf string
+var ipmiFields = []string{"address", "port", "username", "password", "password_env", "password_file", "interface", "guid", "cipher_suite", "timeout"}
+
+// ipmi reads a host's ipmi mapping into b; it returns each field's value node.
+func (c *checker) ipmi(n *yaml.Node, path string, b *ipmi.BMC) map[string]*yaml.Node {
+	before := len(c.errs)
+	nodes := map[string]*yaml.Node{}
 	pw := secretFields{base: "password"}
-	err := fields(n, path, func(key string, v *yaml.Node, p string) error {
-		if ok, err := pw.take(key, v, p); ok {
-			return err
+	for _, e := range c.mapping(n, path, "a mapping (address, username, password_env, ...)", ipmiFields) {
+		nodes[e.Key] = e.V
+		if pw.take(c, e) {
+			continue
 		}
-		switch key {
+		switch e.Key {
 		case "address":
-			return scalar(v, p, &b.Address)
+			b.Address, _ = c.str(e.V, e.Path, "the BMC's address")
 		case "port":
-			return scalar(v, p, &b.Port)
+			b.Port, _ = c.between(e.V, e.Path, 1, 65535, "a UDP port: give 1 to 65535 (623 is IPMI's)")
 		case "username":
-			return scalar(v, p, &b.Username)
+			b.Username, _ = c.str(e.V, e.Path, "the BMC user's name")
 		case "interface":
-			return scalar(v, p, &intf)
+			var intf string
+			if intf, _ = c.str(e.V, e.Path, "lanplus or lan"); intf != "" {
+				b.Interface = ipmi.Interface(intf)
+			}
 		case "guid":
-			var g string
-			if err := scalar(v, p, &g); err != nil {
-				return err
+			if g, ok := c.str(e.V, e.Path, "the BMC's GUID, as `ipmitool mc guid` prints it"); ok {
+				pinned, err := ipmi.ParseGUID(g)
+				if err != nil {
+					c.bad(e.V, e.Path, "%v", err)
+				}
+				b.GUID = pinned
 			}
-			pinned, err := ipmi.ParseGUID(g)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			b.GUID = pinned
-			return nil
 		case "cipher_suite":
-			return scalar(v, p, &b.CipherSuite)
+			b.CipherSuite, _ = c.between(e.V, e.Path, 0, 19, "an RMCP+ cipher suite: give 0 to 19 (3 is the usual one)")
 		case "timeout":
-			var d time.Duration
-			if err := scalar(v, p, &d); err != nil {
-				return err
-			}
-			if d <= 0 {
-				return fmt.Errorf("%s: must be positive, got %s", p, d)
-			}
-			b.Timeout = d
-			return nil
+			b.Timeout, _ = c.positive(e.V, e.Path, "5s")
 		}
-		return unknown(p)
-	})
-	if err != nil {
-		return err
 	}
-	b.Interface = ipmi.Interface(intf)
+	if !isMapping(n) || len(c.errs) > before {
+		return nodes
+	}
 	switch len(pw.sources) {
 	case 0:
-		return fmt.Errorf("%s: no password: give password_env (an environment variable) or password_file", path)
+		c.bad(n, path, "no password: give password_env (an environment variable) or password_file")
 	case 1:
+		b.Password, _ = pw.read(c, path)
 	default:
-		return fmt.Errorf("%s: %s: give only one way to the password", path, strings.Join(pw.sources, " and "))
+		c.bad(pw.nodes[pw.sources[1]], path, "%s: give only one way to the password", strings.Join(pw.sources, " and "))
 	}
-	if b.Password, err = pw.read(path); err != nil {
-		return err
-	}
-	return nil
-}
-
-// secret reads a secret given inline, by an environment variable (key_env) or by a
-// file's first line (key_file), whichever one is set; path names the mapping.
-func secret(path, key, inline, env, file string) (string, error) {
-	switch {
-	case env != "":
-		v, ok := os.LookupEnv(env)
-		if !ok || v == "" {
-			return "", fmt.Errorf("%s.%s_env: environment variable %s is not set", path, key, env)
-		}
-		return v, nil
-	case file != "":
-		data, err := os.ReadFile(file)
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err // the path is in the message already
-			}
-			return "", fmt.Errorf("%s.%s_file: cannot read %s: %v", path, key, file, err)
-		}
-		v, _, _ := strings.Cut(string(data), "\n")
-		v = strings.TrimSuffix(v, "\r")
-		if v == "" {
-			return "", fmt.Errorf("%s.%s_file: %s is empty", path, key, file)
-		}
-		return v, nil
-	}
-	return inline, nil
+	return nodes
 }
 
 // secretFields collects the three ways a secret named base may be given in a
-// mapping: base (inline), base_env, base_file.
+// mapping: base (inline), base_env, base_file. Its value never appears in an error.
 type secretFields struct {
 	base, inline, env, file string
-	sources                 []string // the keys given, in order
+	sources                 []string              // the keys given, in order
+	nodes                   map[string]*yaml.Node // key -> its value
 }
 
-// take reads key into the secret when it is one of its three keys.
-func (sf *secretFields) take(key string, v *yaml.Node, path string) (bool, error) {
+// take reads the entry into the secret when it is one of its three keys.
+func (sf *secretFields) take(c *checker, e entry) bool {
 	var dst *string
-	switch key {
+	switch e.Key {
 	case sf.base:
 		dst = &sf.inline
 	case sf.base + "_env":
@@ -228,47 +219,51 @@ func (sf *secretFields) take(key string, v *yaml.Node, path string) (bool, error
 	case sf.base + "_file":
 		dst = &sf.file
 	default:
-		return false, nil
+		return false
 	}
-	sf.sources = append(sf.sources, key)
-	return true, scalar(v, path, dst)
+	sf.sources = append(sf.sources, e.Key)
+	if sf.nodes == nil {
+		sf.nodes = map[string]*yaml.Node{}
+	}
+	sf.nodes[e.Key] = e.V
+	if n := c.deref(e.V, e.Path); n != nil && (n.Kind != yaml.ScalarNode || isNull(n)) {
+		c.bad(n, e.Path, "%s: must be a single value", kindOf(n))
+		return true
+	}
+	*dst, _ = c.str(e.V, e.Path, "a single value")
+	return true
 }
 
-// read returns the secret from the way it was given (see secret); path names the mapping.
-func (sf *secretFields) read(path string) (string, error) {
-	return secret(path, sf.base, sf.inline, sf.env, sf.file)
-}
-
-// fields calls fn with each key of a mapping node, its value and its path.
-func fields(n *yaml.Node, path string, fn func(key string, v *yaml.Node, path string) error) error {
-	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("%s: must be a mapping (line %d)", path, n.Line)
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key := n.Content[i].Value
-		p := path + "." + key
-		if seen[key] {
-			return fmt.Errorf("%s: given twice (line %d)", p, n.Content[i].Line)
+// read returns the secret from the way it was given: inline, by an environment
+// variable (base_env) or by a file's first line (base_file); path names the mapping.
+func (sf *secretFields) read(c *checker, path string) (string, bool) {
+	switch {
+	case sf.env != "":
+		k := sf.base + "_env"
+		v, ok := os.LookupEnv(sf.env)
+		if !ok || v == "" {
+			c.bad(sf.nodes[k], join(path, k), "environment variable %s is not set: set it where Vigil runs, or give %s_file", sf.env, sf.base)
+			return "", false
 		}
-		seen[key] = true
-		if err := fn(key, n.Content[i+1], p); err != nil {
-			return err
+		return v, true
+	case sf.file != "":
+		k := sf.base + "_file"
+		data, err := os.ReadFile(sf.file)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is in the message already
+			}
+			c.bad(sf.nodes[k], join(path, k), "cannot read %s (%v): give a file Vigil can read, its first line the %s", sf.file, err, sf.base)
+			return "", false
 		}
+		v, _, _ := strings.Cut(string(data), "\n")
+		v = strings.TrimSuffix(v, "\r")
+		if v == "" {
+			c.bad(sf.nodes[k], join(path, k), "%s is empty: its first line must be the %s", sf.file, sf.base)
+			return "", false
+		}
+		return v, true
 	}
-	return nil
-}
-
-func scalar[T any](v *yaml.Node, path string, dst *T) error {
-	if v.Kind != yaml.ScalarNode {
-		return fmt.Errorf("%s: must be a single value (line %d)", path, v.Line)
-	}
-	if err := v.Decode(dst); err != nil {
-		return fmt.Errorf("%s: cannot read %q as %T (line %d)", path, v.Value, *dst, v.Line)
-	}
-	return nil
-}
-
-func unknown(path string) error {
-	return fmt.Errorf("%s: unknown field", path)
+	return sf.inline, true
 }

@@ -61,28 +61,28 @@ fencing:
 	}
 	base := "address: 10.0.0.2, username: admin, password: pw"
 	bad := []struct{ src, want string }{
-		{host(base + ", port: 70000"), "fencing.hosts[1].ipmi.port: must be in 1..65535"},
-		{host(base + ", port: nine"), "fencing.hosts[1].ipmi.port: cannot read"},
+		{host(base + ", port: 70000"), "policy file:6: fencing.hosts[1].ipmi.port: 70000 is out of range: a UDP port: give 1 to 65535"},
+		{host(base + ", port: nine"), "fencing.hosts[1].ipmi.port: \"nine\" is not a whole number"},
 		{host(base + ", prot: 623"), "fencing.hosts[1].ipmi.prot: unknown field"},
 		{host(base + ", interface: serial"), "fencing.hosts[1].ipmi.interface: must be lanplus or lan"},
 		{host(base + ", cipher_suite: 42"), "fencing.hosts[1].ipmi.cipher_suite"},
-		{host(base + ", timeout: soon"), "fencing.hosts[1].ipmi.timeout: cannot read"},
-		{host(base + ", timeout: -1s"), "fencing.hosts[1].ipmi.timeout: must be positive"},
-		{host("address: 10.0.0.2, password: pw"), "fencing.hosts[1].ipmi.username: must not be empty"},
-		{host("username: admin, password: pw"), "fencing.hosts[1].ipmi.address: must not be empty"},
+		{host(base + ", timeout: soon"), "fencing.hosts[1].ipmi.timeout: \"soon\" is not a duration"},
+		{host(base + ", timeout: -1s"), "fencing.hosts[1].ipmi.timeout: -1s is not positive"},
+		{host("address: 10.0.0.2, password: pw"), "fencing.hosts[1].ipmi.username: missing"},
+		{host("username: admin, password: pw"), "fencing.hosts[1].ipmi.address: missing"},
 		{host("address: 10.0.0.2, username: admin"), "fencing.hosts[1].ipmi: no password"},
 		{host(base + ", password_env: TEST_IPMI_PW"), "password and password_env: give only one"},
 		{host("address: a, username: admin, password_env: TEST_IPMI_UNSET_VAR"), "fencing.hosts[1].ipmi.password_env: environment variable TEST_IPMI_UNSET_VAR is not set"},
 		{host("address: a, username: admin, password_file: /nonexistent/pw"), "fencing.hosts[1].ipmi.password_file: cannot read /nonexistent/pw"},
 		{"fencing:\n  hosts:\n    - name: h0\n      ipmi: {address: a, username: u, password: p}\n    - name: h0\n      ipmi: {address: b, username: u, password: p}\n", "fencing.hosts[1].name: host \"h0\" is listed twice"},
-		{"fencing:\n  hosts:\n    - ipmi: {address: a, username: u, password: p}\n", "fencing.hosts[0].name: must not be empty"},
+		{"fencing:\n  hosts:\n    - ipmi: {address: a, username: u, password: p}\n", "fencing.hosts[0].name: missing"},
 		{"fencing:\n  hosts:\n    - name: h0\n", "fencing.hosts[0].ipmi: missing"},
 		{"fencing:\n  hosts:\n    - name: h0\n      redfish: {}\n", "fencing.hosts[0].redfish: unknown field"},
 		{"fencing:\n  host: []\n", "fencing.host: unknown field"},
 		{host(base + ", guid: 0011"), "fencing.hosts[1].ipmi.guid: \"0011\" is not a GUID"},
 		{host(base + ", guid: 00000000-0000-0000-0000-000000000000"), "fencing.hosts[1].ipmi.guid: \"00000000-0000-0000-0000-000000000000\" means \"no GUID\""},
-		{host(base + ", guid: [a]"), "fencing.hosts[1].ipmi.guid: must be a single value"},
-		{"fencing:\n  hosts: h0\n", "fencing.hosts: must be a list"},
+		{host(base + ", guid: [a]"), "fencing.hosts[1].ipmi.guid: a list: must be"},
+		{"fencing:\n  hosts: h0\n", "fencing.hosts: \"h0\": must be a list of hosts"},
 	}
 	for _, b := range bad {
 		_, err := ParseConfig([]byte(b.src))
