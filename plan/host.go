@@ -162,8 +162,12 @@ func (p *planner) host(inc *model.Incident) {
 	if !fenced && bmc && succeeded(inc.Steps, model.ActFence, "") {
 		refence = fmt.Sprintf("the BMC of host %s no longer confirms the power off: fence it again before any evacuation", name)
 	}
-	if in.Now.Sub(inc.Opened) >= pol.Deadline {
-		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
+	if reason, ok := p.hostNotifyOnly(name, servers); ok {
+		p.change(inc, model.IncidentEscalated, reason) // before any fence: the policy wants an operator
+		return
+	}
+	if deadline := pol.DeadlineFor(model.FaultHostDead); in.Now.Sub(inc.Opened) >= deadline {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s%s; %s", deadline, forFault(pol, model.FaultHostDead), lastError(inc.Steps)))
 		return
 	}
 	if reason, ok := brakeOn(p.braked, h.Segment); ok {
@@ -384,7 +388,7 @@ func placedOn(target string) string {
 func (p *planner) retryOrEscalate(inc *model.Incident, pol model.Policy, st model.Step, what string) bool {
 	same := func(s model.Step) bool { return s.Action == st.Action && s.Server == st.Server }
 	n := attempts(inc.Steps, same)
-	if n >= pol.MaxAttempts {
+	if n >= pol.AttemptsFor(model.FaultHostDead) {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("%s after %d attempts (policy max_attempts); %s", what, n, lastError(inc.Steps)))
 		return false
 	}

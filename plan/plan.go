@@ -283,6 +283,9 @@ func (p *planner) hostPolicy(servers []string) model.Policy {
 		return model.DefaultPolicy()
 	}
 	merged := p.policy(names[0])
+	if len(names) > 1 {
+		merged.FaultRules = mergeHostDead(merged, names[1:], p.policy)
+	}
 	for _, n := range names[1:] {
 		pol := p.policy(n)
 		merged.Name += "+" + n

@@ -60,8 +60,9 @@ func (p *planner) server(inc *model.Incident) {
 		p.change(inc, model.IncidentWaiting, "waiting: the cloud cannot be seen ("+in.CloudErr+"); no action without a fresh observation")
 		return
 	}
-	if in.Now.Sub(inc.Opened) >= pol.Deadline {
-		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
+	fault := faultOf(inc, v)
+	if deadline := pol.DeadlineFor(fault); in.Now.Sub(inc.Opened) >= deadline {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s%s; %s", deadline, forFault(pol, fault), lastError(inc.Steps)))
 		return
 	}
 	if !present {
@@ -79,8 +80,8 @@ func (p *planner) server(inc *model.Incident) {
 	if v.Rule == model.RuleServerHistoryUnread {
 		return // its action log is read first: a move may have put its copy elsewhere
 	}
-	if n := attempts(inc.Steps, func(model.Step) bool { return true }); n >= pol.MaxAttempts {
-		p.change(inc, model.IncidentEscalated, fmt.Sprintf("gave up after %d attempts (policy max_attempts); %s", n, lastError(inc.Steps)))
+	if n := attempts(inc.Steps, func(model.Step) bool { return true }); n >= pol.AttemptsFor(fault) {
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("gave up after %d attempts (policy max_attempts%s); %s", n, forFault(pol, fault), lastError(inc.Steps)))
 		return
 	}
 
@@ -92,9 +93,13 @@ func (p *planner) server(inc *model.Incident) {
 			id, strings.Join(v.Evidence, "; ")))
 		return
 	}
-	action, attempt, why := nextRung(pol, faultOf(inc, v), inc.Steps, p.relapse(inc, faultOf(inc, v)))
+	action, attempt, why := nextRung(pol, fault, inc.Steps, p.relapse(inc, fault))
 	if action == "" {
 		p.change(inc, model.IncidentEscalated, why)
+		return
+	}
+	if action == model.ActNotifyOnly {
+		p.change(inc, model.IncidentEscalated, notifyOnly(pol.Name, cmpOr(fault, "unknown"), why))
 		return
 	}
 	if last := lastFinished(inc.Steps); last != nil && last.Retryable && in.Now.Sub(last.Finished) < backoff(attempt) {
