@@ -101,7 +101,7 @@ func (c *checker) document(data []byte) (root *yaml.Node, ok bool) {
 		if errors.Is(err, io.EOF) {
 			return nil, true // empty, or only comments: the defaults
 		}
-		c.syntax(err)
+		c.syntax(err, data)
 		return nil, false
 	}
 	var second yaml.Node
@@ -113,7 +113,7 @@ func (c *checker) document(data []byte) (root *yaml.Node, ok bool) {
 		}
 		c.at(line, "", "a second YAML document (after ---): a policy file is one document: put all sections in the first, or remove the ---")
 	case !errors.Is(err, io.EOF):
-		c.syntax(err)
+		c.syntax(err, data)
 	}
 	if len(doc.Content) == 0 {
 		return nil, true

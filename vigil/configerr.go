@@ -85,6 +85,17 @@ func (c *checker) deref(n *yaml.Node, path string) *yaml.Node {
 	return n
 }
 
+// rawValue is a scalar's text as the file gives it.
+func rawValue(n *yaml.Node) string {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
+		n = n.Alias
+	}
+	if n == nil {
+		return ""
+	}
+	return n.Value
+}
+
 // isMapping reports whether n is a mapping, through its aliases.
 func isMapping(n *yaml.Node) bool {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
@@ -213,7 +224,7 @@ func (c *checker) positive(n *yaml.Node, path, example string) (time.Duration, b
 		return 0, false
 	}
 	if d <= 0 {
-		c.bad(n, path, "%s is not positive: give a duration above zero, such as %s", d, example)
+		c.bad(n, path, "%s is not positive: give a duration above zero, such as %s", rawValue(n), example)
 		return 0, false
 	}
 	return d, true
@@ -330,7 +341,7 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // syntax turns a YAML syntax error into the file's style: its line, and what the
 // YAML parser says (with a hint for the usual cause of each).
-func (c *checker) syntax(err error) {
+func (c *checker) syntax(err error, data []byte) {
 	msg := err.Error()
 	line := 1
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -339,9 +350,11 @@ func (c *checker) syntax(err error) {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
+	tab := firstTabIndent(data)
 	switch {
-	case strings.Contains(msg, "found character that cannot start any token"):
-		msg += ": indent with spaces, never tabs"
+	case tab > 0 && (strings.Contains(msg, "tab") || strings.Contains(msg, "cannot start any token")):
+		// The parser names the line it was in when it met the tab; the tab's own is clearer.
+		line, msg = tab, "a tab in the indentation: indent with spaces, never tabs"
 	case strings.Contains(msg, "did not find expected key"), strings.Contains(msg, "mapping values are not allowed"),
 		strings.Contains(msg, "did not find expected '-'"):
 		msg += ": check the indentation (spaces, the same for fields of one mapping) and quote values that contain ': '"
@@ -349,4 +362,15 @@ func (c *checker) syntax(err error) {
 		msg += ": the file is not valid YAML"
 	}
 	c.at(line, "", "%s", msg)
+}
+
+// firstTabIndent is the first line (1-based) with a tab in its indentation; 0: none.
+func firstTabIndent(data []byte) int {
+	for i, l := range strings.Split(string(data), "\n") {
+		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return i + 1
+		}
+	}
+	return 0
 }
