@@ -14,6 +14,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -88,7 +90,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: svc, ReadHeaderTimeout: 10 * time.Second}
+	// A client that checks the port (redfishtool's -W) and hangs up mid-handshake
+	// is no error worth a line.
+	errLog := log.New(filterWriter{os.Stderr, "TLS handshake error"}, "", log.LstdFlags)
+	srv := &http.Server{Handler: svc, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	usr1 := make(chan os.Signal, 1)
@@ -125,4 +130,17 @@ func run() error {
 		return nil
 	}
 	return err
+}
+
+// filterWriter drops the lines that contain skip.
+type filterWriter struct {
+	w    io.Writer
+	skip string
+}
+
+func (f filterWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), f.skip) {
+		return len(p), nil
+	}
+	return f.w.Write(p)
 }
