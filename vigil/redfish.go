@@ -19,7 +19,7 @@ import (
 //
 //	redfish: {endpoint: https://10.0.0.21, username: admin, password_env: VIGIL_REDFISH_PASSWORD,
 //	          system: /redfish/v1/Systems/1, ca_file: /etc/vigil/bmc-ca.pem, timeout: 10s,
-//	          confirm_timeout: 30s, auth: session, uuid: 4c4c4544-0042-3510-8052-b4c04f4d4e31}
+//	          confirm_timeout: 10s, auth: session, uuid: 4c4c4544-0042-3510-8052-b4c04f4d4e31}
 //
 // The password comes from exactly one of password_env, password_file or password.
 // system is optional when the service has one system; ca_file names the CA that
