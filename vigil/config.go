@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-ha/vigil/fence/ipmi"
+	"github.com/vigil-ha/vigil/fence/redfish"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -23,6 +24,9 @@ type Config struct {
 	// Fencing: one BMC per host that can be fenced (see Fencer); passwords already
 	// read from their environment variable or file.
 	Fencing []ipmi.BMC
+	// Redfish: the hosts fenced through a Redfish service instead (one or the other
+	// per host), passwords read.
+	Redfish []redfish.BMC
 	// ServiceDownTime is the cloud's own service_down_time (Nova's; 60 s when the
 	// file does not say): how long a compute's heartbeat may be silent before it
 	// is. A forced-down compute is judged by its heartbeats against it.
@@ -166,7 +170,7 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 		cfg.Policies[p.Name] = p
 	}
-	if cfg.Fencing, err = parseFencing(&f.Fencing); err != nil {
+	if cfg.Fencing, cfg.Redfish, err = parseFencing(&f.Fencing); err != nil {
 		return Config{}, err
 	}
 	if cfg.Agents, err = parseAgents(&f.Agents); err != nil {

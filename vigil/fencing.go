@@ -11,19 +11,32 @@ import (
 
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/fence/ipmi"
+	"github.com/vigil-ha/vigil/fence/redfish"
 )
 
 // Fencer returns the fence driver of the policy file's fencing section, or nil
-// (no host can be fenced) when it names no host.
+// (no host can be fenced) when it names no host. With Redfish hosts it routes
+// each host to its own driver (see hostFencers).
 func (c Config) Fencer() (cloud.Fencer, error) {
-	if len(c.Fencing) == 0 {
+	if len(c.Fencing) == 0 && len(c.Redfish) == 0 {
 		return nil, nil
 	}
 	f, err := ipmi.New(c.Fencing)
 	if err != nil {
 		return nil, fmt.Errorf("fencing: %w", err)
 	}
-	return f, nil
+	if len(c.Redfish) == 0 {
+		return f, nil
+	}
+	rf, err := redfish.New(c.Redfish)
+	if err != nil {
+		return nil, fmt.Errorf("fencing: %w", err)
+	}
+	both := hostFencers{redfish: rf}
+	if len(c.Fencing) > 0 {
+		both.ipmi = f
+	}
+	return both, nil
 }
 
 // parseFencing reads the fencing section:
@@ -34,20 +47,26 @@ func (c Config) Fencer() (cloud.Fencer, error) {
 //	      ipmi: {address: 10.0.0.11, port: 623, username: admin, password_env: VIGIL_IPMI_PASSWORD,
 //	             interface: lanplus, cipher_suite: 3, timeout: 5s,
 //	             guid: 00112233-4455-6677-8899-aabbccddeeff}
+//	    - name: fake-compute-2
+//	      redfish: {endpoint: https://10.0.0.12, username: admin, password_env: VIGIL_REDFISH_PASSWORD}
 //
+// Each host has exactly one of ipmi (see below) or redfish (see parseRedfish).
 // The password comes from exactly one of password_env (an environment variable),
 // password_file (a file's first line) or password (in the policy file itself:
 // discouraged). guid (optional) pins the GUID the BMC must report (as `ipmitool mc
 // guid` prints it): a BMC that reports another is never used to power off. Two
 // hosts whose entries reach one BMC (the same address and port, aliases such as
-// localhost and 127.0.0.1 folded, or the same pinned GUID) are refused: powering
-// off one would power off the other. It is walked by hand, not decoded into a struct, so that every error
-// names its field's whole path (fencing.hosts[1].ipmi.port).
-func parseFencing(n *yaml.Node) ([]ipmi.BMC, error) {
+// localhost and 127.0.0.1 folded, or the same pinned GUID; for Redfish the same
+// endpoint and system, or the same pinned UUID) are refused: powering off one
+// would power off the other. It is walked by hand, not decoded into a struct, so
+// that every error names its field's whole path (fencing.hosts[1].ipmi.port).
+func parseFencing(n *yaml.Node) ([]ipmi.BMC, []redfish.BMC, error) {
 	if n == nil || n.Kind == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var bmcs []ipmi.BMC
+	var rfs []redfish.BMC
+	ipmiAt, rfAt := map[string]string{}, map[string]string{} // host -> its entry's path
 	err := fields(n, "fencing", func(key string, v *yaml.Node, path string) error {
 		if key != "hosts" {
 			return unknown(path)
@@ -58,24 +77,56 @@ func parseFencing(n *yaml.Node) ([]ipmi.BMC, error) {
 		seen := map[string]bool{}
 		for i, h := range v.Content {
 			hp := fmt.Sprintf("%s[%d]", path, i)
-			b, err := parseFencedHost(h, hp)
+			e, err := parseFencedHost(h, hp)
 			if err != nil {
 				return err
 			}
-			if seen[b.Host] {
-				return fmt.Errorf("%s.name: host %q is listed twice", hp, b.Host)
+			if seen[e.host()] {
+				return fmt.Errorf("%s.name: host %q is listed twice", hp, e.host())
 			}
-			seen[b.Host] = true
-			for j, o := range bmcs {
-				if err := oneBMCEach(o, b, fmt.Sprintf("%s[%d]", path, j), hp); err != nil {
+			seen[e.host()] = true
+			if e.redfish != nil {
+				for _, o := range rfs {
+					if err := oneSystemEach(o, *e.redfish, rfAt[o.Host], hp); err != nil {
+						return err
+					}
+				}
+				for _, o := range bmcs {
+					if err := onePinEach(o, *e.redfish, ipmiAt[o.Host], hp); err != nil {
+						return err
+					}
+				}
+				rfs, rfAt[e.redfish.Host] = append(rfs, *e.redfish), hp
+				continue
+			}
+			b := *e.ipmi
+			for _, o := range bmcs {
+				if err := oneBMCEach(o, b, ipmiAt[o.Host], hp); err != nil {
 					return err
 				}
 			}
-			bmcs = append(bmcs, b)
+			for _, o := range rfs {
+				if err := onePinEach(b, o, hp, rfAt[o.Host]); err != nil {
+					return err
+				}
+			}
+			bmcs, ipmiAt[b.Host] = append(bmcs, b), hp
 		}
 		return nil
 	})
-	return bmcs, err
+	return bmcs, rfs, err
+}
+
+// onePinEach refuses an IPMI entry and a Redfish entry that pin one machine (the
+// IPMI system GUID and the Redfish UUID are both its SMBIOS UUID). Their addresses
+// are not compared: ports differ by protocol, and simulators share 127.0.0.1; the
+// engine compares the identities the BMCs report (cloud.Identifier).
+func onePinEach(i ipmi.BMC, r redfish.BMC, ipath, rpath string) error {
+	if i.GUID == "" || !strings.EqualFold(i.GUID, r.UUID) {
+		return nil
+	}
+	return fmt.Errorf("%s and %s: hosts %s and %s pin the same machine (%s): powering off one would power off the other; give each host its own BMC",
+		ipath, rpath, i.Host, r.Host, r.UUID)
 }
 
 // oneBMCEach refuses b (at path) when it reaches the BMC of o (at opath).
@@ -91,35 +142,58 @@ func oneBMCEach(o, b ipmi.BMC, opath, path string) error {
 		path, o.Host, b.Host, b.Addr(), opath, b.Host)
 }
 
-func parseFencedHost(n *yaml.Node, path string) (ipmi.BMC, error) {
+// fencedHost is one entry of fencing.hosts: exactly one of ipmi and redfish is set.
+type fencedHost struct {
+	ipmi    *ipmi.BMC
+	redfish *redfish.BMC
+}
+
+func (e fencedHost) host() string {
+	if e.redfish != nil {
+		return e.redfish.Host
+	}
+	return e.ipmi.Host
+}
+
+func parseFencedHost(n *yaml.Node, path string) (fencedHost, error) {
 	var b ipmi.BMC
-	var sawIPMI bool
+	var rf redfish.BMC
+	var name string
+	var sawIPMI, sawRedfish bool
 	err := fields(n, path, func(key string, v *yaml.Node, p string) error {
 		switch key {
 		case "name":
-			return scalar(v, p, &b.Host)
+			return scalar(v, p, &name)
 		case "ipmi":
 			sawIPMI = true
 			return parseIPMI(v, p, &b)
+		case "redfish":
+			sawRedfish = true
+			return parseRedfish(v, p, &rf)
 		}
 		return unknown(p)
 	})
+	b.Host, rf.Host = name, name
 	switch {
 	case err != nil:
-		return b, err
-	case b.Host == "":
-		return b, fmt.Errorf("%s.name: must not be empty (the compute host's name, as Nova lists it)", path)
+		return fencedHost{}, err
+	case name == "":
+		return fencedHost{}, fmt.Errorf("%s.name: must not be empty (the compute host's name, as Nova lists it)", path)
+	case sawIPMI && sawRedfish:
+		return fencedHost{}, fmt.Errorf("%s: give one of ipmi and redfish, not both (the one BMC that powers the host)", path)
+	case sawRedfish:
+		return fencedHost{redfish: &rf}, validRedfish(rf, path)
 	case !sawIPMI:
-		return b, fmt.Errorf("%s.ipmi: missing (how to reach the host's BMC)", path)
+		return fencedHost{}, fmt.Errorf("%s.ipmi: missing (how to reach the host's BMC: give ipmi or redfish)", path)
 	}
 	if err := b.Validate(); err != nil {
 		var fe *ipmi.FieldError
 		if errors.As(err, &fe) {
-			return b, fmt.Errorf("%s.ipmi.%s: %s", path, fe.Field, fe.Msg)
+			return fencedHost{}, fmt.Errorf("%s.ipmi.%s: %s", path, fe.Field, fe.Msg)
 		}
-		return b, fmt.Errorf("%s.ipmi: %w", path, err)
+		return fencedHost{}, fmt.Errorf("%s.ipmi: %w", path, err)
 	}
-	return b, nil
+	return fencedHost{ipmi: &b}, nil
 }
 
 func parseIPMI(n *yaml.Node, path string, b *ipmi.BMC) error {
