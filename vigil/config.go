@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-ha/vigil/fence/ipmi"
+	"github.com/vigil-ha/vigil/fence/redfish"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -23,6 +24,9 @@ type Config struct {
 	// Fencing: one BMC per host that can be fenced (see Fencer); passwords already
 	// read from their environment variable or file.
 	Fencing []ipmi.BMC
+	// Redfish: the hosts fenced through a Redfish service instead (one or the other
+	// per host), passwords read.
+	Redfish []redfish.BMC
 	// ServiceDownTime is the cloud's own service_down_time (Nova's; 60 s when the
 	// file does not say): how long a compute's heartbeat may be silent before it
 	// is. A forced-down compute is judged by its heartbeats against it.
@@ -146,7 +150,7 @@ func (c *checker) config(root *yaml.Node, cfg *Config) {
 		c.policies(*policies, cfg)
 	}
 	if fencing != nil {
-		cfg.Fencing = c.fencing(*fencing)
+		cfg.Fencing, cfg.Redfish = c.fencing(*fencing)
 	}
 	if agents != nil {
 		cfg.Agents = c.agents(*agents)

@@ -10,19 +10,32 @@ import (
 
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/fence/ipmi"
+	"github.com/vigil-ha/vigil/fence/redfish"
 )
 
 // Fencer returns the fence driver of the policy file's fencing section, or nil
-// (no host can be fenced) when it names no host.
+// (no host can be fenced) when it names no host. With Redfish hosts it routes
+// each host to its own driver (see hostFencers).
 func (c Config) Fencer() (cloud.Fencer, error) {
-	if len(c.Fencing) == 0 {
+	if len(c.Fencing) == 0 && len(c.Redfish) == 0 {
 		return nil, nil
 	}
 	f, err := ipmi.New(c.Fencing)
 	if err != nil {
 		return nil, fmt.Errorf("fencing: %w", err)
 	}
-	return f, nil
+	if len(c.Redfish) == 0 {
+		return f, nil
+	}
+	rf, err := redfish.New(c.Redfish)
+	if err != nil {
+		return nil, fmt.Errorf("fencing: %w", err)
+	}
+	both := hostFencers{redfish: rf}
+	if len(c.Fencing) > 0 {
+		both.ipmi = f
+	}
+	return both, nil
 }
 
 // fencing reads the fencing section:
@@ -33,51 +46,97 @@ func (c Config) Fencer() (cloud.Fencer, error) {
 //	      ipmi: {address: 10.0.0.11, port: 623, username: admin, password_env: VIGIL_IPMI_PASSWORD,
 //	             interface: lanplus, cipher_suite: 3, timeout: 5s,
 //	             guid: 00112233-4455-6677-8899-aabbccddeeff}
+//	    - name: fake-compute-2
+//	      redfish: {endpoint: https://10.0.0.12, username: admin, password_env: VIGIL_REDFISH_PASSWORD}
 //
+// Each host has exactly one of ipmi (see below) or redfish (see checker.redfish).
 // The password comes from exactly one of password_env (an environment variable),
 // password_file (a file's first line) or password (in the policy file itself:
 // discouraged). guid (optional) pins the GUID the BMC must report (as `ipmitool mc
 // guid` prints it): a BMC that reports another is never used to power off. Two
 // hosts whose entries reach one BMC (the same address and port, aliases such as
-// localhost and 127.0.0.1 folded, or the same pinned GUID) are refused: powering
-// off one would power off the other. Every host is read, a wrong one reported and
-// left out (so the mistakes of all are found at once).
-func (c *checker) fencing(sec entry) []ipmi.BMC {
+// localhost and 127.0.0.1 folded, or the same pinned GUID; for Redfish the same
+// endpoint and system, or the same pinned UUID; an IPMI GUID and a Redfish UUID
+// that are equal) are refused: powering off one would power off the other. Every
+// host is read, a wrong one reported and left out (so the mistakes of all are
+// found at once).
+func (c *checker) fencing(sec entry) ([]ipmi.BMC, []redfish.BMC) {
 	var bmcs []ipmi.BMC
-	var paths []string
+	var rfs []redfish.BMC
+	var ipaths, rpaths []string
 	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"hosts"}) {
 		seen := map[string]int{}
-		for i, h := range c.list(e.V, e.Path, "hosts (each with a name and its ipmi)") {
+		for i, h := range c.list(e.V, e.Path, "hosts (each with a name and its ipmi or redfish)") {
 			hp := index(e.Path, i)
-			b, nameNode, ok := c.fencedHost(h, hp)
-			if nameNode != nil && b.Host != "" {
-				if line, dup := seen[b.Host]; dup {
-					c.bad(nameNode, hp+".name", "host %q is listed twice (first at line %d): list each host once", b.Host, line)
+			fh, ok := c.fencedHost(h, hp)
+			if fh.nameNode != nil && fh.name != "" {
+				if line, dup := seen[fh.name]; dup {
+					c.bad(fh.nameNode, hp+".name", "host %q is listed twice (first at line %d): list each host once", fh.name, line)
 					continue
 				}
-				seen[b.Host] = nameNode.Line
+				seen[fh.name] = fh.nameNode.Line
 			}
 			if !ok {
 				continue
 			}
-			for j, o := range bmcs {
-				if msg := oneBMCEach(o, b, paths[j]); msg != "" {
-					field := ".ipmi.address"
-					if o.GUID != "" && strings.EqualFold(o.GUID, b.GUID) {
-						field = ".ipmi.guid"
-					}
-					c.bad(h, hp+field, "%s", msg)
-					ok = false
-					break
+			if fh.redfish != nil {
+				b := *fh.redfish
+				if c.oneMachineEach(fh, hp, bmcs, ipaths, rfs, rpaths) {
+					rfs = append(rfs, b)
+					rpaths = append(rpaths, hp)
 				}
+				continue
 			}
-			if ok {
-				bmcs = append(bmcs, b)
-				paths = append(paths, hp)
+			if c.oneMachineEach(fh, hp, bmcs, ipaths, rfs, rpaths) {
+				bmcs = append(bmcs, *fh.ipmi)
+				ipaths = append(ipaths, hp)
 			}
 		}
 	}
-	return bmcs
+	return bmcs, rfs
+}
+
+// oneMachineEach reports fh (at hp) when it reaches the machine of an entry read
+// before it (IPMI entries bmcs at ipaths, Redfish entries rfs at rpaths), and says
+// whether it may be kept.
+func (c *checker) oneMachineEach(fh fencedHost, hp string, bmcs []ipmi.BMC, ipaths []string, rfs []redfish.BMC, rpaths []string) bool {
+	report := func(field, msg string) bool {
+		at := fh.fields[field]
+		if at == nil {
+			at = fh.node
+		}
+		c.bad(at, hp+"."+fh.kind+"."+field, "%s", msg)
+		return false
+	}
+	if b := fh.ipmi; b != nil {
+		for j, o := range bmcs {
+			if msg := oneBMCEach(o, *b, ipaths[j]); msg != "" {
+				field := "address"
+				if o.GUID != "" && strings.EqualFold(o.GUID, b.GUID) {
+					field = "guid"
+				}
+				return report(field, msg)
+			}
+		}
+		for j, o := range rfs {
+			if msg := onePinEach(o.Host, o.UUID, rpaths[j]+".redfish.uuid", b.Host, b.GUID); msg != "" {
+				return report("guid", msg)
+			}
+		}
+		return true
+	}
+	b := *fh.redfish
+	for j, o := range rfs {
+		if field, msg := oneSystemEach(o, b, rpaths[j]); msg != "" {
+			return report(field, msg)
+		}
+	}
+	for j, o := range bmcs {
+		if msg := onePinEach(o.Host, o.GUID, ipaths[j]+".ipmi.guid", b.Host, b.UUID); msg != "" {
+			return report("uuid", msg)
+		}
+	}
+	return true
 }
 
 // oneBMCEach says what is wrong with b when it reaches the BMC of o (at opath).
@@ -93,59 +152,128 @@ func oneBMCEach(o, b ipmi.BMC, opath string) string {
 		o.Host, b.Host, b.Addr(), opath, b.Host)
 }
 
-func (c *checker) fencedHost(n *yaml.Node, path string) (ipmi.BMC, *yaml.Node, bool) {
+// oneSystemEach says which field of b is wrong, and how, when b reaches the
+// Redfish system of o (at opath).
+func oneSystemEach(o, b redfish.BMC, opath string) (field, msg string) {
+	if !redfish.SameSystem(o, b) {
+		return "", ""
+	}
+	if o.UUID != "" && o.UUID == b.UUID {
+		return "uuid", fmt.Sprintf("hosts %s and %s pin the same system UUID %s (%s.redfish.uuid): powering off one would power off the other: give %s its own system's UUID",
+			o.Host, b.Host, b.UUID, opath, b.Host)
+	}
+	return "system", fmt.Sprintf("hosts %s and %s reach one system, %s %s (%s.redfish): powering off one would power off the other: give %s its own endpoint or system",
+		o.Host, b.Host, o.Endpoint, orOnly(o.System), opath, b.Host)
+}
+
+func orOnly(system string) string {
+	if system == "" {
+		return "(its only system)"
+	}
+	return system
+}
+
+// onePinEach says what is wrong when a host (name, pin) pins the machine an entry
+// of the other protocol (oname, opin at opath) pins: the IPMI system GUID and the
+// Redfish UUID are both the machine's SMBIOS UUID. Their addresses are not
+// compared: ports differ by protocol, and simulators share 127.0.0.1; the engine
+// compares the identities the BMCs report (cloud.Identifier).
+func onePinEach(oname, opin, opath, name, pin string) string {
+	if opin == "" || !strings.EqualFold(opin, pin) {
+		return ""
+	}
+	return fmt.Sprintf("hosts %s and %s pin the same machine %s (%s): powering off one would power off the other: give each host its own BMC",
+		oname, name, strings.ToLower(pin), opath)
+}
+
+// fencedHost is one entry of fencing.hosts as read: exactly one of ipmi and
+// redfish is set when it is valid.
+type fencedHost struct {
+	name     string
+	nameNode *yaml.Node
+	ipmi     *ipmi.BMC
+	redfish  *redfish.BMC
+	kind     string                // "ipmi" or "redfish"
+	node     *yaml.Node            // the ipmi or redfish mapping
+	fields   map[string]*yaml.Node // its fields' values
+}
+
+var fencedHostFields = []string{"name", "ipmi", "redfish"}
+
+func (c *checker) fencedHost(n *yaml.Node, path string) (fencedHost, bool) {
 	before := len(c.errs)
+	var fh fencedHost
 	var b ipmi.BMC
-	var nameNode, ipmiNode *yaml.Node
-	var fields map[string]*yaml.Node
-	for _, e := range c.mapping(n, path, "a host (name and ipmi)", []string{"name", "ipmi"}) {
+	var rf redfish.BMC
+	var ipmiKey, redfishKey *yaml.Node
+	var ipmiFields, redfishFields map[string]*yaml.Node
+	for _, e := range c.mapping(n, path, "a host (name, and ipmi or redfish)", fencedHostFields) {
 		switch e.Key {
 		case "name":
-			nameNode = e.V
+			fh.nameNode = e.V
 			if h, ok := c.str(e.V, e.Path, "the compute host's name, as Nova lists it"); ok {
 				if strings.TrimSpace(h) == "" {
 					c.bad(e.V, e.Path, "empty: give the compute host's name, as Nova lists it")
 				}
-				b.Host = h
+				fh.name = h
 			}
 		case "ipmi":
-			ipmiNode = e.V
-			fields = c.ipmi(e.V, e.Path, &b)
+			ipmiKey, fh.kind, fh.node = e.KeyNode, "ipmi", e.V
+			ipmiFields = c.ipmi(e.V, e.Path, &b)
+		case "redfish":
+			redfishKey, fh.kind, fh.node = e.KeyNode, "redfish", e.V
+			redfishFields = c.redfish(e.V, e.Path, &rf)
 		}
 	}
+	b.Host, rf.Host = fh.name, fh.name
 	if !isMapping(n) {
-		return b, nil, false
+		return fh, false
+	}
+	if ipmiKey != nil && redfishKey != nil {
+		second := max(ipmiKey.Line, redfishKey.Line)
+		c.at(second, path, "both ipmi and redfish given: give one of them, the one BMC that powers the host")
+		return fh, false
 	}
 	if len(c.errs) > before {
-		return b, nameNode, false // a field's mistake first (a typo'd ipmi is not also missing)
+		return fh, false // a field's mistake first (a typo'd ipmi is not also missing)
 	}
-	if nameNode == nil {
+	if fh.nameNode == nil {
 		c.bad(n, path+".name", "missing: give the compute host's name, as Nova lists it")
 	}
-	if ipmiNode == nil {
-		c.bad(n, path+".ipmi", "missing: give how to reach the host's BMC (address, username, password_env)")
+	if ipmiKey == nil && redfishKey == nil {
+		c.bad(n, path+".ipmi", "missing: give how to reach the host's BMC: ipmi (address, username, password_env) or redfish (endpoint, username, password_env)")
 	}
 	if len(c.errs) > before {
-		return b, nameNode, false
+		return fh, false
 	}
+	if redfishKey != nil {
+		fh.fields = redfishFields
+		if !c.validRedfish(rf, path+".redfish", fh.node, redfishFields) {
+			return fh, false
+		}
+		fh.redfish = &rf
+		return fh, true
+	}
+	fh.fields = ipmiFields
 	if err := b.Validate(); err != nil {
 		var fe *ipmi.FieldError
 		if errors.As(err, &fe) {
-			at := fields[fe.Field]
+			at := ipmiFields[fe.Field]
 			if at == nil {
-				at = ipmiNode
+				at = fh.node
 			}
-			if rest, empty := strings.CutPrefix(fe.Msg, "must not be empty"); empty && fields[fe.Field] == nil {
+			if rest, empty := strings.CutPrefix(fe.Msg, "must not be empty"); empty && ipmiFields[fe.Field] == nil {
 				c.bad(at, path+".ipmi."+fe.Field, "missing: give it%s", rest)
 			} else {
 				c.bad(at, path+".ipmi."+fe.Field, "%s", fe.Msg)
 			}
 		} else {
-			c.bad(ipmiNode, path+".ipmi", "%v", err)
+			c.bad(fh.node, path+".ipmi", "%v", err)
 		}
-		return b, nameNode, false
+		return fh, false
 	}
-	return b, nameNode, true
+	fh.ipmi = &b
+	return fh, true
 }
 
 var ipmiFields = []string{"address", "port", "username", "password", "password_env", "password_file", "interface", "guid", "cipher_suite", "timeout"}

@@ -77,7 +77,7 @@ fencing:
 		{"fencing:\n  hosts:\n    - name: h0\n      ipmi: {address: a, username: u, password: p}\n    - name: h0\n      ipmi: {address: b, username: u, password: p}\n", "fencing.hosts[1].name: host \"h0\" is listed twice"},
 		{"fencing:\n  hosts:\n    - ipmi: {address: a, username: u, password: p}\n", "fencing.hosts[0].name: missing"},
 		{"fencing:\n  hosts:\n    - name: h0\n", "fencing.hosts[0].ipmi: missing"},
-		{"fencing:\n  hosts:\n    - name: h0\n      redfish: {}\n", "fencing.hosts[0].redfish: unknown field"},
+		{"fencing:\n  hosts:\n    - name: h0\n      redfish: {password: p}\n", "policy file:4: fencing.hosts[0].redfish.endpoint: missing: give the BMC's Redfish service"},
 		{"fencing:\n  host: []\n", "fencing.host: unknown field"},
 		{host(base + ", guid: 0011"), "fencing.hosts[1].ipmi.guid: \"0011\" is not a GUID"},
 		{host(base + ", guid: 00000000-0000-0000-0000-000000000000"), "fencing.hosts[1].ipmi.guid: \"00000000-0000-0000-0000-000000000000\" means \"no GUID\""},

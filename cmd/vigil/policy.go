@@ -26,7 +26,7 @@ func policyCmd() *cobra.Command {
 environment variables and files must be there) and prints every mistake it finds, one
 a line, as FILE:LINE: field.path: what is wrong: what is allowed; it exits 1 then. A valid
 file gets a summary: each policy's ladder per fault, its fence proof and priority, the
-hosts that can be fenced and the agents that may report (never a secret).`,
+hosts that can be fenced (IPMI or Redfish: address and user) and the agents that may report (never a secret).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return checkPolicy(args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -90,11 +90,14 @@ func summary(path string, cfg vigil.Config) string {
 	}
 	l := cfg.Limits
 	fmt.Fprintf(&b, "limits: %d recoveries at once; brake at %g of a segment's hosts (at least %d)\n", l.MaxConcurrent, l.BrakeFraction, l.BrakeMinHosts)
-	if len(cfg.Fencing) == 0 {
+	if len(cfg.Fencing) == 0 && len(cfg.Redfish) == 0 {
 		fmt.Fprintf(&b, "fencing: no host (a dead host's servers are evacuated only under fence_proof: service)\n")
 	}
 	for _, bmc := range cfg.Fencing {
 		fmt.Fprintf(&b, "fencing: %s by IPMI %s as %s\n", bmc.Host, bmc.Addr(), bmc.Username)
+	}
+	for _, bmc := range cfg.Redfish {
+		fmt.Fprintf(&b, "fencing: %s by Redfish %s as %s\n", bmc.Host, bmc.Endpoint, bmc.Username)
 	}
 	hosts := slices.Sorted(maps.Keys(cfg.Agents.Tokens))
 	if len(hosts) == 0 {

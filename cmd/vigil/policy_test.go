@@ -64,12 +64,13 @@ func TestPolicyCheckBinary(t *testing.T) {
 	for _, want := range []string{good + ": valid", "policy web: fence proof bmc-or-fabric, fabric fence on, priority 5",
 		"host-isolated  live-migrate → cold-migrate", "crashed        reboot → rebuild (max 3 attempts, deadline 5m0s)",
 		"policy manual: fence proof service", "host-dead      notify-only", "fencing: compute-1 by IPMI 10.0.0.11:623 as admin",
+		"fencing: compute-2 by Redfish https://10.0.0.22:8443 as operator",
 		"agents: compute-1", "masakari: notifications endpoint on, 1 token"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}
 	}
-	for _, secret := range []string{"not-a-real-pw", "0123456789abcdef0123", "fedcba9876543210fedc"} {
+	for _, secret := range []string{"not-a-real-pw", "not-a-real-rf-pw", "4c4c4544", "0123456789abcdef0123", "fedcba9876543210fedc"} {
 		if strings.Contains(stdout, secret) {
 			t.Errorf("summary shows a secret %q", secret)
 		}

@@ -127,6 +127,9 @@ func serveCmd() *cobra.Command {
 			for _, b := range cfg.Fencing {
 				log.Info("fencing", "bmc", b) // ipmi.BMC logs without its password
 			}
+			for _, b := range cfg.Redfish {
+				log.Info("fencing", "redfish", b) // redfish.BMC logs without its password
+			}
 			pushed := make(chan model.Observation, 256)
 			if amqpURL != "" {
 				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
