@@ -142,7 +142,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.det = detect.New(dcfg)
 	if cfg.Migrator == nil {
-		cfg.Migrator, _ = cfg.Compute.(cloud.Migrator)
+		switch c := cfg.Compute.(type) {
+		case cloud.Migrator:
+			cfg.Migrator = c
+		case interface{ Migrator() cloud.Migrator }: // the simulated cloud
+			cfg.Migrator = c.Migrator()
+		}
 	}
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Journal: journal{e}, Epoch: epoch,
 		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
