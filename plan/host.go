@@ -89,7 +89,7 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentWaiting, "waiting: controller-partitioned: "+strings.Join(v.Evidence, "; "))
 		return
 	}
-	if v.Host == string(model.HostIsolated) && p.movesIsolated(name) {
+	if v.Host == string(model.HostIsolated) && (p.movesIsolated(name) || slices.ContainsFunc(inc.Steps, func(st model.Step) bool { return model.IsMove(st.Action) })) {
 		// Alive but cut off on a path, and a policy of its servers moves them away
 		// (ladders.host-isolated): migrated, never fenced nor evacuated.
 		p.moveOff(inc, "move-off ("+model.FaultHostIsolated+")", true, p.isolatedLadder)

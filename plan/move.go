@@ -156,7 +156,7 @@ func (p *planner) moveOff(inc *model.Incident, what string, allowIsolated bool, 
 	alive, wait, why := p.sourceAlive(host, allowIsolated)
 	late := !in.Now.Before(inc.Opened.Add(pol.Deadline))
 	remaining := 0
-	var moved, stuck []string
+	var moved, stuck, kept []string
 	for _, id := range servers {
 		if inFlight(inc.Steps, id) {
 			remaining++
@@ -188,7 +188,12 @@ func (p *planner) moveOff(inc *model.Incident, what string, allowIsolated bool, 
 			remaining++
 			continue // another incident's step is in flight on it
 		}
-		action, attempt, rule := p.nextMove(inc, pol, id, s, ladderOf(id))
+		ladder := ladderOf(id)
+		if len(ladder) == 0 {
+			kept = append(kept, id) // its own policy leaves it there (notify-only)
+			continue
+		}
+		action, attempt, rule := p.nextMove(inc, pol, id, s, ladder)
 		if action == "" {
 			stuck = append(stuck, fmt.Sprintf("%s: %s", id, rule))
 			continue
@@ -209,11 +214,14 @@ func (p *planner) moveOff(inc *model.Incident, what string, allowIsolated bool, 
 	if len(moved) > 0 {
 		done += ": " + strings.Join(moved, ", ")
 	}
+	if len(kept) > 0 {
+		done += fmt.Sprintf("; left on it by their policy (ladders.%s lists no migration): %s", model.FaultHostIsolated, strings.Join(kept, ", "))
+	}
 	switch {
 	case len(stuck) > 0:
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("%s of host %s incomplete: not moved: %s; %s; an operator must move or repair them",
 			what, host, strings.Join(stuck, "; "), done))
-	case len(p.unmovedOn(host, servers)) == 0:
+	case len(p.unmovedOn(host, servers)) == len(kept):
 		p.change(inc, model.IncidentResolved, fmt.Sprintf("%s of host %s done: %s", what, host, done))
 	case wait && !late:
 		p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: migrate-needs-live-source: %s; no migration until it is judged up again", why))
@@ -244,9 +252,6 @@ func (p *planner) unmovedOn(host string, servers []string) []string {
 // left; a non-empty one with an empty rule means not now (a task runs on it, or
 // a backoff).
 func (p *planner) nextMove(inc *model.Incident, pol model.Policy, id string, s model.Server, ladder []model.Action) (model.Action, int, string) {
-	if len(ladder) == 0 {
-		return "", 0, fmt.Sprintf("policy %s moves no server off an isolated host (ladders.host-isolated lists no migration)", pol.Name)
-	}
 	if s.TaskState != "" {
 		return model.ActLiveMigrate, 0, "" // wait for its task
 	}
