@@ -73,7 +73,13 @@ func (p *planner) confirm(inc *model.Incident, id, source, dest string, attempt 
 // sourceAlive (rule migrate-needs-live-source) says whether servers may be
 // migrated off host now: its compute serves (up in Nova, not forced down, power not
 // off) and Vigil judges it up, in maintenance, or (allowIsolated) isolated. wait:
-// not now, but it may be soon (suspect).
+// not now, but it may be soon (suspect, or isolated while Nova cannot reach it).
+//
+// Nova's own word that the compute reports is required even for an isolated host:
+// Nova cannot migrate off a compute it cannot reach (the migration hangs, and its
+// server is then failed during a migration, which nothing may recover
+// automatically), and an agent heard a few seconds ago is no proof the host still
+// lives (sim seed 2984 of small14: it had just lost its power).
 func (p *planner) sourceAlive(host string, allowIsolated bool) (ok, wait bool, why string) {
 	h, known := p.in.Hosts[host]
 	v := p.in.Verdicts[model.Subject{Kind: model.KindHost, ID: host}]
@@ -85,10 +91,10 @@ func (p *planner) sourceAlive(host string, allowIsolated bool) (ok, wait bool, w
 		return false, false, fmt.Sprintf("the compute service of host %s is forced down", host)
 	case h.Power == model.PowerOff:
 		return false, false, fmt.Sprintf("the BMC of host %s says its power is off", host)
+	case h.Service != model.ServiceUp:
+		return false, v.Host == string(model.HostSuspect) || isolated, fmt.Sprintf("Nova reports the compute service of host %s %s: it cannot migrate off a compute it does not reach", host, h.Service)
 	case isolated:
 		return true, false, ""
-	case h.Service != model.ServiceUp:
-		return false, v.Host == string(model.HostSuspect), fmt.Sprintf("Nova reports the compute service of host %s %s", host, h.Service)
 	case v.Host == string(model.HostUp), v.Host == string(model.HostMaintenance):
 		return true, false, ""
 	case v.Host == string(model.HostSuspect):
