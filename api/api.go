@@ -56,6 +56,7 @@ func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) h
 		r.Delete("/clusters/{name}", h.deleteCluster)
 		r.Get("/hosts", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Hosts()) })
 		r.Delete("/hosts/{name}/fence-doubt", h.trustFence)
+		r.Post("/hosts/{name}/drain", h.drainHost)
 		r.Get("/servers", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Servers()) })
 		r.Get("/cloud", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Cloud()) })
 		r.Get("/policies", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Policies()) })
@@ -276,4 +277,29 @@ func (h *handler) listEvents(w http.ResponseWriter, r *http.Request) {
 		evs = []model.Event{}
 	}
 	write(w, http.StatusOK, evs)
+}
+
+// drainer is what the drain endpoint needs of the engine (engine.Engine has it).
+type drainer interface {
+	Drain(ctx context.Context, host string) (model.Incident, error)
+}
+
+// drainHost moves every protected server off a live host (engine.Drain): 202 with
+// the drain's incident, to follow at /v1/incidents/{id}.
+func (h *handler) drainHost(w http.ResponseWriter, r *http.Request) {
+	d, ok := h.eng.(drainer)
+	if !ok {
+		write(w, http.StatusNotImplemented, Error{Error: "this Vigil cannot drain hosts"})
+		return
+	}
+	inc, err := d.Drain(r.Context(), chi.URLParam(r, "name"))
+	if errors.Is(err, engine.ErrDrainRefused) {
+		write(w, http.StatusConflict, Error{Error: err.Error()})
+		return
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	write(w, http.StatusAccepted, inc)
 }

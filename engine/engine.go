@@ -21,8 +21,10 @@ import (
 
 // Config wires an engine.
 type Config struct {
-	Compute  cloud.Compute
-	Fencer   cloud.Fencer // nil: no host has a fence device
+	Compute cloud.Compute
+	Fencer  cloud.Fencer // nil: no host has a fence device
+	// Migrator moves servers off live hosts (nil: the Compute's own, if it has one).
+	Migrator cloud.Migrator
 	Store    store.Store
 	Policies map[string]model.Policy // "default" is added when missing
 	Limits   model.Limits
@@ -139,7 +141,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		dcfg.AgentWarmup = 3 * cfg.AgentInterval
 	}
 	e.det = detect.New(dcfg)
-	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Journal: journal{e}, Epoch: epoch,
+	if cfg.Migrator == nil {
+		switch c := cfg.Compute.(type) {
+		case cloud.Migrator:
+			cfg.Migrator = c
+		case interface{ Migrator() cloud.Migrator }: // the simulated cloud
+			cfg.Migrator = c.Migrator()
+		}
+	}
+	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Journal: journal{e}, Epoch: epoch,
 		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
 	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
 		return nil, err

@@ -43,6 +43,13 @@ func (p *planner) host(inc *model.Incident) {
 		case model.StepPlanned, model.StepIntent:
 			pending = true
 		case model.StepIssued:
+			if model.IsMove(st.Action) {
+				// A migration off the host while it was isolated (moveOff).
+				if p.judgeMove(inc, st) == moveWaiting {
+					pending = true
+				}
+				continue
+			}
 			done := false
 			switch st.Action {
 			case model.ActFence:
@@ -80,6 +87,12 @@ func (p *planner) host(inc *model.Incident) {
 		// Vigil is cut off from it and many others: nothing is concluded, nothing
 		// new is done (a step already handed to the executor is its to settle).
 		p.change(inc, model.IncidentWaiting, "waiting: controller-partitioned: "+strings.Join(v.Evidence, "; "))
+		return
+	}
+	if v.Host == string(model.HostIsolated) && (p.movesIsolated(name) || slices.ContainsFunc(inc.Steps, func(st model.Step) bool { return model.IsMove(st.Action) })) {
+		// Alive but cut off on a path, and a policy of its servers moves them away
+		// (ladders.host-isolated): migrated, never fenced nor evacuated.
+		p.moveOff(inc, "move-off ("+model.FaultHostIsolated+")", true, p.isolatedLadder)
 		return
 	}
 	if v.Host == string(model.HostIsolated) {

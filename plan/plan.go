@@ -142,20 +142,28 @@ func Plan(in Input) Output {
 	})
 	for i := range open {
 		inc := &open[i]
-		if inc.Subject.Kind == model.KindHost {
+		switch inc.Subject.Kind {
+		case model.KindHost:
 			p.host(inc)
-		} else {
+		case model.KindDrain:
+			p.drain(inc)
+		default:
 			p.server(inc)
 		}
 	}
 	return p.out
 }
 
+// kindOrder: host incidents first (a failed host's servers are theirs), then
+// drains, then servers.
 func kindOrder(k string) int {
-	if k == model.KindHost {
+	switch k {
+	case model.KindHost:
 		return 0
+	case model.KindDrain:
+		return 1
 	}
-	return 1
+	return 2
 }
 
 func (p *planner) policy(name string) model.Policy {
@@ -174,7 +182,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 	var subjects []model.Subject
 	for subj, v := range p.in.Verdicts {
 		// Only servers and hosts have incidents: an agent's verdict is never one.
-		if v.Failed && !busy[subj] && (subj.Kind == model.KindServer || subj.Kind == model.KindHost) {
+		if p.opens(subj, v) && !busy[subj] && (subj.Kind == model.KindServer || subj.Kind == model.KindHost) {
 			subjects = append(subjects, subj)
 		}
 	}
@@ -184,7 +192,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 	var opened []model.Incident
 	for _, subj := range subjects {
 		v := p.in.Verdicts[subj]
-		if !v.Failed || busy[subj] {
+		if !p.opens(subj, v) || busy[subj] {
 			continue
 		}
 		if last, ok := p.in.LastClosed[subj]; ok && last.Closed.After(v.Since) && p.answered(last, v) {
@@ -226,6 +234,12 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		opened = append(opened, inc)
 	}
 	return opened
+}
+
+// opens reports whether a verdict opens an incident: a failure, or an isolated
+// host whose servers' policy moves them away (ladders.host-isolated).
+func (p *planner) opens(subj model.Subject, v model.Verdict) bool {
+	return v.Failed || subj.Kind == model.KindHost && v.Host == string(model.HostIsolated) && p.movesIsolated(subj.ID)
 }
 
 // answered reports whether a closed incident answered the failure it closed on. A

@@ -26,6 +26,15 @@ func (p *planner) server(inc *model.Incident) {
 		case model.StepPlanned, model.StepIntent:
 			return // the executor owns it (and resumes it after a restart)
 		case model.StepIssued:
+			if model.IsMove(st.Action) {
+				if r := p.judgeMove(inc, st); r == moveDone {
+					p.change(inc, model.IncidentResolved, fmt.Sprintf("server ACTIVE on host %s after %s (step %d)", in.Servers[id].Host, st.Action, st.Seq))
+					return
+				} else if r != moveFailed {
+					return
+				}
+				break // failed: the ladder moves on
+			}
 			if p.activeSince(id, st.Issued, "") {
 				p.finish(inc, st, model.StepSucceeded, "", false)
 				p.change(inc, model.IncidentResolved, fmt.Sprintf("server ACTIVE again after %s (step %d)", st.Action, st.Seq))
@@ -36,6 +45,13 @@ func (p *planner) server(inc *model.Incident) {
 			}
 			p.finish(inc, st, model.StepFailed, fmt.Sprintf("server not ACTIVE within %s of the %s (status %s)", st.Timeout, st.Action, srv.Status), false)
 		}
+	}
+	if present && srv.Status == model.StatusVerify && srv.TaskState == "" && succeeded(inc.Steps, model.ActColdMigrate, id) && in.CloudErr == "" {
+		// Its cold migration landed; the confirmation failed or was not taken yet.
+		p.retryOrEscalate(inc, pol, model.Step{Action: model.ActConfirmMigrate, Server: id, Host: lastOf(inc.Steps, model.ActColdMigrate, id).Host,
+			Target: srv.Host, Timeout: pol.StepTimeout, Rule: fmt.Sprintf("move-confirm: server %s waits in VERIFY_RESIZE on %s after its cold migration: confirm it", id, srv.Host)},
+			"confirmation of the migration of "+id+" failed")
+		return
 	}
 	if present && !v.Failed && v.Server == string(model.ServerHealthy) {
 		p.change(inc, model.IncidentResolved, "server healthy again without further action: "+strings.Join(v.Evidence, "; "))

@@ -33,10 +33,12 @@ type Hook struct {
 type Executor struct {
 	Compute cloud.Actor
 	Fencer  cloud.Fencer // may be nil: no host can be fenced
-	Journal Journal
-	Epoch   int64
-	Now     func() time.Time
-	Hook    Hook
+	// Migrator moves servers off live hosts; nil: migration steps are refused.
+	Migrator cloud.Migrator
+	Journal  Journal
+	Epoch    int64
+	Now      func() time.Time
+	Hook     Hook
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 	// Hosts lists every known host, sorted (FenceWrongHost sabotage only).
@@ -158,6 +160,9 @@ func retryable(err error) bool {
 }
 
 func (x *Executor) do(ctx context.Context, st model.Step) error {
+	if ok, err := x.doMove(ctx, st); ok {
+		return err
+	}
 	switch st.Action {
 	case model.ActReboot, model.ActHardReboot:
 		return x.Compute.Reboot(ctx, st.Server, st.Hard)
@@ -271,7 +276,7 @@ func cloudAction(a model.Action) string {
 	case model.ActEvacuate:
 		return cloud.ActionEvacuate
 	}
-	return ""
+	return moveAction(a)
 }
 
 func count(acts []model.InstanceAction, name string) int {
@@ -340,7 +345,7 @@ func describe(st model.Step) string {
 	switch {
 	case st.Action == model.ActEvacuate && st.Target != "":
 		return fmt.Sprintf("%s %s from %s to %s", a, st.Server, st.Host, st.Target)
-	case st.Action == model.ActEvacuate:
+	case st.Action == model.ActEvacuate, model.IsMove(st.Action):
 		return fmt.Sprintf("%s %s from %s", a, st.Server, st.Host)
 	case st.Server != "":
 		return a + " " + st.Server

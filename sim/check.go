@@ -363,6 +363,9 @@ func (w *world) checkEnd() {
 			}
 			name := map[model.Action]string{model.ActReboot: cloud.ActionReboot, model.ActHardReboot: cloud.ActionReboot,
 				model.ActRebuild: cloud.ActionRebuild, model.ActEvacuate: cloud.ActionEvacuate}[st.Action]
+			if m, ok := migrateSteps[st.Action]; ok {
+				name = m
+			}
 			issued[actionKey(st.Server, name)]++
 		}
 	}

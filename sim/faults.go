@@ -59,6 +59,8 @@ var FaultKinds = []string{
 	"app-failure",      // an app in a guest fails: guest agent fine, app probe failing; a reboot cures it (by seed, only a rebuild)
 	"guest-panic",      // the guest panics: crashed/panicked at once on its host; Nova's power sync shows SHUTOFF within 10 min, or never
 	"qemu-crash",       // the domain's qemu dies: shutoff/crashed at once on its host; Nova says ACTIVE until its power sync (within 10 min)
+	// Issue 15:
+	"drain", // an operator drains a host: Vigil migrates its protected servers away (refused if it is not alive)
 }
 
 // Issue13Faults are the fault kinds of issue 13's world: a seed restricted to them
@@ -128,6 +130,8 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 			f.target = hosts[rng.IntN(len(hosts))]
 		case "answer-lost":
 			f.target = []string{"evacuate", "reboot", "hard-reboot", "rebuild", "force-down", "power-off"}[rng.IntN(6)]
+		case "drain":
+			f.target = drainTarget(rng, hosts)
 		case "live-migrate", "cold-migrate", "owner-delete":
 			f.target = protected[rng.IntN(len(protected))]
 		case "operator-force-down", "operator-disable", "bmc-lies-off", "bmc-miswired":

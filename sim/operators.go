@@ -39,6 +39,8 @@ func (w *world) beginNew(f fault) {
 			_ = c.KillHost(f.target)
 		}
 		w.insert(fault{at: w.now.Add(f.dur + time.Duration(5+w.rng.IntN(10))*time.Minute), kind: "host-returns", target: f.target})
+	case "drain":
+		w.drain(f.target)
 	case "host-returns":
 		t := c.Truth(f.target)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -65,15 +66,16 @@ func (v Violation) String() string {
 }
 
 var invariantNames = map[int]string{
-	1: "never two copies",
-	2: "no evacuation without a verified fence",
-	3: "one recovery per server, no step twice",
-	4: "limits and brake",
-	5: "no fence of a live host",
-	6: "every failure answered",
-	7: "everything explained",
-	8: "nothing concluded while the cloud cannot be seen",
-	9: "no recovery of a healthy server",
+	1:  "never two copies",
+	2:  "no evacuation without a verified fence",
+	3:  "one recovery per server, no step twice",
+	4:  "limits and brake",
+	5:  "no fence of a live host",
+	6:  "every failure answered",
+	7:  "everything explained",
+	8:  "nothing concluded while the cloud cannot be seen",
+	9:  "no recovery of a healthy server",
+	10: "migrations only off a live host; a drain moves its servers or says why",
 }
 
 // Invariants is the number of invariants the checkers hold a run to.
@@ -281,6 +283,13 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		patient.Name, patient.HostDownGrace, patient.Deadline = "patient", 5*time.Minute, 20*time.Minute
 		sfo := pol
 		sfo.Name, sfo.ServiceFenceOnly = "sfo", true
+		// An isolated host's servers of the patient cluster are moved away (a live
+		// migration, a cold one if refused): the other policies leave them (notify-only).
+		patient.Ladders = maps.Clone(pol.Ladders)
+		if patient.Ladders == nil {
+			patient.Ladders = map[string][]model.Action{}
+		}
+		patient.Ladders[model.FaultHostIsolated] = []model.Action{model.ActLiveMigrate, model.ActColdMigrate}
 		pols["patient"], pols["sfo"] = patient, sfo
 		clusterPolicy = []string{"default", "patient", "sfo", "default"}
 	}
@@ -407,6 +416,7 @@ func (w *world) onEvent(e model.Event) {
 	w.lastChange = w.now
 	w.onConclusion(e)
 	w.onDetection(e)
+	w.onDrainClosed(e)
 	w.log = append(w.log, fmt.Sprintf("%s %-8s %s %s", fmtDur(e.At.Sub(epoch0)), e.Kind, e.Subject, e.Message))
 	if e.Kind == "incident" {
 		switch {

@@ -263,7 +263,11 @@ func (c *Cloud) LoseAnswers(op string, n int) {
 // the server stays ACTIVE on its source, where its copy never stopped. (A copy must
 // never appear on a host without power.)
 func (c *Cloud) LiveMigrate(id, dest string, switchAfter time.Duration) error {
-	return c.move(id, dest, "live-migration", func(s *server) {
+	return c.move(id, dest, "live-migration", c.liveMigration(dest, switchAfter))
+}
+
+func (c *Cloud) liveMigration(dest string, switchAfter time.Duration) func(*server) {
+	return func(s *server) {
 		src := s.host
 		var w *work
 		c.startLocked(s, "live-migration", model.StatusMigrating, "migrating",
@@ -280,7 +284,7 @@ func (c *Cloud) LiveMigrate(id, dest string, switchAfter time.Duration) error {
 			}},
 			phase{wait: c.cfg.ActionLatency, by: src, do: runsOn(dest)})
 		w = s.work[len(s.work)-1]
-	})
+	}
 }
 
 // Migrate is an operator's cold migration (resize false) or resize: RESIZE through
@@ -291,7 +295,11 @@ func (c *Cloud) Migrate(id, dest string, resize bool) error {
 	if resize {
 		action = "resize"
 	}
-	return c.move(id, dest, action, func(s *server) {
+	return c.move(id, dest, action, c.coldMigration(dest, action))
+}
+
+func (c *Cloud) coldMigration(dest, action string) func(*server) {
+	return func(s *server) {
 		src, step := s.host, c.cfg.ActionLatency/2
 		c.startLocked(s, action, model.StatusResize, "resize_prep",
 			phase{wait: step, by: src, do: taskIs("resize_migrating")},
@@ -306,13 +314,17 @@ func (c *Cloud) Migrate(id, dest string, resize bool) error {
 					s.copies = append(s.copies, dest)
 				}
 			}})
-	})
+	}
 }
 
 func (c *Cloud) move(id, dest, kind string, start func(*server)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.advanceLocked()
+	return c.moveLocked(id, dest, kind, start)
+}
+
+func (c *Cloud) moveLocked(id, dest, kind string, start func(*server)) error {
 	s, ok := c.servers[id]
 	if !ok || s.deleted {
 		return fmt.Errorf("%s %s: %w", kind, id, cloud.ErrNotFound)

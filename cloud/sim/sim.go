@@ -137,9 +137,11 @@ type Cloud struct {
 	failing    map[string][]error // op -> errors to return on the next calls
 	lost       map[string]int     // op -> answers to lose after carrying the call out
 	broken     map[string]bool    // actions on these servers end in ERROR
-	down       bool               // API unreachable
-	hbStopped  bool               // no heartbeat reaches the database (conductor, RabbitMQ down)
-	feed       []Notification
+	// migrateFail: Vigil's migrations of these servers are accepted, then roll back.
+	migrateFail map[string]bool
+	down        bool // API unreachable
+	hbStopped   bool // no heartbeat reaches the database (conductor, RabbitMQ down)
+	feed        []Notification
 	// Host agents (agents.go): nil until EnableAgents.
 	agents *agents
 	// syncs: servers whose guest died behind Nova's back, awaiting its power sync.

@@ -90,6 +90,7 @@ func ctlCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(status, incidents, create, del, trust)
+	c.addHostDrain(cmd)
 	return cmd
 }
 
