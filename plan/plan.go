@@ -174,7 +174,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 	var subjects []model.Subject
 	for subj, v := range p.in.Verdicts {
 		// Only servers and hosts have incidents: an agent's verdict is never one.
-		if v.Failed && !busy[subj] && (subj.Kind == model.KindServer || subj.Kind == model.KindHost) {
+		if opensIncident(subj, v) && !busy[subj] {
 			subjects = append(subjects, subj)
 		}
 	}
@@ -184,7 +184,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 	var opened []model.Incident
 	for _, subj := range subjects {
 		v := p.in.Verdicts[subj]
-		if !v.Failed || busy[subj] {
+		if busy[subj] {
 			continue
 		}
 		if last, ok := p.in.LastClosed[subj]; ok && last.Closed.After(v.Since) && p.answered(last, v) {
@@ -234,6 +234,11 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 // resolved without moving the server (the host came back) left the failure to the
 // server's own incident.
 func (p *planner) answered(last model.Incident, v model.Verdict) bool {
+	if (last.Rule == model.RuleHostMaintenanceDown) != (v.Rule == model.RuleHostMaintenanceDown) {
+		// An escalation "in maintenance, not recovered" does not answer the failure
+		// seen once the maintenance ended (Vigil recovers it now), nor the reverse.
+		return false
+	}
 	if last.State != model.IncidentSuperseded || last.Subject.Kind != model.KindServer {
 		return true
 	}
