@@ -61,3 +61,9 @@ func (d *Detector) lastHealth(subj model.Subject) (model.Verdict, bool) {
 	}
 	return old, ok
 }
+
+// HealthBeneath is the host's verdict beneath any maintenance: what its signals
+// say (a host return checks that its compute reports, maintenance or not).
+func (d *Detector) HealthBeneath(host string) (model.Verdict, bool) {
+	return d.lastHealth(model.Subject{Kind: model.KindHost, ID: host})
+}

@@ -32,7 +32,7 @@ func TestHostDeadInMaintenanceEscalatesThenRecoversWhenItEnds(t *testing.T) {
 		t.Fatalf("still in maintenance: opened %d, steps %q: want nothing new", len(out.Open), steps(out))
 	}
 	f.later(time.Minute) // the operator ends the maintenance: the death is Vigil's to recover
-	f.in.Verdicts[subj] = model.Verdict{Subject: subj, Host: "down", Failed: true, Rule: "host-service-down-past-grace", Since: t0}
+	f.in.Verdicts[subj] = model.Verdict{Subject: subj, Host: "down", Failed: true, Rule: "host-service-down-past-grace", Since: t0.Add(-time.Minute)} // dead since before the escalation
 	if out := f.run(model.StepIssued); len(out.Open) != 1 || steps(out) != "fence" {
 		t.Fatalf("maintenance ended: opened %d, steps %q: want a new incident that fences", len(out.Open), steps(out))
 	}
