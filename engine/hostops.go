@@ -214,9 +214,12 @@ func (e *Engine) ReturnHost(ctx context.Context, host string) (model.HostReturn,
 		}
 	}
 	// (c)
+	forcedAt, byVigil, err := e.forcedDownByVigil(ctx, host)
+	if err != nil {
+		return r, err
+	}
 	e.mu.RLock()
 	h := e.det.View().Hosts[host]
-	forcedAt, byVigil := e.forcedByVigil()[host]
 	if at, ok := e.returned[host]; ok && !forcedAt.After(at) {
 		byVigil = false // Vigil's force-down was already undone; this one is someone else's
 	}
@@ -261,6 +264,31 @@ func (e *Engine) ReturnHost(ctx context.Context, host string) (model.HostReturn,
 		}
 	}
 	return finish()
+}
+
+// journalScan bounds how many recent incidents a host return reads to find Vigil's
+// own force-down of a host (the engine keeps only each subject's last closed one,
+// without its steps after a restart).
+const journalScan = 5000
+
+// forcedDownByVigil: when Vigil last forced the host's service down, by its journal
+// (the incidents in memory, and the recent ones in the store).
+func (e *Engine) forcedDownByVigil(ctx context.Context, host string) (time.Time, bool, error) {
+	e.mu.RLock()
+	at, ok := e.forcedByVigil()[host]
+	e.mu.RUnlock()
+	incs, err := e.cfg.Store.Incidents(ctx, journalScan)
+	if err != nil {
+		return at, ok, fmt.Errorf("host return of %s: read the journal for Vigil's force-down: %w", host, err)
+	}
+	out := map[string]time.Time{}
+	for _, in := range incs {
+		markedDown(in, out)
+	}
+	if t, found := out[host]; found && t.After(at) {
+		at, ok = t, true
+	}
+	return at, ok, nil
 }
 
 func (e *Engine) returnWait() time.Duration {

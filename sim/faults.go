@@ -146,6 +146,7 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 			f.dur = time.Duration(300+rng.IntN(600)) * time.Second
 		case "return-records-remain":
 			f.target = hosts[rng.IntN(len(hosts))]
+			f.dur = 0
 		default:
 			drawAgentFault(&f, rng, cfg, hosts, protected)
 		}

@@ -52,11 +52,11 @@ func (w *world) setMaint(host string, on bool) {
 // three times) while something is left; then the operator forces the service up
 // by hand once the host runs.
 func (w *world) askReturn(host string) {
+	w.returnAsks[host]++
 	if w.eng == nil {
 		w.insert(fault{at: w.now.Add(60 * time.Second), kind: "return-host", target: host})
 		return
 	}
-	w.returnAsks[host]++
 	r, err := w.eng.ReturnHost(context.Background(), host)
 	if err != nil {
 		w.logf("operator asks Vigil to return %s: %v", host, err)
@@ -111,11 +111,20 @@ func (w *world) beginHostOps(f fault) bool {
 		}
 	case "return-records-remain":
 		w.loseHost(f.target)
-		w.insert(fault{at: w.now.Add(time.Duration(180+w.rng.IntN(300)) * time.Second), kind: "power-on-return", target: f.target})
+		// Past the longest grace (5 min) and the evacuations that follow.
+		w.insert(fault{at: w.now.Add(time.Duration(480+w.rng.IntN(300)) * time.Second), kind: "power-on-return", target: f.target})
 	case "power-on-return":
 		// Asked while still off: Vigil must say what is left (its BMC says off, or
 		// its servers are not moved yet) and change nothing.
-		w.askReturn(f.target)
+		if w.eng != nil {
+			r, err := w.eng.ReturnHost(context.Background(), f.target)
+			if err != nil {
+				w.logf("operator asks Vigil to return %s (still off): %v", f.target, err)
+				w.engineErr(err)
+				return true
+			}
+			w.logf("operator asks Vigil to return %s (still off): returned %v; left: %s", f.target, r.Returned, strings.Join(r.Left, " | "))
+		}
 		// Powered on: the compute cleans up its evacuation records 10-60 s after it
 		// starts; Vigil is asked at once, and retries within its bound.
 		delay := time.Duration(10+w.rng.IntN(50)) * time.Second
@@ -123,7 +132,6 @@ func (w *world) beginHostOps(f fault) bool {
 		w.logf("operator powers %s on (its compute cleans up after %s) and asks Vigil to return it", f.target, delay)
 		_ = c.PowerOnHost(f.target)
 		c.SetCleanupDelay(3 * time.Second)
-		w.returnAsks[f.target] = 0
 		w.insert(fault{at: w.now.Add(time.Duration(5+w.rng.IntN(10)) * time.Second), kind: "return-host", target: f.target})
 	default:
 		return false
