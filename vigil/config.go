@@ -32,6 +32,9 @@ type Config struct {
 	// MasakariTokens are the tokens masakari-monitors present to the
 	// Masakari-compatible notifications endpoint; none: no endpoint.
 	MasakariTokens []string
+	// DisabledNotMaintenance: Nova's disabled compute status is not taken as
+	// maintenance (the file's cloud.disabled_is_maintenance: false; default true).
+	DisabledNotMaintenance bool
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -64,6 +67,9 @@ type filePolicy struct {
 
 type fileCloud struct {
 	ServiceDownTime *time.Duration `yaml:"service_down_time"`
+	// DisabledIsMaintenance: a compute service Nova shows disabled is a host in
+	// maintenance (default true): no failure verdict, no fence, no evacuation.
+	DisabledIsMaintenance *bool `yaml:"disabled_is_maintenance"`
 }
 
 type file struct {
@@ -123,6 +129,9 @@ func ParseConfig(data []byte) (Config, error) {
 			return Config{}, fmt.Errorf("cloud.service_down_time: must be positive (the cloud's own setting, Nova's default is 60s), got %s", *d)
 		}
 		cfg.ServiceDownTime = *d
+	}
+	if m := f.Cloud.DisabledIsMaintenance; m != nil {
+		cfg.DisabledNotMaintenance = !*m
 	}
 	for i, fp := range f.Policies {
 		p := model.DefaultPolicy()
