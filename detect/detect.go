@@ -104,7 +104,7 @@ type Detector struct {
 	// beneath: per host in maintenance, what its signals say beneath it (the verdict
 	// it would have): a death under maintenance is told, and its start kept.
 	beneath map[string]model.Verdict
-	view      View
+	view    View
 	// dirty servers are re-judged at the next step; the others keep their verdict
 	// (their observation and their host's verdict did not change).
 	dirty map[string]bool

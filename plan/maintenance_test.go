@@ -31,8 +31,10 @@ func TestHostDeadInMaintenanceEscalatesThenRecoversWhenItEnds(t *testing.T) {
 	if out := f.run(model.StepIssued); len(out.Open) != 0 || steps(out) != "" {
 		t.Fatalf("still in maintenance: opened %d, steps %q: want nothing new", len(out.Open), steps(out))
 	}
-	f.later(time.Minute) // the operator ends the maintenance: the death is Vigil's to recover
-	f.in.Verdicts[subj] = model.Verdict{Subject: subj, Host: "down", Failed: true, Rule: "host-service-down-past-grace", Since: t0.Add(-time.Minute)} // dead since before the escalation
+	// The operator ends the maintenance: the death (since before the escalation) is
+	// Vigil's to recover.
+	f.later(time.Minute)
+	f.in.Verdicts[subj] = model.Verdict{Subject: subj, Host: "down", Failed: true, Rule: "host-service-down-past-grace", Since: t0.Add(-time.Minute)}
 	if out := f.run(model.StepIssued); len(out.Open) != 1 || steps(out) != "fence" {
 		t.Fatalf("maintenance ended: opened %d, steps %q: want a new incident that fences", len(out.Open), steps(out))
 	}
