@@ -155,15 +155,17 @@ func (w *world) inMaintenance(host string) bool {
 	return w.noteMaint()[host]
 }
 
-// noteMaint returns the hosts Vigil's view has in maintenance, noting since when
-// the world saw each so.
+// noteMaint returns the hosts Vigil knows to be in maintenance, noting since when
+// the world saw each so: an operator's (journaled), Nova's disabled service as
+// Vigil listed it, or its verdict; not the verdict alone (a verdict that forgot
+// the maintenance is the bug to catch).
 func (w *world) noteMaint() map[string]bool {
 	if w.eng == nil {
 		return nil
 	}
 	out := map[string]bool{}
 	for _, h := range w.eng.Hosts() {
-		if h.Verdict.Host != string(model.HostMaintenance) {
+		if h.Operator == nil && !h.Disabled && h.Verdict.Host != string(model.HostMaintenance) {
 			delete(w.maintSeen, h.Name)
 			continue
 		}
