@@ -78,7 +78,18 @@ func TestIntegrationMaintenanceAndHostReturn(t *testing.T) {
 
 	killed := time.Now()
 	peerScript(t, "ctl.sh", "kill-compute", "3")
-	esc := v.waitEvent(90*time.Second, host3+"'s incident escalated: in maintenance", isEvent("incident", "host/"+host3, "is in maintenance and looks failed"))
+	var esc seen
+	waitFor(t, 90*time.Second, host3+"'s incident escalated: in maintenance", func() (bool, string) {
+		var ok bool
+		esc, ok = v.find(isEvent("incident", "host/"+host3, "is in maintenance and looks failed"))
+		var verdict string
+		for _, h := range v.app.Engine.Hosts() {
+			if h.Name == host3 {
+				verdict = fmt.Sprintf("%s %s %v: %s", h.Service, h.Verdict.Host, h.Verdict.Rule, strings.Join(h.Verdict.Evidence, "; "))
+			}
+		}
+		return ok, verdict + "\n" + v.timelineSince(killed)
+	})
 	t.Logf("compute killed -> incident escalated (in maintenance, not recovered) %.1f s: %s", esc.At.Sub(killed).Seconds(), esc.Message)
 	time.Sleep(10 * time.Second) // nothing may follow
 	if in, _ := v.incident("host/" + host3); len(in.Steps) > 0 {
