@@ -28,6 +28,8 @@ type Engine interface {
 	DeleteCluster(ctx context.Context, name string) error
 	Policies() map[string]model.Policy
 	TrustFence(ctx context.Context, host string) error
+	SetMaintenance(ctx context.Context, host string, on bool, reason string) (engine.MaintenanceResult, error)
+	ReturnHost(ctx context.Context, host string) (model.HostReturn, error)
 }
 
 // Records is what the API needs of the store.
@@ -57,6 +59,8 @@ func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) h
 		r.Get("/hosts", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Hosts()) })
 		r.Delete("/hosts/{name}/fence-doubt", h.trustFence)
 		r.Post("/hosts/{name}/drain", h.drainHost)
+		r.Post("/hosts/{name}/maintenance", h.maintenance)
+		r.Post("/hosts/{name}/return", h.returnHost)
 		r.Get("/servers", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Servers()) })
 		r.Get("/cloud", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Cloud()) })
 		r.Get("/policies", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Policies()) })

@@ -60,6 +60,10 @@ type Config struct {
 	// listened yet, and a host heard on its storage path must not be fenced on
 	// Nova's word before it could be heard (sim seed 8102). Zero: no agents.
 	AgentWarmup time.Duration
+	// DisabledIsMaintenance: a host whose compute service Nova shows disabled is in
+	// maintenance (operators disable a host to take it out of service; Nova's
+	// disabled means "no new servers here").
+	DisabledIsMaintenance bool
 }
 
 // RuleHostAgentWarmup: Vigil has not listened to the agents long enough since it
@@ -96,8 +100,11 @@ type Detector struct {
 	cfg       Config
 	started   time.Time // the first observation's time (AgentWarmup counts from it)
 	protected map[string]bool
-	hostMaint map[string]bool
-	view      View
+	hostMaint map[string]string // host -> why it is in maintenance
+	// beneath: per host in maintenance, what its signals say beneath it (the verdict
+	// it would have): a death under maintenance is told, and its start kept.
+	beneath map[string]model.Verdict
+	view    View
 	// dirty servers are re-judged at the next step; the others keep their verdict
 	// (their observation and their host's verdict did not change).
 	dirty map[string]bool
@@ -161,7 +168,7 @@ func New(cfg Config) *Detector {
 	if cfg.PartitionWindow <= 0 {
 		cfg.PartitionWindow = DefaultPartitionWindow
 	}
-	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]bool{}, dirty: map[string]bool{},
+	return &Detector{cfg: cfg, protected: map[string]bool{}, hostMaint: map[string]string{}, beneath: map[string]model.Verdict{}, dirty: map[string]bool{},
 		beats: map[string]heartbeat{}, identity: map[string]string{}, forcedByVigil: map[string]time.Time{},
 		moving: map[string]string{}, idleAt: map[string]time.Time{}, historyAt: map[string]time.Time{}, offSince: map[string]time.Time{}, offSinceVigil: map[string]time.Time{}, offBeat: map[string]time.Time{},
 		powerOnSeen: map[string]bool{}, paths: map[pathKey]*path{}, hostPaths: map[string][]string{}, firstBeat: map[string]time.Time{},
@@ -206,11 +213,22 @@ func (d *Detector) Protected(id string) bool { return d.protected[id] }
 
 // SetMaintenance puts a host in (or out of) maintenance: it gets no failure verdict.
 func (d *Detector) SetMaintenance(host string, on bool) {
+	why := ""
 	if on {
-		d.hostMaint[host] = true
+		why = "an operator put the host in maintenance"
+	}
+	d.SetMaintenanceWhy(host, why)
+}
+
+// SetMaintenanceWhy puts a host in maintenance, saying why (the evidence of its
+// verdict), or out of it (why empty).
+func (d *Detector) SetMaintenanceWhy(host, why string) {
+	if why != "" {
+		d.hostMaint[host] = why
 	} else {
 		delete(d.hostMaint, host)
 	}
+	d.dirtyHost(host)
 }
 
 // View returns the current picture. The maps are shared: callers must not modify them.

@@ -156,17 +156,13 @@ func (d *Detector) reporting(now time.Time, h model.Host) (bool, string) {
 	return h.Service == model.ServiceUp && d.beats[h.Name].advanced && age <= d.cfg.ServiceDownTime, ev
 }
 
-// hostVerdict weighs every signal of a host, in this order: maintenance; alive on
-// any independent path (an agent path, a peer, Nova's compute); cut off from Vigil
-// with many others (controller-partitioned); dead with proof (its BMC); else Nova's
-// compute service past its grace. A host without an agent is judged as before
-// agents existed.
-func (d *Detector) hostVerdict(now time.Time, h model.Host) model.Verdict {
+// hostHealth weighs every signal of a host (maintenance aside: hostVerdict), in
+// this order: alive on any independent path (an agent path, a peer, Nova's
+// compute); cut off from Vigil with many others (controller-partitioned); dead with
+// proof (its BMC); else Nova's compute service past its grace. A host without an
+// agent is judged as before agents existed.
+func (d *Detector) hostHealth(now time.Time, h model.Host) model.Verdict {
 	subj := model.Subject{Kind: model.KindHost, ID: h.Name}
-	if h.Maintenance || d.hostMaint[h.Name] {
-		return model.Verdict{Subject: subj, Host: string(model.HostMaintenance), Rule: RuleHostMaintenance,
-			Evidence: []string{"an operator put the host in maintenance"}}
-	}
 	nova := d.novaVerdict(now, h)
 	if d.hasAgent(h.Name) {
 		heard, pathEv := d.heardPaths(now, h.Name)
@@ -217,7 +213,7 @@ func (d *Detector) novaVerdict(now time.Time, h model.Host) model.Verdict {
 	}
 	var ev []string
 	since := now
-	old, hadOld := d.view.Verdicts[subj]
+	old, hadOld := d.lastHealth(subj)
 	if h.ForcedDown {
 		by := "not by Vigil (an operator or another tool)"
 		if _, ok := d.forcedByVigil[h.Name]; ok {

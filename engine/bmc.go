@@ -195,30 +195,33 @@ func (e *Engine) hostGrace() map[string]time.Duration {
 // its journal (open incidents and the last closed one of each host).
 func (e *Engine) forcedByVigil() map[string]time.Time {
 	out := map[string]time.Time{}
-	mark := func(inc model.Incident) {
-		for _, st := range inc.Steps {
-			// Taken, or attempted with its outcome unknown (a lost answer, settled as
-			// "no record" since Nova keeps none): the force-down may have been
-			// written, and its bump of updated_at must not pass for a heartbeat.
-			if st.Action == model.ActMarkDown && !st.Started.IsZero() && st.State != model.StepPlanned &&
-				(st.State != model.StepFailed || st.Retryable) {
-				// The latest moment the force-down can have been written: its outcome
-				// seen, else the call sent.
-				last := out[st.Host]
-				for _, t := range []time.Time{st.Started, st.Issued, st.Finished} {
-					if t.After(last) {
-						last = t
-					}
-				}
-				out[st.Host] = last
-			}
-		}
-	}
 	for _, inc := range e.open {
-		mark(inc)
+		markedDown(inc, out)
 	}
 	for _, inc := range e.lastClosed {
-		mark(inc)
+		markedDown(inc, out)
 	}
 	return out
+}
+
+// markedDown notes in out, per host, the latest moment a force-down of the
+// incident's may have been written.
+func markedDown(inc model.Incident, out map[string]time.Time) {
+	for _, st := range inc.Steps {
+		// Taken, or attempted with its outcome unknown (a lost answer, settled as
+		// "no record" since Nova keeps none): the force-down may have been
+		// written, and its bump of updated_at must not pass for a heartbeat.
+		if st.Action == model.ActMarkDown && !st.Started.IsZero() && st.State != model.StepPlanned &&
+			(st.State != model.StepFailed || st.Retryable) {
+			// The latest moment the force-down can have been written: its outcome
+			// seen, else the call sent.
+			last := out[st.Host]
+			for _, t := range []time.Time{st.Started, st.Issued, st.Finished} {
+				if t.After(last) {
+					last = t
+				}
+			}
+			out[st.Host] = last
+		}
+	}
 }

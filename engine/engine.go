@@ -55,6 +55,14 @@ type Config struct {
 	AgentInterval time.Duration
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
+	// DisabledNotMaintenance: Nova's disabled compute service is NOT taken as
+	// maintenance (by default it is: cloud.disabled_is_maintenance).
+	DisabledNotMaintenance bool
+	// ReturnWait bounds how long a host return waits for the host's compute to
+	// report and for Nova to accept the force-up (default 60 s); Sleep waits
+	// between its attempts (a timer when nil; the simulation's virtual clock).
+	ReturnWait time.Duration
+	Sleep      func(ctx context.Context, d time.Duration) error
 }
 
 // AgentSource holds the heartbeats host agents sent since it was last drained.
@@ -94,6 +102,12 @@ type Engine struct {
 	// actions counts the steps handed to the executor (under run): Signal goes on
 	// reconciling while a host's recovery moves.
 	actions int
+	// maint: the hosts an operator put in maintenance (journaled); returned: when
+	// Vigil last forced each host's service up (host return, journaled); returning
+	// serializes host returns.
+	maint     map[string]model.Maintenance
+	returned  map[string]time.Time
+	returning sync.Mutex
 }
 
 // Stats counts what the engine did.
@@ -133,7 +147,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{},
 		poller:     &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery},
 		identities: map[string]string{}, identRecorded: map[string]bool{}, fenceDoubt: map[string]string{}, unconfirmed: map[string]string{}}
-	dcfg := detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime}
+	dcfg := detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime,
+		DisabledIsMaintenance: !cfg.DisabledNotMaintenance}
 	if cfg.Agents != nil {
 		if cfg.AgentInterval <= 0 {
 			cfg.AgentInterval = cfg.SignalEvery
@@ -175,6 +190,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	for h := range ids {
 		e.identRecorded[h] = true
 	}
+	if err := e.loadHostOps(ctx); err != nil {
+		return nil, err
+	}
 	// Steps a previous owner left in flight are settled at the first reconcile that
 	// can reach the cloud: starting must not depend on the cloud answering.
 	return e, nil
@@ -192,15 +210,6 @@ func (e *Engine) hostNames() []string {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return slices.Sorted(maps.Keys(e.det.View().Hosts))
-}
-
-// SetMaintenance puts a host in or out of maintenance: no failure verdict, no
-// incident, no placement on it. (Held in memory: an operator sets it again after a
-// restart of Vigil.)
-func (e *Engine) SetMaintenance(host string, on bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.det.SetMaintenance(host, on)
 }
 
 // TrustFence clears the doubt on a host's fence device: an operator checked or
@@ -757,8 +766,13 @@ func (e *Engine) Hosts() []HostStatus {
 	v := e.det.View()
 	out := make([]HostStatus, 0, len(v.Hosts))
 	for _, name := range slices.Sorted(maps.Keys(v.Hosts)) {
-		out = append(out, HostStatus{Host: v.Hosts[name], Verdict: v.Verdicts[model.Subject{Kind: model.KindHost, ID: name}],
-			FenceDoubt: v.FenceDoubt[name]})
+		hs := HostStatus{Host: v.Hosts[name], Verdict: v.Verdicts[model.Subject{Kind: model.KindHost, ID: name}],
+			FenceDoubt: v.FenceDoubt[name]}
+		if m, ok := e.maint[name]; ok {
+			hs.Operator = &m
+		}
+		hs.Maintenance = hs.Maintenance || hs.Verdict.Host == string(model.HostMaintenance)
+		out = append(out, hs)
 	}
 	return out
 }
@@ -801,6 +815,10 @@ type HostStatus struct {
 	Verdict model.Verdict `json:"verdict"`
 	// FenceDoubt says why the host's fence device is not trusted, if it is not.
 	FenceDoubt string `json:"fence_doubt,omitempty"`
+	// Operator: the maintenance an operator set through Vigil (journaled), if any.
+	// Maintenance (the embedded Host's) is true whenever the verdict is maintenance:
+	// an operator's, or Nova's disabled service honoured as one.
+	Operator *model.Maintenance `json:"operator_maintenance,omitempty"`
 }
 
 // ServerStatus is a server and Vigil's verdict on it.

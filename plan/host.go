@@ -119,6 +119,10 @@ func (p *planner) host(inc *model.Incident) {
 		return
 	}
 	if !acted && !v.Failed {
+		if why, ok := p.maintenanceDown(inc, v); ok {
+			p.change(inc, model.IncidentEscalated, why)
+			return
+		}
 		if h.Maintenance || v.Host == string(model.HostMaintenance) {
 			p.change(inc, model.IncidentResolved, "an operator put the host in maintenance before any action")
 		} else {

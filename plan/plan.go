@@ -182,7 +182,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 	var subjects []model.Subject
 	for subj, v := range p.in.Verdicts {
 		// Only servers and hosts have incidents: an agent's verdict is never one.
-		if p.opens(subj, v) && !busy[subj] && (subj.Kind == model.KindServer || subj.Kind == model.KindHost) {
+		if p.opens(subj, v) && !busy[subj] {
 			subjects = append(subjects, subj)
 		}
 	}
@@ -239,7 +239,7 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 // opens reports whether a verdict opens an incident: a failure, or an isolated
 // host whose servers' policy moves them away (ladders.host-isolated).
 func (p *planner) opens(subj model.Subject, v model.Verdict) bool {
-	return v.Failed || subj.Kind == model.KindHost && v.Host == string(model.HostIsolated) && p.movesIsolated(subj.ID)
+	return opensIncident(subj, v) || subj.Kind == model.KindHost && v.Host == string(model.HostIsolated) && p.movesIsolated(subj.ID)
 }
 
 // answered reports whether a closed incident answered the failure it closed on. A
@@ -248,6 +248,11 @@ func (p *planner) opens(subj model.Subject, v model.Verdict) bool {
 // resolved without moving the server (the host came back) left the failure to the
 // server's own incident.
 func (p *planner) answered(last model.Incident, v model.Verdict) bool {
+	if (last.Rule == model.RuleHostMaintenanceDown) != (v.Rule == model.RuleHostMaintenanceDown) {
+		// An escalation "in maintenance, not recovered" does not answer the failure
+		// seen once the maintenance ended (Vigil recovers it now), nor the reverse.
+		return false
+	}
 	if last.State != model.IncidentSuperseded || last.Subject.Kind != model.KindServer {
 		return true
 	}

@@ -99,6 +99,9 @@ func (d *driver) ForceDown(ctx context.Context, host string, down bool) error {
 			}
 		}
 	}
+	if !down {
+		d.checkReturn(host)
+	}
 	return d.cloud.ForceDown(ctx, host, down)
 }
 
@@ -135,6 +138,7 @@ func (d *driver) Evacuate(ctx context.Context, id, target string) error {
 		d.checkHealthy("evacuate", id)
 	}
 	d.checkBrake("evacuate "+id, t.Segment)
+	d.checkMaintEvacuate(id, src)
 	return d.count(id, cloud.ActionEvacuate, d.cloud.Evacuate(ctx, id, target))
 }
 
@@ -170,9 +174,15 @@ func (d *driver) PowerOff(ctx context.Context, host string) error {
 			real, via, d.w.now.Sub(t.Silent).Round(time.Second), pol, grace)
 	}
 	d.checkBrake("fence "+host, entry.Segment)
+	d.checkMaintFence(host)
 	err := d.cloud.PowerOff(ctx, host)
-	if d.cloud.Truth(real).Power == model.PowerOff && t.Power == model.PowerOn {
-		d.w.fenced(real)
+	if d.cloud.Truth(real).Power == model.PowerOff {
+		if _, ok := d.w.fencedAt[host]; !ok || t.Power == model.PowerOn {
+			d.w.fencedAt[host] = d.w.now
+		}
+		if t.Power == model.PowerOn {
+			d.w.fenced(real)
+		}
 	}
 	return err
 }
@@ -298,6 +308,7 @@ func (w *world) checkTick() {
 	if w.eng == nil {
 		return
 	}
+	w.noteMaint() // since when Vigil sees each host in maintenance
 	// 3 and 4: one step in flight per server; concurrency cap.
 	open := w.eng.OpenIncidents()
 	inflight, perServer := 0, map[string]int{}

@@ -61,6 +61,9 @@ var FaultKinds = []string{
 	"qemu-crash",       // the domain's qemu dies: shutoff/crashed at once on its host; Nova says ACTIVE until its power sync (within 10 min)
 	// Issue 15:
 	"drain", // an operator drains a host: Vigil migrates its protected servers away (refused if it is not alive)
+	// Issue 15: maintenance and host return as Vigil's journaled operations.
+	"maintenance-restart",   // an operator puts a healthy host in maintenance through Vigil; Vigil restarts meanwhile; by seed the host then dies
+	"return-records-remain", // a host dies; once recovered, the operator powers it on and asks Vigil to return it while its evacuation records remain
 }
 
 // Issue13Faults are the fault kinds of issue 13's world: a seed restricted to them
@@ -139,9 +142,15 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 			f.dur = time.Duration(30+rng.IntN(600)) * time.Second
 		case "controller-outage":
 			f.dur = time.Duration(30+rng.IntN(570)) * time.Second
+		case "maintenance-restart":
+			f.target = hosts[rng.IntN(len(hosts))]
+			f.dur = time.Duration(300+rng.IntN(600)) * time.Second
 		case "api-down-long":
 			f.target = protected[rng.IntN(len(protected))]
 			f.dur = time.Duration(300+rng.IntN(600)) * time.Second
+		case "return-records-remain":
+			f.target = hosts[rng.IntN(len(hosts))]
+			f.dur = 0
 		default:
 			drawAgentFault(&f, rng, cfg, hosts, protected)
 		}
@@ -230,10 +239,7 @@ func (w *world) begin(f fault) {
 		}
 		w.sched = slices.Insert(w.sched, i, fault{at: at, kind: "maintenance-on", target: f.target})
 	case "maintenance-on":
-		w.maint[f.target] = true
-		if w.eng != nil {
-			w.eng.SetMaintenance(f.target, true)
-		}
+		w.setMaint(f.target, true)
 	default:
 		w.beginNew(f)
 	}
@@ -268,24 +274,23 @@ func (w *world) end(f fault) {
 	case "maintenance":
 		_ = c.IsolateHost(f.target, false)
 		w.repairIfFenced(f.target)
-		delete(w.maint, f.target)
-		if w.eng != nil {
-			w.eng.SetMaintenance(f.target, false)
-		}
+		w.setMaint(f.target, false)
 	default:
 		w.endNew(f)
 	}
 }
 
 // repair is the operator returning a dead host: power on, and its service forced
-// up at once, minutes later, or never (the operator forgets: it stays as Vigil left it).
+// up by hand at once, or minutes later through Vigil's host return (which forces
+// it up only if Vigil forced it down, says what is left, and is asked again), or
+// never (the operator forgets: it stays as Vigil left it).
 func (w *world) repair(host string) {
 	_ = w.cloud.PowerOnHost(host)
 	switch r := w.rng.IntN(10); {
 	case r < 5:
 		_ = w.cloud.SetForcedDown(host, false)
 	case r < 8:
-		w.insert(fault{at: w.now.Add(time.Duration(60+w.rng.IntN(240)) * time.Second), kind: "force-up", target: host})
+		w.insert(fault{at: w.now.Add(time.Duration(60+w.rng.IntN(240)) * time.Second), kind: "return-host", target: host})
 	default:
 		w.logf("operator powers %s on and leaves its service as it is", host)
 	}

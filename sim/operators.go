@@ -17,6 +17,7 @@ import (
 var followUp = map[string]bool{
 	"maintenance-on": true, "host-returns": true, "force-up": true, "confirm-resize": true,
 	"kill-host": true, "power-on-host": true, "api-down-for": true, "cut-off": true,
+	"maintenance-off": true, "restart-vigil": true, "return-host": true, "power-on-return": true,
 }
 
 // beginNew starts the fault kinds of issue 13 and their follow-ups.
@@ -187,7 +188,9 @@ func (w *world) beginNew(f fault) {
 		}
 		w.logf("second vigil started on the same journal, then exited (port in use)")
 	default:
-		w.beginAgent(f)
+		if !w.beginHostOps(f) {
+			w.beginAgent(f)
+		}
 	}
 }
 
@@ -226,7 +229,9 @@ func (w *world) endNew(f fault) {
 	case "api-down-for":
 		c.SetAPIDown(false)
 	default:
-		w.endAgent(f)
+		if !w.endHostOps(f) {
+			w.endAgent(f)
+		}
 	}
 }
 

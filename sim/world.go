@@ -76,6 +76,8 @@ var invariantNames = map[int]string{
 	8:  "nothing concluded while the cloud cannot be seen",
 	9:  "no recovery of a healthy server",
 	10: "migrations only off a live host; a drain moves its servers or says why",
+	11: "no fence or evacuation of a host in maintenance",
+	12: "no return of a dead or occupied host",
 }
 
 // Invariants is the number of invariants the checkers hold a run to.
@@ -183,7 +185,10 @@ type world struct {
 	crashOn    model.Action
 	// downUntil: Vigil is not running (eng nil) until then.
 	downUntil  time.Time
-	maint      map[string]bool
+	maint      map[string]bool // the operator's intent; Vigil's journal holds what it was told
+	maintSeen  map[string]time.Time
+	fencedAt   map[string]time.Time
+	returnAsks map[string]int
 	lastChange time.Time
 	// World settings drawn for this seed.
 	settings    []string
@@ -209,6 +214,7 @@ type delivery struct {
 func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	w := &world{cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x51a)), now: epoch0,
 		prot: map[string]bool{}, maint: map[string]bool{}, kinds: map[string]int{},
+		maintSeen: map[string]time.Time{}, fencedAt: map[string]time.Time{}, returnAsks: map[string]int{},
 		policyOf: map[string]model.Policy{}, exempt: map[string]string{}, exemptSeen: map[string]bool{},
 		lieEnd: map[string]time.Time{}, lieSeen: map[string]time.Duration{}}
 	// World settings come from their own stream, so that a schedule of the classic
@@ -238,7 +244,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		w.settings[slices.Index(w.settings, "clock-skew")] = fmt.Sprintf("clock-skew(%+v,drift %+g)", w.offset, w.drift)
 	}
 	scfg := sim.Config{ActionLatency: 3 * time.Second, ServiceDownTime: 20 * time.Second, ConductorDelay: 5 * time.Second,
-		ResumeGuestsOnBoot: resume, Notifications: w.notify, Seed: seed,
+		ResumeGuestsOnBoot: resume, Notifications: w.notify, Seed: seed, CleanupDelay: 3 * time.Second,
 		Sleep: func(d time.Duration) { w.now = w.now.Add(d) }}
 	w.cloud = sim.New(scfg, w.clock)
 	capacity := (cfg.Servers+cfg.Hosts-1)/cfg.Hosts*2 + 1
@@ -326,7 +332,8 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Store: db, Policies: pols,
 		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
-		Hook: recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")}}
+		Hook:       recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")},
+		ReturnWait: 20 * time.Second, Sleep: w.sleep}
 	if w.agents {
 		w.ecfg.Agents, w.ecfg.AgentInterval = &w.beats, agentInterval
 	}
@@ -365,10 +372,7 @@ func (w *world) start() error {
 	if err != nil {
 		return err
 	}
-	w.eng = eng
-	for h, on := range w.maint {
-		eng.SetMaintenance(h, on)
-	}
+	w.eng = eng // the maintenance an operator set is in the journal: no one sets it again
 	return nil
 }
 

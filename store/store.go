@@ -105,6 +105,18 @@ type Store interface {
 	BMCIdentities(ctx context.Context) (map[string]string, error)
 	RecordBMCIdentities(ctx context.Context, ids map[string]string, at time.Time) error
 
+	// HostMaintenance returns the hosts an operator put in maintenance; it outlives
+	// restarts until ClearHostMaintenance. SetHostMaintenance replaces the host's
+	// record (its reason and since); ClearHostMaintenance of a host not in
+	// maintenance is ErrNotFound.
+	HostMaintenance(ctx context.Context) (map[string]model.Maintenance, error)
+	SetHostMaintenance(ctx context.Context, m model.Maintenance) error
+	ClearHostMaintenance(ctx context.Context, host string) error
+	// HostReturns returns, per host, when Vigil last forced its compute service up
+	// (host return): a force-down of Vigil's journaled before it is undone.
+	HostReturns(ctx context.Context) (map[string]time.Time, error)
+	RecordHostReturn(ctx context.Context, host string, at time.Time) error
+
 	AppendEvents(ctx context.Context, evs ...model.Event) error
 	// Events returns events with ID > after, oldest first, at most limit.
 	Events(ctx context.Context, after int64, limit int) ([]model.Event, error)

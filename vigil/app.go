@@ -120,7 +120,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	var agents *agentsrc.Receiver
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
 		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
-		Agents: o.Agents}
+		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
 		ln.Close()
 		db.Close()

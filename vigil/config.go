@@ -36,6 +36,9 @@ type Config struct {
 	// MasakariTokens are the tokens masakari-monitors present to the
 	// Masakari-compatible notifications endpoint; none: no endpoint.
 	MasakariTokens []string
+	// DisabledNotMaintenance: Nova's disabled compute status is not taken as
+	// maintenance (the file's cloud.disabled_is_maintenance: false; default true).
+	DisabledNotMaintenance bool
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -161,9 +164,17 @@ func (c *checker) config(root *yaml.Node, cfg *Config) {
 }
 
 func (c *checker) cloud(sec entry, cfg *Config) {
-	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"service_down_time"}) {
-		if d, ok := c.positive(e.V, e.Path, "60s (the cloud's own setting; Nova's default is 60s)"); ok {
-			cfg.ServiceDownTime = d
+	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"service_down_time", "disabled_is_maintenance"}) {
+		switch e.Key {
+		case "service_down_time":
+			if d, ok := c.positive(e.V, e.Path, "60s (the cloud's own setting; Nova's default is 60s)"); ok {
+				cfg.ServiceDownTime = d
+			}
+		case "disabled_is_maintenance":
+			// Nova's disabled compute service is a host in maintenance (default true).
+			if b, ok := c.boolean(e.V, e.Path); ok {
+				cfg.DisabledNotMaintenance = !b
+			}
 		}
 	}
 }

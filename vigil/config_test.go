@@ -31,3 +31,19 @@ func TestEmptyPolicyFileIsTheDefaults(t *testing.T) {
 		t.Fatalf("empty file: %+v, %v", cfg, err)
 	}
 }
+
+// Nova's disabled compute service counts as maintenance unless the file says not.
+func TestConfigDisabledIsMaintenance(t *testing.T) {
+	cfg, err := ParseConfig([]byte("cloud:\n  service_down_time: 20s\n"))
+	if err != nil || cfg.DisabledNotMaintenance {
+		t.Fatalf("default: DisabledNotMaintenance %v, err %v; want false (disabled is maintenance)", cfg.DisabledNotMaintenance, err)
+	}
+	cfg, err = ParseConfig([]byte("cloud:\n  disabled_is_maintenance: false\n"))
+	if err != nil || !cfg.DisabledNotMaintenance {
+		t.Fatalf("disabled_is_maintenance false: DisabledNotMaintenance %v, err %v; want true", cfg.DisabledNotMaintenance, err)
+	}
+	_, err = ParseConfig([]byte("cloud:\n  disabled_is_maintenance: maybe\n"))
+	if err == nil || !strings.Contains(err.Error(), ":2: cloud.disabled_is_maintenance:") {
+		t.Fatalf("a non-boolean: got %v, want an error at line 2 naming cloud.disabled_is_maintenance", err)
+	}
+}

@@ -130,6 +130,9 @@ func (c *Cloud) initHostLocked(name string) {
 			c.migrations[i].status = "completed"
 		}
 	}
+	if len(evacuated) > 0 && c.cfg.CleanupDelay > 0 {
+		c.hosts[name].cleanupUntil = c.now().Add(c.cfg.CleanupDelay)
+	}
 	for _, id := range slices.Sorted(maps.Keys(c.servers)) {
 		s := c.servers[id]
 		if evacuated[id] || s.host != name {
@@ -524,4 +527,29 @@ func (c *Cloud) HostPower(name string) model.Power {
 		return h.power
 	}
 	return model.PowerUnknown
+}
+
+// evacuationRecordsLocked is Nova's refusal to force a host up while 'done'
+// evacuation migration records from it remain: until its restarted compute has
+// cleaned them up (CleanupDelay after it starts), or forever when the compute
+// started before those evacuations ended (it cleans up only at its start).
+func (c *Cloud) evacuationRecordsLocked(h *host) error {
+	n := 0
+	for _, m := range c.migrations {
+		if m.kind == "evacuation" && m.source == h.name && m.status == "done" {
+			n++
+		}
+	}
+	if n > 0 || c.now().Before(h.cleanupUntil) {
+		return fmt.Errorf("force-up %s: %w: Unable to force up host %s as 'done' evacuation migration records remain", h.name, cloud.ErrConflict, h.name)
+	}
+	return nil
+}
+
+// SetCleanupDelay changes how long a compute that starts from now on takes to
+// clean up its evacuation records (Config.CleanupDelay).
+func (c *Cloud) SetCleanupDelay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.CleanupDelay = d
 }

@@ -30,6 +30,10 @@ type Config struct {
 	// starts again restarts the guests of ACTIVE servers still assigned to it
 	// (otherwise its power-state sync stops them: SHUTOFF).
 	ResumeGuestsOnBoot bool
+	// CleanupDelay: how long after it starts a compute takes to clean up the
+	// servers evacuated from it (their 'done' evacuation records). Like Nova, a
+	// force-up is refused while such records remain (gotcha 8 of the peer).
+	CleanupDelay time.Duration
 	// Notifications keeps a feed of server changes (see DrainNotifications).
 	Notifications bool
 	// CallLatency is spent in Sleep on every API call, when both are set.
@@ -63,6 +67,7 @@ type host struct {
 	cut, ctrlCut bool
 	forcedDown   bool
 	disabled     bool
+	cleanupUntil time.Time // the restarted compute's cleanup of evacuation records ends
 	lastSeen     time.Time // the service's updated_at: last heartbeat or service update
 	reporting    bool      // heartbeats reached the controller at the last stamp
 	since        time.Time // when it last started reporting (after a gap)
@@ -549,6 +554,11 @@ func (c *Cloud) ForceDown(ctx context.Context, hostName string, down bool) error
 	h, ok := c.hosts[hostName]
 	if !ok {
 		return cloud.Terminal(fmt.Errorf("force-down %s: host %w", hostName, cloud.ErrNotFound))
+	}
+	if !down {
+		if err := c.evacuationRecordsLocked(h); err != nil {
+			return err
+		}
 	}
 	h.forcedDown, h.lastSeen = down, c.now()
 	return c.answer("force-down")

@@ -89,7 +89,7 @@ func ctlCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(status, incidents, create, del, trust)
+	cmd.AddCommand(status, incidents, create, del, trust, c.hostCmd())
 	c.addHostDrain(cmd)
 	return cmd
 }
@@ -173,9 +173,9 @@ func (c *ctl) status(cmd *cobra.Command, _ []string) error {
 		for _, cl := range v.Clusters {
 			fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\n", cl.Name, cl.Health, cl.Healthy, cl.Desired, cl.Policy, cl.Reason)
 		}
-		fmt.Fprintf(w, "\nHOST\tSEGMENT\tSERVICE\tVERDICT\n")
+		fmt.Fprintf(w, "\nHOST\tSEGMENT\tSERVICE\tVERDICT\tMAINTENANCE\n")
 		for _, h := range v.Hosts {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", h.Name, h.Segment, service(h.Host), h.Verdict.Host)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", h.Name, h.Segment, service(h.Host), h.Verdict.Host, maintenance(h))
 		}
 		incidentTable(w, v.Incidents)
 	})

@@ -66,4 +66,9 @@ var migrations = []string{
 	`CREATE TABLE bmc_identities (host TEXT PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);`,
 	// 5: the kind of failure a server incident answers (model.Fault*): it picks its ladder.
 	`ALTER TABLE incidents ADD COLUMN fault TEXT NOT NULL DEFAULT '';`,
+	// 6: hosts an operator put in maintenance (outlives restarts), and when Vigil last
+	// forced each host's service up again (host return): a force-down journaled
+	// before it is undone.
+	`CREATE TABLE host_maintenance (host TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);
+	CREATE TABLE host_returns (host TEXT PRIMARY KEY, at INTEGER NOT NULL);`,
 }

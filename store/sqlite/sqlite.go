@@ -348,7 +348,7 @@ func (s *DB) OpenIncidents(ctx context.Context) ([]model.Incident, error) {
 
 // LastClosed implements store.Store.
 func (s *DB) LastClosed(ctx context.Context) (map[model.Subject]model.Incident, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT i.kind, i.subject, i.state, i.reason, i.closed, i.id FROM incidents i
+	rows, err := s.db.QueryContext(ctx, `SELECT i.kind, i.subject, i.state, i.reason, i.rule, i.closed, i.id FROM incidents i
 		JOIN (SELECT kind, subject, MAX(closed) AS c FROM incidents WHERE closed > 0 GROUP BY kind, subject) m
 		ON i.kind = m.kind AND i.subject = m.subject AND i.closed = m.c`)
 	if err != nil {
@@ -359,7 +359,7 @@ func (s *DB) LastClosed(ctx context.Context) (map[model.Subject]model.Incident, 
 	for rows.Next() {
 		var in model.Incident
 		var closed int64
-		if err := rows.Scan(&in.Subject.Kind, &in.Subject.ID, &in.State, &in.Reason, &closed, &in.ID); err != nil {
+		if err := rows.Scan(&in.Subject.Kind, &in.Subject.ID, &in.State, &in.Reason, &in.Rule, &closed, &in.ID); err != nil {
 			return nil, err
 		}
 		in.Closed = tm(closed)
