@@ -152,7 +152,7 @@ func (p *planner) fabricLift(inc *model.Incident, pol model.Policy, all bool) (w
 	seen := map[string]bool{}
 	for _, st := range inc.Steps {
 		id := st.Server
-		if st.Action != model.ActPortsDown || st.State != model.StepSucceeded || seen[id] {
+		if st.Action != model.ActPortsDown || !mayHaveCut(st) || seen[id] {
 			continue
 		}
 		seen[id] = true
@@ -186,7 +186,7 @@ func (p *planner) fabricLift(inc *model.Incident, pol model.Policy, all bool) (w
 func (p *planner) fabricNote(inc *model.Incident) string {
 	var down, cut []string
 	for _, st := range inc.Steps {
-		if st.State != model.StepSucceeded {
+		if !mayHaveCut(st) {
 			continue
 		}
 		switch st.Action {
@@ -236,4 +236,11 @@ func skippedWith(steps []model.Step, a model.Action, rule string) bool {
 		}
 	}
 	return false
+}
+
+// mayHaveCut: the step may have cut what it was for: confirmed, or failed for a
+// passing reason (its answer or its read-back lost: the ports may be down all the
+// same). Such ports are lifted like confirmed ones.
+func mayHaveCut(st model.Step) bool {
+	return st.State == model.StepSucceeded || st.State == model.StepFailed && st.Retryable
 }

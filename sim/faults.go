@@ -59,6 +59,8 @@ var FaultKinds = []string{
 	"app-failure",      // an app in a guest fails: guest agent fine, app probe failing; a reboot cures it (by seed, only a rebuild)
 	"guest-panic",      // the guest panics: crashed/panicked at once on its host; Nova's power sync shows SHUTOFF within 10 min, or never
 	"qemu-crash",       // the domain's qemu dies: shutoff/crashed at once on its host; Nova says ACTIVE until its power sync (within 10 min)
+	// Issue 15: only the fabric fence can prove this host's copies harmless.
+	"host-isolated-bmc-down", // a host is cut off on every path (alive, its copies run) and its BMC does not answer
 }
 
 // Issue13Faults are the fault kinds of issue 13's world: a seed restricted to them
@@ -110,7 +112,7 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 		case "host-power-loss":
 			f.target = hosts[rng.IntN(len(hosts))]
 			f.dur = time.Duration(5+rng.IntN(20)) * time.Minute // until the operator repairs it
-		case "host-isolation", "bmc-unreachable", "bmc-silent":
+		case "host-isolation", "bmc-unreachable", "bmc-silent", "host-isolated-bmc-down":
 			f.target = hosts[rng.IntN(len(hosts))]
 			f.dur = time.Duration(5+rng.IntN(900)) * time.Second
 		case "maintenance": // longer than the delay before the operator acts (begin)
@@ -199,6 +201,9 @@ func (w *world) begin(f fault) {
 		}
 	case "bmc-unreachable":
 		_ = c.SetBMC(f.target, true, false)
+	case "host-isolated-bmc-down":
+		_ = c.IsolateHost(f.target, true)
+		_ = c.SetBMC(f.target, true, false)
 	case "bmc-silent":
 		_ = c.SetBMC(f.target, false, true)
 	case "api-errors":
@@ -255,6 +260,10 @@ func (w *world) end(f fault) {
 		}
 	case "bmc-unreachable", "bmc-silent":
 		_ = c.SetBMC(f.target, false, false)
+	case "host-isolated-bmc-down":
+		_ = c.IsolateHost(f.target, false)
+		_ = c.SetBMC(f.target, false, false)
+		w.repairIfFenced(f.target)
 	case "api-errors":
 		c.SetErrorRate(0)
 	case "api-slow":

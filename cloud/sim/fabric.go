@@ -41,16 +41,14 @@ func (c *Cloud) fabricLocked(s *server) *fabric {
 		f.attachments = nil
 		return f
 	}
-	if len(s.work) == 0 && slices.Contains(s.copies, s.host) {
+	if len(s.work) == 0 && slices.Contains(s.copies, s.host) && f.ports[0].Host != s.host {
 		for i := range f.ports {
 			f.ports[i].Host = s.host
 		}
 		// Nova attaches the volume on the new host (a new attachment) and deletes the
 		// old one; one already deleted from Cinder's side is ignored.
-		if len(f.attachments) != 1 || f.attachments[0].Host != s.host {
-			f.seq++
-			f.attachments = []cloud.Attachment{{ID: fmt.Sprintf("att-%s-%d", s.id, f.seq), Volume: "vol-" + s.id, Host: s.host}}
-		}
+		f.seq++
+		f.attachments = []cloud.Attachment{{ID: fmt.Sprintf("att-%s-%d", s.id, f.seq), Volume: "vol-" + s.id, Host: s.host}}
 	}
 	return f
 }
