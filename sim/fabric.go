@@ -20,7 +20,7 @@ const portsDownBound = 5 * time.Minute
 // fabricWatch is what the checks of the fabric fence remember.
 type fabricWatch struct {
 	downFor  map[string]string        // server -> the host its ports were last set down for
-	cut      map[string]string        // server -> the host it was evacuated from on the fabric proof
+	cut      map[string][]string      // server -> the hosts it was evacuated from on the fabric proof
 	seen     map[string]bool          // fabric copies already logged
 	stuck    map[string]time.Duration // server -> time ACTIVE elsewhere with its ports down
 	stuckMsg map[string]string
@@ -29,7 +29,7 @@ type fabricWatch struct {
 
 func (f *fabricWatch) init() {
 	if f.downFor == nil {
-		f.downFor, f.cut, f.seen = map[string]string{}, map[string]string{}, map[string]bool{}
+		f.downFor, f.cut, f.seen = map[string]string{}, map[string][]string{}, map[string]bool{}
 		f.stuck, f.stuckMsg = map[string]time.Duration{}, map[string]string{}
 	}
 }
@@ -73,7 +73,9 @@ func (d *driver) FabricState(ctx context.Context, id string) (cloud.FabricState,
 // cut off: every port down (or bound elsewhere) and no volume attached to the host.
 // An evacuation under that proof that does not hold is a violation of invariant 2.
 func (d *driver) fabricFenced(id, src string, pol model.Policy, t sim.HostTruth) bool {
-	if pol.Proof() != model.FenceProofBMCOrFabric || t.Power == model.PowerOff {
+	// A policy that accepts the forced-down service alone accepts the fabric fence
+	// a fortiori (a host holding both kinds of servers is planned on the stricter).
+	if pol.Proof() == model.FenceProofBMC || t.Power == model.PowerOff {
 		return false
 	}
 	d.w.fab.init()
@@ -89,35 +91,43 @@ func (d *driver) fabricFenced(id, src string, pol model.Policy, t sim.HostTruth)
 		d.w.violate(1, "evacuation of %s from %s (power %s) while its old copy can still talk or write there (ports %+v, attachments %+v)", id, src, t.Power, st.Ports, st.Attachments)
 		return true
 	}
-	d.w.fab.cut[id] = src
+	if !slices.Contains(d.w.fab.cut[id], src) {
+		d.w.fab.cut[id] = append(d.w.fab.cut[id], src)
+	}
 	return true
 }
 
-// fabricCopy (invariant 1, for the fabric fence): a server that runs on two hosts
-// is no violation only when it was evacuated on the fabric proof, runs ACTIVE on
-// its new host, and the copy left on the old host can neither talk nor write.
-// Otherwise two copies can talk or write.
+// fabricCopy (invariant 1, for the fabric fence): a server that runs on several
+// hosts is no violation only when every copy off the host Nova places it on is one
+// left behind by an evacuation on the fabric proof and can neither talk nor write
+// (also while the new copy is still spawning). Otherwise two copies can talk or
+// write.
 func (w *world) fabricCopy(id string, copies []string) bool {
 	w.fab.init()
-	src, ok := w.fab.cut[id]
-	if !ok || len(copies) != 2 || !slices.Contains(copies, src) {
-		return false
-	}
+	cut := w.fab.cut[id]
 	s, ok := w.cloud.Server(id)
-	if !ok || s.Host == src {
+	if len(cut) == 0 || !ok {
 		return false
 	}
 	st, _, ok := w.cloud.FabricTruth(id)
 	if !ok {
 		return false
 	}
-	if !sim.CutOff(st, src) {
-		w.violate(1, "server %s runs on %v: the copy on %s still has a port up or a volume attached there (ports %+v, attachments %+v)", id, copies, src, st.Ports, st.Attachments)
-		return true
+	for _, h := range copies {
+		if h == s.Host {
+			continue
+		}
+		if !slices.Contains(cut, h) {
+			return false // a copy no fabric fence was taken for
+		}
+		if !sim.CutOff(st, h) {
+			w.violate(1, "server %s runs on %v: the copy on %s still has a port up or a volume attached there (ports %+v, attachments %+v)", id, copies, h, st.Ports, st.Attachments)
+			return true
+		}
 	}
-	if !w.fab.seen[id] {
-		w.fab.seen[id] = true
-		w.logf("server %s runs on %v: the copy on %s is cut off by the fabric fence (its ports bound to %s, no volume attached to %s)", id, copies, src, s.Host, src)
+	if key := fmt.Sprint(id, copies); !w.fab.seen[key] {
+		w.fab.seen[key] = true
+		w.logf("server %s runs on %v: the copies off %s are cut off by the fabric fence (its ports bound to %s, no volume attached elsewhere)", id, copies, s.Host, s.Host)
 	}
 	return true
 }
