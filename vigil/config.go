@@ -32,6 +32,9 @@ type Config struct {
 	// MasakariTokens are the tokens masakari-monitors present to the
 	// Masakari-compatible notifications endpoint; none: no endpoint.
 	MasakariTokens []string
+	// ServiceCloud is the clouds.yaml entry of a user with the service role (the
+	// fabric fence's Cinder half); "": none, Cinder then refuses to cut.
+	ServiceCloud string
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -55,6 +58,8 @@ type filePolicy struct {
 	MaxAttempts           *int           `yaml:"max_attempts"`
 	ServiceFenceOnly      *bool          `yaml:"service_fence_only"`
 	EvacuateOnHostFailure *bool          `yaml:"evacuate_on_host_failure"`
+	FenceProof            *string        `yaml:"fence_proof"`
+	FabricFence           *bool          `yaml:"fabric_fence"`
 	// Ladders per fault (hung, app-failed, ...) and the probes of the policy's
 	// servers, run by the host agents.
 	Ladders    map[string][]model.Action `yaml:"ladders"`
@@ -64,6 +69,9 @@ type filePolicy struct {
 
 type fileCloud struct {
 	ServiceDownTime *time.Duration `yaml:"service_down_time"`
+	// ServiceCloud: the clouds.yaml entry of a user with the service role, whose
+	// token lets Cinder cut an attachment Nova still lists (the fabric fence).
+	ServiceCloud *string `yaml:"service_cloud"`
 }
 
 type file struct {
@@ -124,6 +132,9 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 		cfg.ServiceDownTime = *d
 	}
+	if s := f.Cloud.ServiceCloud; s != nil {
+		cfg.ServiceCloud = *s
+	}
 	for i, fp := range f.Policies {
 		p := model.DefaultPolicy()
 		p.Name = fp.Name
@@ -136,6 +147,8 @@ func ParseConfig(data []byte) (Config, error) {
 		assign(&p.MaxAttempts, fp.MaxAttempts)
 		assign(&p.ServiceFenceOnly, fp.ServiceFenceOnly)
 		assign(&p.EvacuateOnHostFailure, fp.EvacuateOnHostFailure)
+		assign(&p.FenceProof, fp.FenceProof)
+		assign(&p.FabricFence, fp.FabricFence)
 		if fp.Ladders != nil {
 			p.Ladders = maps.Clone(p.Ladders) // never the default's own map
 			if p.Ladders == nil {
