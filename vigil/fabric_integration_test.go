@@ -84,7 +84,7 @@ func TestIntegrationFabricFenceProvesAnIsolatedHostWithASilentBMC(t *testing.T) 
 		t.Fatal("the peer's catalog has no network endpoint")
 	}
 	pre := prefix(t)
-	p.boot(pre, 2, host3, false)
+	bootOnNetwork(t, p, pre, 2, host3)
 	ids := p.waitBooted(pre, 2)
 	before := map[string]cloud.FabricState{}
 	for _, id := range ids {
@@ -170,4 +170,20 @@ func TestIntegrationFabricFenceProvesAnIsolatedHostWithASilentBMC(t *testing.T) 
 	}
 	t.Logf("bmc-down + isolation of %s -> ports of both servers down %.1f s -> both ACTIVE elsewhere %.1f s -> incident resolved (ports up) %.1f s",
 		host3, downAt.Sub(start).Seconds(), activeAt.Sub(start).Seconds(), resolved.At.Sub(start).Seconds())
+}
+
+// bootOnNetwork boots n servers on host with a port each on the peer's private
+// network (p.boot boots them without any port).
+func bootOnNetwork(t *testing.T, p *peer, prefix string, n int, host string) {
+	t.Helper()
+	out, err := exec.Command("openstack", "network", "show", "private", "-f", "value", "-c", "id").Output()
+	if err != nil {
+		t.Fatalf("network private: %v", err)
+	}
+	srv := map[string]any{"name": prefix, "flavorRef": "1", "imageRef": p.image, "availability_zone": "nova:" + host,
+		"networks": []map[string]string{{"uuid": strings.TrimSpace(string(out))}}, "min_count": n, "max_count": n}
+	if _, err := p.admin.Post(context.Background(), p.admin.ServiceURL("servers"), map[string]any{"server": srv}, nil, nil); err != nil {
+		t.Fatalf("boot %d servers %s: %v", n, prefix, err)
+	}
+	t.Cleanup(func() { p.deleteAll(prefix) })
 }
