@@ -21,10 +21,10 @@ import (
 
 // Config wires an engine.
 type Config struct {
-	Compute  cloud.Compute
-	Fencer   cloud.Fencer // nil: no host has a fence device
+	Compute cloud.Compute
+	Fencer  cloud.Fencer // nil: no host has a fence device
 	// Fabric cuts ports and volume attachments (the fabric fence); nil: none.
-	Fabric cloud.Fabric
+	Fabric   cloud.Fabric
 	Store    store.Store
 	Policies map[string]model.Policy // "default" is added when missing
 	Limits   model.Limits

@@ -180,6 +180,11 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s%s%s", pol.Deadline, lastError(inc.Steps), hint, p.fabricNote(inc)))
 		return
 	}
+	// Lifting the ports of a server that runs elsewhere repairs, it fences nothing:
+	// neither the brake nor a fencing step in flight holds it back.
+	if _, ok := p.fabricLift(inc, pol, false); !ok {
+		return
+	}
 	if reason, ok := brakeOn(p.braked, h.Segment); ok {
 		p.change(inc, model.IncidentWaiting, reason)
 		return

@@ -142,6 +142,8 @@ func (w *world) checkPortsLeftDown() {
 	if w.fab.last.IsZero() {
 		dt = 0
 	}
+	// Time while Vigil was down (no tick) or cut off does not count: nobody could lift.
+	dt = min(dt, 10*time.Second)
 	w.fab.last = w.now
 	if c := w.eng.Cloud(); !c.Reachable {
 		return
@@ -150,7 +152,11 @@ func (w *world) checkPortsLeftDown() {
 		from := w.fab.downFor[id]
 		st, since, ok := w.cloud.FabricTruth(id)
 		s, found := w.cloud.Server(id)
-		if !ok || !found || since.IsZero() || st.PortsUp() || s.Host == from || s.Status != model.StatusActive || s.TaskState != "" {
+		if ok && found && (since.IsZero() || st.PortsUp()) {
+			delete(w.fab.stuck, id) // lifted: a later cut counts afresh (one past the bound stays reported)
+			continue
+		}
+		if !ok || !found || s.Host == from || s.Status != model.StatusActive || s.TaskState != "" {
 			continue
 		}
 		w.fab.stuck[id] += dt
