@@ -25,6 +25,8 @@ type Config struct {
 	Fencer  cloud.Fencer // nil: no host has a fence device
 	// Migrator moves servers off live hosts (nil: the Compute's own, if it has one).
 	Migrator cloud.Migrator
+	// Fabric cuts ports and volume attachments (the fabric fence); nil: none.
+	Fabric   cloud.Fabric
 	Store    store.Store
 	Policies map[string]model.Policy // "default" is added when missing
 	Limits   model.Limits
@@ -164,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			cfg.Migrator = c.Migrator()
 		}
 	}
-	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Journal: journal{e}, Epoch: epoch,
+	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Fabric: cfg.Fabric, Journal: journal{e}, Epoch: epoch,
 		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
 	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
 		return nil, err
@@ -532,7 +534,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
 		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
-		FenceUnconfirmed: e.unconfirmed, Running: view.Running, Sabotage: e.cfg.Sabotage}
+		FenceUnconfirmed: e.unconfirmed, Running: view.Running, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric)}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {

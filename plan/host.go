@@ -78,9 +78,13 @@ func (p *planner) host(inc *model.Incident) {
 	markedDown := succeeded(inc.Steps, model.ActMarkDown, "") && h.ForcedDown
 	doubt := in.FenceDoubt[name]
 	bmc := in.CanFence[name] && doubt == ""
-	serviceOnly := !in.CanFence[name] && pol.ServiceFenceOnly
+	serviceOnly := !in.CanFence[name] && pol.Proof() == model.FenceProofService
+	// Where the policy accepts it and no BMC answers, the fabric fence is the proof
+	// (plan/fabric.go): the host counts as fenced once forced down, and each server
+	// is evacuated only after its own ports and volumes are cut, read back.
+	fabric := p.fabricProofKept(inc, h, pol)
 	fenced := bmc && succeeded(inc.Steps, model.ActFence, "") && h.Power == model.PowerOff ||
-		serviceOnly && markedDown || in.Sabotage.SkipFence
+		serviceOnly && markedDown || fabric != "" && markedDown || in.Sabotage.SkipFence
 	acted := attempts(inc.Steps, func(model.Step) bool { return true }) > 0
 
 	if v.Host == string(model.HostPartitioned) {
@@ -101,6 +105,9 @@ func (p *planner) host(inc *model.Incident) {
 			if st := &inc.Steps[i]; st.State == model.StepIssued {
 				p.finish(inc, st, model.StepSkipped, "host heard on another path: it is alive", false)
 			}
+		}
+		if waiting, ok := p.fabricLift(inc, pol, true); !ok || waiting > 0 {
+			return // ports Vigil set down go up again first
 		}
 		p.change(inc, model.IncidentResolved, "host isolated but alive (heard on another path or by its peers): no fence and no evacuation; "+strings.Join(v.Evidence, "; "))
 		return
@@ -143,6 +150,9 @@ func (p *planner) host(inc *model.Incident) {
 				p.finish(inc, st, model.StepSkipped, "host came back: its compute reports", false)
 			}
 		}
+		if waiting, ok := p.fabricLift(inc, pol, true); !ok || waiting > 0 {
+			return // ports Vigil set down go up again first
+		}
 		p.change(inc, model.IncidentResolved, "host came back (its compute reports): no fence and no evacuation from a live host; "+strings.Join(v.Evidence, "; "))
 		return
 	}
@@ -184,7 +194,16 @@ func (p *planner) host(inc *model.Incident) {
 		return
 	}
 	if deadline := pol.DeadlineFor(model.FaultHostDead); in.Now.Sub(inc.Opened) >= deadline {
-		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s%s; %s", deadline, forFault(pol, model.FaultHostDead), lastError(inc.Steps)))
+		hint := ""
+		if !fenced {
+			hint = proofHint(pol, in.Fabric)
+		}
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s%s; %s%s%s", deadline, forFault(pol, model.FaultHostDead), lastError(inc.Steps), hint, p.fabricNote(inc)))
+		return
+	}
+	// Lifting the ports of a server that runs elsewhere repairs, it fences nothing:
+	// neither the brake nor a fencing step in flight holds it back.
+	if _, ok := p.fabricLift(inc, pol, false); !ok {
 		return
 	}
 	if reason, ok := brakeOn(p.braked, h.Segment); ok {
@@ -202,10 +221,15 @@ func (p *planner) host(inc *model.Incident) {
 		return
 	}
 	if !fenced {
-		if !in.CanFence[name] {
-			if !pol.ServiceFenceOnly {
+		if fabric != "" {
+			if !skippedWith(inc.Steps, model.ActFence, ruleFabricProof) {
+				p.take(inc, model.Step{Action: model.ActFence, Host: name, State: model.StepSkipped, Rule: fabric})
+				p.skipLast(inc)
+			}
+		} else if !in.CanFence[name] {
+			if pol.Proof() != model.FenceProofService {
 				p.change(inc, model.IncidentEscalated, fmt.Sprintf(
-					"no fence proof: host %s has no BMC configured and policy %s does not allow evacuating on a forced-down service alone (forced down is not proof its VMs are off); configure its BMC or set service_fence_only", name, pol.Name))
+					"no fence proof: host %s has no BMC configured and policy %s does not allow evacuating on a forced-down service alone (forced down is not proof its VMs are off); configure its BMC or set service_fence_only%s", name, pol.Name, proofHint(pol, in.Fabric)))
 				return
 			}
 			if !skipped(inc.Steps, model.ActFence) {
@@ -236,7 +260,7 @@ func (p *planner) host(inc *model.Incident) {
 			} else {
 				rule := cmp.Or(refence, fmt.Sprintf("host %s down past its grace period: power it off through its BMC and confirm off before any evacuation", name))
 				p.retryOrEscalate(inc, pol, model.Step{Action: model.ActFence, Host: name, Timeout: pol.StepTimeout, Rule: rule},
-					"fence failed: no evacuation without proof the host is off")
+					"fence failed: no evacuation without proof the host is off"+proofHint(pol, in.Fabric))
 				return
 			}
 		}
@@ -258,7 +282,10 @@ func (p *planner) host(inc *model.Incident) {
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("host %s fenced; policy %s does not evacuate on host failure: an operator must restore its servers", name, pol.Name))
 		return
 	}
-	// 3. Evacuate each protected server.
+	if pol.FabricFence || fabric != "" {
+		p.fabricMissing(inc, pol)
+	}
+	// 3. Evacuate each protected server (its fabric cut first, plan/fabric.go).
 	remaining := 0
 	handed := 0
 	var interrupted []string
@@ -310,6 +337,15 @@ func (p *planner) host(inc *model.Incident) {
 			}
 			continue
 		}
+		if pol.FabricFence || fabric != "" {
+			done, stop := p.fabricCut(inc, pol, name, id, fabric != "")
+			if stop {
+				return
+			}
+			if !done {
+				continue
+			}
+		}
 		target, why := p.place(name, id)
 		if why != "" {
 			p.change(inc, model.IncidentWaiting, why)
@@ -321,6 +357,11 @@ func (p *planner) host(inc *model.Incident) {
 			return
 		}
 	}
+	lift, ok := p.fabricLift(inc, pol, false)
+	if !ok {
+		return
+	}
+	remaining += lift
 	if remaining == 0 && len(interrupted) > 0 {
 		// The fence of this host does not reach a copy on a migration's destination:
 		// evacuating such a server could start a second one. Only an operator can see

@@ -45,6 +45,8 @@ type Input struct {
 	// running (detect.View.Running): a server is never evacuated from a host that
 	// still runs it.
 	Running map[string][]string
+	// Fabric: which halves of the fabric fence the cloud offers (plan/fabric.go).
+	Fabric Fabric
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }
@@ -312,6 +314,8 @@ func (p *planner) hostPolicy(servers []string) model.Policy {
 		merged.Deadline = min(merged.Deadline, pol.Deadline)
 		merged.MaxAttempts = min(merged.MaxAttempts, pol.MaxAttempts)
 		merged.ServiceFenceOnly = merged.ServiceFenceOnly && pol.ServiceFenceOnly
+		merged.FenceProof = strictestProof(merged.Proof(), pol.Proof())
+		merged.FabricFence = merged.FabricFence || pol.FabricFence
 		merged.EvacuateOnHostFailure = merged.EvacuateOnHostFailure && pol.EvacuateOnHostFailure
 	}
 	return merged

@@ -35,6 +35,7 @@ type Executor struct {
 	Fencer  cloud.Fencer // may be nil: no host can be fenced
 	// Migrator moves servers off live hosts; nil: migration steps are refused.
 	Migrator cloud.Migrator
+	Fabric   cloud.Fabric // may be nil: no port or volume can be cut (recover/fabric.go)
 	Journal  Journal
 	Epoch    int64
 	Now      func() time.Time
@@ -110,6 +111,9 @@ func (x *Executor) run(ctx context.Context, st *model.Step) error {
 // answer was lost (no answer, a timeout) may have been taken: it stays an intent,
 // its outcome unknown, until Settle asks the cloud.
 func (x *Executor) act(ctx context.Context, st *model.Step) error {
+	if fabricAction(st.Action) {
+		return x.actFabric(ctx, st)
+	}
 	err := x.do(ctx, *st)
 	if err == nil && x.Hook.AfterAction != nil {
 		if herr := x.Hook.AfterAction(*st); herr != nil {
@@ -242,6 +246,17 @@ func (x *Executor) Settle(ctx context.Context, open []model.Incident) error {
 			if err != nil {
 				return fmt.Errorf("settle %s: cannot tell whether it was taken: %w", describe(*st), err)
 			}
+			if done && fabricAction(st.Action) {
+				// Read back from the fabric itself: the cut (or its lifting) holds.
+				st.State, st.Issued, st.Finished = model.StepSucceeded, x.Now(), x.Now()
+				if err := x.Journal.UpdateStep(ctx, x.Epoch, *st); err != nil {
+					return fmt.Errorf("journal settled %s: %w", describe(*st), err)
+				}
+				if err := x.event(ctx, st, fmt.Sprintf("settled: %s was taken (%s); not repeated", describe(*st), how)); err != nil {
+					return err
+				}
+				continue
+			}
 			if done {
 				x.issued(st, x.Now())
 				if err := x.Journal.UpdateStep(ctx, x.Epoch, *st); err != nil {
@@ -292,6 +307,9 @@ func count(acts []model.InstanceAction, name string) int {
 // happened asks the cloud whether the step's action was taken after its intent,
 // and says how it knows.
 func (x *Executor) happened(ctx context.Context, st model.Step) (bool, string, error) {
+	if fabricAction(st.Action) {
+		return x.fabricHappened(ctx, st)
+	}
 	if st.Action == model.ActFence {
 		if x.Fencer == nil || !x.Fencer.CanFence(st.Host) {
 			return false, "no fence device", nil

@@ -126,6 +126,8 @@ func (d *driver) Evacuate(ctx context.Context, id, target string) error {
 		} else if t.Alive {
 			d.w.exempt[id] = src
 		}
+	case d.fabricFenced(id, src, pol, t):
+		// fence_proof bmc-or-fabric: the old copy may run, cut off (sim/fabric.go).
 	case t.Power != model.PowerOff:
 		d.w.violate(2, "evacuation of %s from %s while that host's power is %s (no verified fence)", id, src, t.Power)
 	}
@@ -295,6 +297,9 @@ func (w *world) checkTick() {
 	// 1. Never two copies (the copies are the truth, wherever they came from).
 	multi := w.cloud.MultiCopies()
 	for _, id := range slices.Sorted(maps.Keys(multi)) {
+		if w.fabricCopy(id, multi[id]) {
+			continue
+		}
 		if src, ok := w.exempt[id]; ok && slices.Contains(multi[id], src) && len(multi[id]) == 2 {
 			if !w.exemptSeen[id] {
 				w.exemptSeen[id] = true
@@ -309,6 +314,7 @@ func (w *world) checkTick() {
 		return
 	}
 	w.noteMaint() // since when Vigil sees each host in maintenance
+	w.checkPortsLeftDown()
 	// 3 and 4: one step in flight per server; concurrency cap.
 	open := w.eng.OpenIncidents()
 	inflight, perServer := 0, map[string]int{}
@@ -390,6 +396,7 @@ func (w *world) checkEnd() {
 			w.violate(3, "%s: the cloud carried it out %d times but the journal shows %d taken (a step repeated, or its outcome lost)", k, n, issued[k])
 		}
 	}
+	w.checkPortsEnd(escalated)
 	// 6. Every protected server that failed is ACTIVE again, or answered by an
 	// escalated incident (its own or its host's); a server its owner deleted needs
 	// nothing.
@@ -414,6 +421,9 @@ func (w *world) checkEnd() {
 			s.Status == model.StatusShutoff && s.Intent == model.IntentOff
 		if _, risk := w.exempt[s.ID]; risk && s.Status == model.StatusActive && len(copies[s.ID]) == 2 {
 			ok = true // service_fence_only's accepted risk, logged by check 1
+		}
+		if s.Status == model.StatusActive && trouble == "" && w.fabricCopy(s.ID, copies[s.ID]) {
+			ok = true // the old copy runs on, cut off by the fabric fence (check 1 logs it)
 		}
 		if ok || escalated["server/"+s.ID] || escalated["host/"+s.Host] {
 			continue

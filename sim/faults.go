@@ -64,6 +64,8 @@ var FaultKinds = []string{
 	// Issue 15: maintenance and host return as Vigil's journaled operations.
 	"maintenance-restart",   // an operator puts a healthy host in maintenance through Vigil; Vigil restarts meanwhile; by seed the host then dies
 	"return-records-remain", // a host dies; once recovered, the operator powers it on and asks Vigil to return it while its evacuation records remain
+	// Issue 15: only the fabric fence can prove this host's copies harmless.
+	"host-isolated-bmc-down", // a host is cut off on every path (alive, its copies run) and its BMC does not answer
 }
 
 // Issue13Faults are the fault kinds of issue 13's world: a seed restricted to them
@@ -115,7 +117,7 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 		case "host-power-loss":
 			f.target = hosts[rng.IntN(len(hosts))]
 			f.dur = time.Duration(5+rng.IntN(20)) * time.Minute // until the operator repairs it
-		case "host-isolation", "bmc-unreachable", "bmc-silent":
+		case "host-isolation", "bmc-unreachable", "bmc-silent", "host-isolated-bmc-down":
 			f.target = hosts[rng.IntN(len(hosts))]
 			f.dur = time.Duration(5+rng.IntN(900)) * time.Second
 		case "maintenance": // longer than the delay before the operator acts (begin)
@@ -212,6 +214,9 @@ func (w *world) begin(f fault) {
 		}
 	case "bmc-unreachable":
 		_ = c.SetBMC(f.target, true, false)
+	case "host-isolated-bmc-down":
+		_ = c.IsolateHost(f.target, true)
+		_ = c.SetBMC(f.target, true, false)
 	case "bmc-silent":
 		_ = c.SetBMC(f.target, false, true)
 	case "api-errors":
@@ -265,6 +270,10 @@ func (w *world) end(f fault) {
 		}
 	case "bmc-unreachable", "bmc-silent":
 		_ = c.SetBMC(f.target, false, false)
+	case "host-isolated-bmc-down":
+		_ = c.IsolateHost(f.target, false)
+		_ = c.SetBMC(f.target, false, false)
+		w.repairIfFenced(f.target)
 	case "api-errors":
 		c.SetErrorRate(0)
 	case "api-slow":

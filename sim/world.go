@@ -200,6 +200,7 @@ type world struct {
 	powerOnNext bool       // an operator powers on the next host Vigil fences
 	exempt      map[string]string
 	exemptSeen  map[string]bool
+	fab         fabricWatch // sim/fabric.go
 	// lieEnd: hosts whose BMC lies "off", until when; lieSeen: how long each lie was
 	// in Vigil's view (watchLies).
 	lieEnd  map[string]time.Time
@@ -296,8 +297,10 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 			patient.Ladders = map[string][]model.Action{}
 		}
 		patient.Ladders[model.FaultHostIsolated] = []model.Action{model.ActLiveMigrate, model.ActColdMigrate}
-		pols["patient"], pols["sfo"] = patient, sfo
-		clusterPolicy = []string{"default", "patient", "sfo", "default"}
+		fabric := pol
+		fabric.Name, fabric.FenceProof = "fabric", model.FenceProofBMCOrFabric
+		pols["patient"], pols["sfo"], pols["fabric"] = patient, sfo, fabric
+		clusterPolicy = []string{"default", "patient", "sfo", "fabric"}
 	}
 	if noBMC {
 		h := w.hosts[set.IntN(len(w.hosts))]
@@ -330,7 +333,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	}
 	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3}
 	w.drv = &driver{w: w, cloud: w.cloud}
-	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Store: db, Policies: pols,
+	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Fabric: w.drv, Store: db, Policies: pols,
 		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
 		Hook:       recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")},
 		ReturnWait: 20 * time.Second, Sleep: w.sleep}

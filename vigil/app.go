@@ -28,9 +28,11 @@ type Options struct {
 	Config   Config        // policies and limits
 	Compute  cloud.Compute
 	Fencer   cloud.Fencer
-	Now      func() time.Time
-	Log      *slog.Logger
-	OnEvent  func(model.Event)
+	// Fabric cuts ports and volumes before evacuations (the fabric fence); nil: none.
+	Fabric  cloud.Fabric
+	Now     func() time.Time
+	Log     *slog.Logger
+	OnEvent func(model.Event)
 	// Pushed carries observations from event sources (notifications).
 	Pushed <-chan model.Observation
 	// FullEvery: interval of full listings between incremental ones.
@@ -118,7 +120,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		o.Log.Warn("the owner record lacks the API address", "err", err)
 	}
 	var agents *agentsrc.Receiver
-	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Store: db,
+	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
 		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
 		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {

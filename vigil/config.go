@@ -39,6 +39,9 @@ type Config struct {
 	// DisabledNotMaintenance: Nova's disabled compute status is not taken as
 	// maintenance (the file's cloud.disabled_is_maintenance: false; default true).
 	DisabledNotMaintenance bool
+	// ServiceCloud is the clouds.yaml entry of a user with the service role (the
+	// fabric fence's Cinder half); "": none, Cinder then refuses to cut.
+	ServiceCloud string
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -164,8 +167,14 @@ func (c *checker) config(root *yaml.Node, cfg *Config) {
 }
 
 func (c *checker) cloud(sec entry, cfg *Config) {
-	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"service_down_time", "disabled_is_maintenance"}) {
+	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"service_down_time", "disabled_is_maintenance", "service_cloud"}) {
 		switch e.Key {
+		case "service_cloud":
+			// The clouds.yaml entry of a user with the service role, whose token lets
+			// Cinder cut an attachment Nova still lists (the fabric fence).
+			if v, ok := c.str(e.V, e.Path, "the name of a clouds.yaml entry"); ok {
+				cfg.ServiceCloud = v
+			}
 		case "service_down_time":
 			if d, ok := c.positive(e.V, e.Path, "60s (the cloud's own setting; Nova's default is 60s)"); ok {
 				cfg.ServiceDownTime = d

@@ -47,3 +47,16 @@ func TestConfigDisabledIsMaintenance(t *testing.T) {
 		t.Fatalf("a non-boolean: got %v, want an error at line 2 naming cloud.disabled_is_maintenance", err)
 	}
 }
+
+// cloud.service_cloud names the clouds.yaml entry whose service token lets Cinder
+// cut an attachment Nova still lists.
+func TestConfigServiceCloud(t *testing.T) {
+	cfg, err := ParseConfig([]byte("cloud:\n  service_cloud: vigil-dev-service\n"))
+	if err != nil || cfg.ServiceCloud != "vigil-dev-service" {
+		t.Fatalf("ServiceCloud %q, err %v; want vigil-dev-service", cfg.ServiceCloud, err)
+	}
+	_, err = ParseConfig([]byte("cloud:\n  service_cloud: [a, b]\n"))
+	if err == nil || !strings.Contains(err.Error(), ":2: cloud.service_cloud:") {
+		t.Fatalf("a list: got %v, want an error at line 2 naming cloud.service_cloud", err)
+	}
+}

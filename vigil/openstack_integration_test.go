@@ -344,6 +344,7 @@ type runOpts struct {
 	hook     recover.Hook
 	config   *Config      // the whole configuration (a policy file); default: DefaultConfig with policies
 	fencer   cloud.Fencer // nil: no host can be fenced
+	fabric   cloud.Fabric // nil: no fabric fence
 	// startErr, when set, receives Start's error (Vigil refused to start) and
 	// startVigil returns nil instead of failing the test.
 	startErr *error
@@ -380,7 +381,7 @@ func startVigil(t *testing.T, p *peer, o runOpts) *vigilRun {
 	}
 	pushed := make(chan model.Observation, 256)
 	r.app, err = Start(ctx, Options{Listen: "127.0.0.1:0", DB: o.db, Interval: o.interval, FullEvery: 10 * time.Minute,
-		Config: cfg, Compute: drv, Fencer: o.fencer, Log: log, Pushed: pushed, Hook: o.hook,
+		Config: cfg, Compute: drv, Fencer: o.fencer, Fabric: o.fabric, Log: log, Pushed: pushed, Hook: o.hook,
 		OnEvent: func(e model.Event) {
 			polls := drv.Calls()["list-servers"]
 			r.mu.Lock()

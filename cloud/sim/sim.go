@@ -151,6 +151,8 @@ type Cloud struct {
 	agents *agents
 	// syncs: servers whose guest died behind Nova's back, awaiting its power sync.
 	syncs map[string]bool
+	// fab: each server's ports and volume attachments (fabric.go).
+	fab map[string]*fabric
 }
 
 // New returns an empty cloud whose time is read from now.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigil-ha/vigil/cloud/openstack"
+	"github.com/vigil-ha/vigil/fence/fabric"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/source/notifications"
 	"github.com/vigil-ha/vigil/vigil"
@@ -81,7 +82,7 @@ API serves the same state. Ctrl-C stops it.`,
 func serveCmd() *cobra.Command {
 	var (
 		listen, db, osCloud, cloudsFile, policyFile, amqpURL string
-		tlsCert, tlsKey                                      string
+		tlsCert, tlsKey, serviceCloud                        string
 		interval, fullEvery                                  time.Duration
 	)
 	cmd := &cobra.Command{
@@ -120,6 +121,16 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			log.Info("connected", "cloud", osCloud, "compute_microversion", drv.Microversion())
+			if serviceCloud != "" {
+				cfg.ServiceCloud = serviceCloud
+			}
+			fab, err := fabric.New(ctx, fabric.Config{CloudName: osCloud, CloudsFile: cloudsFile, ServiceCloud: cfg.ServiceCloud})
+			if err != nil {
+				return err
+			}
+			if ports, vols := fab.Services(); vols && cfg.ServiceCloud == "" {
+				log.Warn("fabric fence: no service user (cloud.service_cloud / --service-cloud): Cinder will refuse to cut a volume attachment", "neutron", ports)
+			}
 			if fencer == nil {
 				log.Warn("no fencing section in the policy file: no host can be fenced by its BMC; " +
 					"a dead host's servers are evacuated only under a policy with service_fence_only")
@@ -135,7 +146,7 @@ func serveCmd() *cobra.Command {
 				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
 			}
 			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
-				Config: cfg, Compute: drv, Fencer: fencer, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey,
+				Config: cfg, Compute: drv, Fencer: fencer, Fabric: fab, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey,
 				OnEvent: func(e model.Event) { log.Info(e.Message, "kind", e.Kind, "subject", e.Subject, "incident", e.Incident) }})
 			if err != nil {
 				return err
@@ -159,5 +170,6 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&fullEvery, "full-every", 5*time.Minute, "interval of full listings between changes-since polls")
 	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve the API (and the agents' endpoint) over HTTPS only")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&serviceCloud, "service-cloud", "", "clouds.yaml entry of a user with the service role, for the fabric fence's Cinder half (overrides cloud.service_cloud)")
 	return cmd
 }
