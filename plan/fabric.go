@@ -100,15 +100,21 @@ func (p *planner) fabricMissing(inc *model.Incident, pol model.Policy) {
 }
 
 // fabricCut (rule fabric-cut) takes server id's fabric fence before its evacuation
-// from host: its ports admin down, then its attachments to host cut, one step per
-// round. It returns done when the evacuation may go on: both confirmed, or, where
-// the fabric is extra safety only (the BMC proved the host off), tried once. It
-// returns stop when the incident was escalated: the fabric is the proof and cannot
-// be had.
-func (p *planner) fabricCut(inc *model.Incident, pol model.Policy, host, id string, proof bool) (done, stop bool) {
+// from host: its ports admin down and its attachments to host cut, both planned in
+// the same round (the executor runs them in that order, each confirmed by reading
+// it back), so the evacuation follows in the very next round: one round, not two,
+// is added to a host's recovery. It returns done when the evacuation may go on:
+// both confirmed, or, where the fabric is extra safety only (the BMC proved the
+// host off), tried once: a cut that failed is journaled with its reason, named in
+// the evacuation's rule (note), and never blocks nor escalates the evacuation. It
+// returns stop when the incident was escalated: the fabric is the proof and
+// cannot be had.
+func (p *planner) fabricCut(inc *model.Incident, pol model.Policy, host, id string, proof bool) (done, stop bool, note string) {
 	if !p.in.Fabric.Configured {
-		return true, false
+		return true, false, ""
 	}
+	done = true
+	var failed []string
 	for _, act := range []model.Action{model.ActPortsDown, model.ActDetachVols} {
 		if act == model.ActPortsDown && !p.in.Fabric.Ports || act == model.ActDetachVols && !p.in.Fabric.Volumes {
 			continue // journaled by fabricMissing; with no Cinder there is no volume to cut
@@ -119,12 +125,14 @@ func (p *planner) fabricCut(inc *model.Incident, pol model.Policy, host, id stri
 		last := lastOf(inc.Steps, act, id)
 		if last != nil && last.State == model.StepFailed {
 			if !proof {
-				continue // extra safety: its failure is journaled, the BMC's proof holds
+				// Extra safety: its failure is journaled, the BMC's proof holds.
+				failed = append(failed, fmt.Sprintf("%s failed: %s", act, last.Error))
+				continue
 			}
 			if !last.Retryable {
 				p.change(inc, model.IncidentEscalated, fmt.Sprintf("no fence proof for server %s: %s of %s on host %s refused: %s; policy %s accepts only the BMC or the whole fabric fence, so nothing is evacuated: an operator must fix it (or the BMC) and decide%s",
 					id, act, id, host, last.Error, pol.Name, p.fabricNote(inc)))
-				return false, true
+				return false, true, ""
 			}
 		}
 		why := "the old copy on " + host + " may still run: cut it from the network (ports admin_state_up=false) before a new copy starts"
@@ -133,14 +141,19 @@ func (p *planner) fabricCut(inc *model.Incident, pol model.Policy, host, id stri
 		}
 		if proof {
 			why += " (this is the fence proof)"
+		} else {
+			why += " (extra safety: the BMC proved the host off; a failure does not hold the evacuation back)"
 		}
 		if !p.retryOrEscalate(inc, pol, model.Step{Action: act, Server: id, Host: host, Timeout: pol.StepTimeout,
 			Rule: fmt.Sprintf("%s: %s", ruleFabricCut, why)}, string(act)+" of "+id+" failed: no evacuation without the fabric fence") {
-			return false, true
+			return false, true, ""
 		}
-		return false, false
+		done = false
 	}
-	return true, false
+	if done && len(failed) > 0 {
+		note = fmt.Sprintf("; %s: its fabric fence is incomplete (%s); the BMC's proof that host %s is off holds, so the evacuation goes on", ruleFabricCut, strings.Join(failed, "; "), host)
+	}
+	return done, false, note
 }
 
 // fabricLift (rule fabric-lift) plans ports-up for each server of the incident
@@ -206,6 +219,28 @@ func (p *planner) fabricNote(inc *model.Incident) string {
 		fmt.Fprintf(&b, "; the volume attachments of %s to host %s were cut from Cinder's side", strings.Join(cut, ", "), inc.Subject.ID)
 	}
 	return b.String()
+}
+
+// fabricGaps completes the resolution of a host whose fabric fence was extra
+// safety only: which cuts failed and were not made up for (the BMC was the proof),
+// so an operator knows the old copies were not cut off everywhere.
+func fabricGaps(inc *model.Incident) string {
+	var gaps []string
+	seen := map[string]bool{}
+	for _, st := range inc.Steps {
+		if st.Action != model.ActPortsDown && st.Action != model.ActDetachVols || st.State != model.StepFailed || seen[string(st.Action)+" "+st.Server] {
+			continue
+		}
+		if succeeded(inc.Steps, st.Action, st.Server) {
+			continue
+		}
+		seen[string(st.Action)+" "+st.Server] = true
+		gaps = append(gaps, fmt.Sprintf("%s of %s failed: %s", st.Action, st.Server, lastOf(inc.Steps, st.Action, st.Server).Error))
+	}
+	if len(gaps) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %s: the fabric fence, extra safety after the BMC's proof, is incomplete: %s", ruleFabricCut, strings.Join(gaps, "; "))
 }
 
 // strictestProof is the fence proof of two policies that share a host: the one

@@ -337,14 +337,16 @@ func (p *planner) host(inc *model.Incident) {
 			}
 			continue
 		}
+		cutNote := ""
 		if pol.FabricFence || fabric != "" {
-			done, stop := p.fabricCut(inc, pol, name, id, fabric != "")
+			done, stop, note := p.fabricCut(inc, pol, name, id, fabric != "")
 			if stop {
 				return
 			}
 			if !done {
 				continue
 			}
+			cutNote = note
 		}
 		target, why := p.place(name, id)
 		if why != "" {
@@ -352,7 +354,7 @@ func (p *planner) host(inc *model.Incident) {
 			continue
 		}
 		if !p.retryOrEscalate(inc, pol, model.Step{Action: model.ActEvacuate, Server: id, Host: name, Target: target,
-			Timeout: pol.StepTimeout, Rule: fmt.Sprintf("host %s fenced and marked down: evacuate protected server %s%s", name, id, placedOn(target))},
+			Timeout: pol.StepTimeout, Rule: fmt.Sprintf("host %s fenced and marked down: evacuate protected server %s%s%s", name, id, placedOn(target), cutNote)},
 			"evacuation of "+id+" failed") {
 			return
 		}
@@ -376,7 +378,7 @@ func (p *planner) host(inc *model.Incident) {
 		if handed > 0 {
 			msg = fmt.Sprintf("host fenced; %d of %d protected servers ACTIVE on other hosts, %d left it and are answered by their own incidents", len(servers)-handed, len(servers), handed)
 		}
-		p.change(inc, model.IncidentResolved, msg)
+		p.change(inc, model.IncidentResolved, msg+fabricGaps(inc))
 	}
 }
 
