@@ -24,8 +24,10 @@ type Ports struct {
 // New returns Ports over a network (v2) service client.
 func New(client *gophercloud.ServiceClient) *Ports { return &Ports{client: client} }
 
-type port struct {
-	ports.Port
+// binding is the part of a port gophercloud's ports.Port leaves out. It is read
+// separately: ports.Port has its own UnmarshalJSON, which, promoted through an
+// embedding struct, would decode the port alone and drop binding:host_id.
+type binding struct {
 	Host string `json:"binding:host_id"`
 }
 
@@ -35,13 +37,17 @@ func (p *Ports) List(ctx context.Context, server string) ([]cloud.Port, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("list the ports of server %s (Neutron): %w", server, err))
 	}
-	var raw []port
+	var raw []ports.Port
+	var bound []binding
 	if err := ports.ExtractPortsInto(pages, &raw); err != nil {
 		return nil, fmt.Errorf("list the ports of server %s (Neutron): %w", server, err)
 	}
+	if err := ports.ExtractPortsInto(pages, &bound); err != nil || len(bound) != len(raw) {
+		return nil, fmt.Errorf("list the ports of server %s (Neutron): binding hosts: %v", server, err)
+	}
 	out := make([]cloud.Port, 0, len(raw))
-	for _, r := range raw {
-		cp := cloud.Port{ID: r.ID, AdminUp: r.AdminStateUp, Host: r.Host}
+	for i, r := range raw {
+		cp := cloud.Port{ID: r.ID, AdminUp: r.AdminStateUp, Host: bound[i].Host}
 		for _, ip := range r.FixedIPs {
 			cp.IPs = append(cp.IPs, ip.IPAddress)
 		}
