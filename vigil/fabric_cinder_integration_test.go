@@ -39,7 +39,20 @@ type fabricRig struct {
 	start  time.Time // the BMC taken down and the host isolated
 }
 
-func newFabricRig(t *testing.T, proof string, serviceCloud string, servers int, withVolumes bool) *fabricRig {
+// rigOpts: the fence proof, the service user's clouds.yaml entry ("": none), how
+// many servers (each with a volume when withVolumes), whether host 3's BMC answers,
+// and changes to the default policy.
+type rigOpts struct {
+	proof        string
+	serviceCloud string
+	servers      int
+	withVolumes  bool
+	bmcAnswers   bool
+	tune         func(*model.Policy)
+}
+
+func newFabricRig(t *testing.T, o rigOpts) *fabricRig {
+	proof, serviceCloud, servers, withVolumes := o.proof, o.serviceCloud, o.servers, o.withVolumes
 	t.Helper()
 	if os.Getenv("VIGIL_IPMI_OPENSTACK") == "" || os.Getenv("VIGIL_OPENSTACK_CLOUD") == "" {
 		t.Skip("VIGIL_OPENSTACK_CLOUD or VIGIL_IPMI_OPENSTACK unset: needs the OpenStack peer with Neutron (and Cinder) and the BMCs of its computes (../shared/peers/ipmi/up.sh --openstack)")
@@ -51,6 +64,9 @@ func newFabricRig(t *testing.T, proof string, serviceCloud string, servers int, 
 	cfg := ipmiPolicyFile(t)
 	pol := cfg.Policies["default"]
 	pol.FenceProof = proof
+	if o.tune != nil {
+		o.tune(&pol)
+	}
 	cfg.Policies["default"] = pol
 	if svc, err := r.p.service(host3); err != nil || svc.State != "up" || svc.Forced {
 		t.Fatalf("%s before the test: %+v (%v); run test/peers/openstack/up.sh", host3, svc, err)
@@ -61,9 +77,9 @@ func newFabricRig(t *testing.T, proof string, serviceCloud string, servers int, 
 		t.Fatal(err)
 	}
 	r.fab = fab
-	ports, vols := fab.Services()
-	if !ports || withVolumes && !vols {
-		t.Fatalf("the peer's catalog: network %v, volume %v: run test/peers/openstack/up.sh --with cinder,heat", ports, vols)
+	ports, hasVols := fab.Services()
+	if !ports || withVolumes && !hasVols {
+		t.Fatalf("the peer's catalog: network %v, volume %v: run test/peers/openstack/up.sh --with cinder,heat", ports, hasVols)
 	}
 	pre := prefix(t)
 	if withVolumes {
@@ -71,12 +87,16 @@ func newFabricRig(t *testing.T, proof string, serviceCloud string, servers int, 
 			t.Fatalf("volume endpoint: %v", err)
 		}
 	}
-	bootOnNetwork(t, r.p, pre, servers, host3)
-	r.ids = r.p.waitBooted(pre, servers)
+	var vols []string
 	if withVolumes {
-		for i, id := range r.ids {
-			r.vols[id] = r.attachNewVolume(fmt.Sprintf("%s-v%d", pre, i), id)
+		for i := range servers {
+			vols = append(vols, r.newVolume(fmt.Sprintf("%s-v%d", pre, i)))
 		}
+	}
+	bootOnNetwork(t, r.p, pre, servers, host3) // its clean-up deletes the servers before the volumes
+	r.ids = r.p.waitBooted(pre, servers)
+	for i, v := range vols {
+		r.attach(v, r.ids[i])
 	}
 	for _, id := range r.ids {
 		st, err := fab.FabricState(ctx, id)
@@ -90,16 +110,23 @@ func newFabricRig(t *testing.T, proof string, serviceCloud string, servers int, 
 		t.Fatal(err)
 	}
 	r.v = startVigil(t, r.p, runOpts{interval: time.Second, config: &cfg, fencer: fencer, fabric: fab})
+	t.Cleanup(func() { // before Vigil stops (clean-ups run last first)
+		if t.Failed() {
+			t.Logf("Vigil's timeline:\n%s", r.v.timeline())
+		}
+	})
 	r.v.protect("pinned", "default", r.ids...)
 	r.start = time.Now()
-	bmcCtl(t, "bmc-down", "3")
+	if !o.bmcAnswers {
+		bmcCtl(t, "bmc-down", "3")
+	}
 	peerScript(t, "ctl.sh", "isolate-compute", "3")
 	return r
 }
 
-// attachNewVolume creates a 1 GB volume and attaches it to server through Nova;
-// the volume is deleted at clean-up, after the server (clean-ups run last first).
-func (r *fabricRig) attachNewVolume(name, server string) string {
+// newVolume creates a 1 GB volume, deleted at clean-up (register it before the
+// servers it is attached to: clean-ups run last first).
+func (r *fabricRig) newVolume(name string) string {
 	t := r.t
 	ctx := context.Background()
 	v, err := volumes.Create(ctx, r.vol, volumes.CreateOpts{Size: 1, Name: name}, nil).Extract()
@@ -109,19 +136,27 @@ func (r *fabricRig) attachNewVolume(name, server string) string {
 	t.Cleanup(func() {
 		waitFor(t, 90*time.Second, "volume "+v.ID+" free to delete", func() (bool, string) {
 			got, err := volumes.Get(ctx, r.vol, v.ID).Extract()
-			return err == nil && (got.Status == "available" || got.Status == "error"), fmt.Sprint(got.Status, err)
+			if err != nil {
+				return false, err.Error()
+			}
+			return got.Status == "available" || got.Status == "error", got.Status
 		})
 		if err := volumes.Delete(ctx, r.vol, v.ID, nil).ExtractErr(); err != nil {
 			t.Errorf("delete volume %s: %v", v.ID, err)
 		}
 	})
 	r.waitVolume(v.ID, 60*time.Second, "available", "")
-	body := map[string]any{"volumeAttachment": map[string]any{"volumeId": v.ID}}
-	if _, err := r.p.admin.Post(ctx, r.p.admin.ServiceURL("servers", server, "os-volume_attachments"), body, nil, &gophercloud.RequestOpts{OkCodes: []int{200}}); err != nil {
-		t.Fatalf("attach volume %s to %s: %v", v.ID, server, err)
-	}
-	r.waitVolume(v.ID, 60*time.Second, "in-use", server)
 	return v.ID
+}
+
+// attach attaches the volume to server through Nova and waits until it is in-use.
+func (r *fabricRig) attach(vol, server string) {
+	body := map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}
+	if _, err := r.p.admin.Post(context.Background(), r.p.admin.ServiceURL("servers", server, "os-volume_attachments"), body, nil, &gophercloud.RequestOpts{OkCodes: []int{200}}); err != nil {
+		r.t.Fatalf("attach volume %s to %s: %v", vol, server, err)
+	}
+	r.waitVolume(vol, 60*time.Second, "in-use", server)
+	r.vols[server] = vol
 }
 
 // waitVolume waits until the volume has status (and, with server set, exactly one
@@ -183,8 +218,13 @@ func (r *fabricRig) noEvacuation() {
 // isolated host whose BMC does not answer is escalated with a reason naming
 // fence_proof; no port is set down and nothing is evacuated.
 func TestIntegrationFabricDefaultProofEscalatesWithoutTheBMC(t *testing.T) {
-	r := newFabricRig(t, model.FenceProofBMC, "vigil-dev-service", 1, false)
-	esc := r.v.waitEvent(180*time.Second, host3+" incident escalated", isEvent("incident", "host/"+host3, "escalated"))
+	// The default policy but for max_attempts 3 (8 by default): the silent BMC is
+	// tried three times, not eight, before the escalation.
+	r := newFabricRig(t, rigOpts{proof: model.FenceProofBMC, serviceCloud: "vigil-dev-service", servers: 1, tune: func(p *model.Policy) { p.MaxAttempts = 3 }})
+	if !r.v.app.Engine.Policies()["default"].FabricFence {
+		t.Fatal("the default policy has fabric_fence off")
+	}
+	esc := r.v.waitEvent(240*time.Second, host3+" incident escalated", isEvent("incident", "host/"+host3, "escalated"))
 	in, ok := r.v.incident("host/" + host3)
 	if !ok || in.State != model.IncidentEscalated || !strings.Contains(in.Reason, "fence_proof") {
 		t.Fatalf("incident of %s: %s %q, want escalated naming fence_proof\n%s", host3, in.State, in.Reason, r.v.timeline())
@@ -210,7 +250,7 @@ func TestIntegrationFabricDefaultProofEscalatesWithoutTheBMC(t *testing.T) {
 // (read back gone) before Nova's evacuation starts, and afterwards its volume is
 // in-use, attached to it on its new host.
 func TestIntegrationFabricCutsVolumeAttachmentsBeforeTheEvacuation(t *testing.T) {
-	r := newFabricRig(t, model.FenceProofBMCOrFabric, "vigil-dev-service", 2, true)
+	r := newFabricRig(t, rigOpts{proof: model.FenceProofBMCOrFabric, serviceCloud: "vigil-dev-service", servers: 2, withVolumes: true})
 	activeAt := allActiveElsewhere(t, r.p, r.ids, host3, 180*time.Second)
 	r.v.waitEvent(60*time.Second, host3+" incident resolved", isEvent("incident", "host/"+host3, "resolved"))
 	in, _ := r.v.incident("host/" + host3)
@@ -276,7 +316,7 @@ func later(ts ...time.Time) time.Time {
 // attachment Nova still lists: the step fails saying a service token is needed,
 // and under bmc-or-fabric (the fabric is the proof) nothing is evacuated.
 func TestIntegrationFabricWithoutServiceTokenDoesNotEvacuate(t *testing.T) {
-	r := newFabricRig(t, model.FenceProofBMCOrFabric, "", 1, true)
+	r := newFabricRig(t, rigOpts{proof: model.FenceProofBMCOrFabric, servers: 1, withVolumes: true})
 	esc := r.v.waitEvent(180*time.Second, host3+" incident escalated", isEvent("incident", "host/"+host3, "escalated"))
 	in, _ := r.v.incident("host/" + host3)
 	t.Logf("steps:\n%s", describeSteps(in.Steps))
@@ -297,4 +337,50 @@ func TestIntegrationFabricWithoutServiceTokenDoesNotEvacuate(t *testing.T) {
 		t.Errorf("server %s's attachments after: %+v (%v), want its attachment to %s untouched", id, st.Attachments, err, host3)
 	}
 	t.Logf("bmc-down + isolation of %s -> escalated %.1f s: %s", host3, esc.At.Sub(r.start).Seconds(), in.Reason)
+}
+
+// The everyday case, default policy: the BMC answers and proves the host off;
+// the fabric fence is extra safety, taken for every server in the one round after
+// the mark-down; the evacuations follow in the next. Measures fence to evacuate.
+func TestIntegrationFabricExtraSafetyAfterTheBMCFence(t *testing.T) {
+	r := newFabricRig(t, rigOpts{proof: model.FenceProofBMC, serviceCloud: "vigil-dev-service", servers: 2, withVolumes: true, bmcAnswers: true})
+	activeAt := allActiveElsewhere(t, r.p, r.ids, host3, 180*time.Second)
+	r.v.waitEvent(60*time.Second, host3+" incident resolved", isEvent("incident", "host/"+host3, "resolved"))
+	in, _ := r.v.incident("host/" + host3)
+	t.Logf("steps:\n%s", describeSteps(in.Steps))
+	var fenced, markDown, cutStart, cutDone, evac time.Time
+	for _, st := range in.Steps {
+		switch {
+		case st.State != model.StepSucceeded:
+			t.Errorf("step %s of %s %s: %s", st.Action, st.Server, st.State, st.Error)
+		case st.Action == model.ActFence:
+			fenced = st.Finished
+		case st.Action == model.ActMarkDown:
+			markDown = st.Finished
+		case st.Action == model.ActPortsDown || st.Action == model.ActDetachVols:
+			if cutStart.IsZero() || st.Started.Before(cutStart) {
+				cutStart = st.Started
+			}
+			cutDone = later(cutDone, st.Finished)
+		case st.Action == model.ActEvacuate:
+			if evac.IsZero() || st.Started.Before(evac) {
+				evac = st.Started
+			}
+			if st.Started.Before(cutDone) {
+				t.Errorf("evacuation of %s started %s, before the cuts were confirmed %s", st.Server, st.Started, cutDone)
+			}
+		}
+	}
+	if fenced.IsZero() || markDown.IsZero() || cutDone.IsZero() || evac.IsZero() {
+		t.Fatalf("fence %v, mark-down %v, cuts %v, evacuation %v: want all", fenced, markDown, cutDone, evac)
+	}
+	for _, id := range r.ids {
+		newHost := r.p.mustServer(id).Host
+		if got := r.waitVolume(r.vols[id], 90*time.Second, "in-use", id); got != newHost {
+			t.Errorf("volume %s of %s attached on %q, want its new host %s", r.vols[id], id, got, newHost)
+		}
+	}
+	t.Logf("isolation of %s -> fence confirmed (BMC off) %.1f s -> marked down %.1f s -> cuts %.1f..%.1f s -> first evacuate step %.1f s -> all ACTIVE elsewhere %.1f s; fence to evacuate %.1f s, mark-down to evacuate %.1f s, cuts confirmed to evacuate %.1f s",
+		host3, fenced.Sub(r.start).Seconds(), markDown.Sub(r.start).Seconds(), cutStart.Sub(r.start).Seconds(), cutDone.Sub(r.start).Seconds(), evac.Sub(r.start).Seconds(),
+		activeAt.Sub(r.start).Seconds(), evac.Sub(fenced).Seconds(), evac.Sub(markDown).Seconds(), evac.Sub(cutDone).Seconds())
 }
