@@ -131,3 +131,52 @@ func TestFailedCutUnderFabricProofIsRetriedBeforeAnyEvacuation(t *testing.T) {
 		t.Fatalf("steps %q: evacuation before the retried ports-down", got)
 	}
 }
+
+// Seed 164: a server evacuated after its ports went down, then failed on its new
+// host (its own incident answers it). The host's incident does not resolve while
+// those ports are down: it waits, saying why, and sets them up once the server
+// runs ACTIVE there.
+func TestPortsOfAServerThatFailedAfterItsEvacuationGoUpOnceItRuns(t *testing.T) {
+	f := bmcFixture(model.FenceProofBMC)
+	for i := range 4 {
+		f.bmcRound(i) // fence | mark-down | ports-down,volumes-cut | evacuate→h2
+	}
+	ev := lastOf(f.hostInc(t).Steps, model.ActEvacuate, "a")
+	if ev == nil || !succeeded(f.hostInc(t).Steps, model.ActPortsDown, "a") {
+		t.Fatalf("steps %+v", f.hostInc(t).Steps)
+	}
+	// Nova moved it, but it does not run there yet (its own recovery, or a slow
+	// rebuild: the verdict is not healthy). (The fixture numbers incidents by
+	// round, so the server's own incident is left out.)
+	f.in.Servers["a"] = model.Server{ID: "a", Host: "h2", Status: model.StatusError}
+	f.in.Verdicts[model.Subject{Kind: model.KindServer, ID: "a"}] = model.Verdict{Subject: model.Subject{Kind: model.KindServer, ID: "a"}, Server: "recovering", Since: f.in.Now}
+	ev.State, ev.Error, ev.Finished = model.StepFailed, "not confirmed within 1m0s", f.in.Now
+	for i := 4; i < 7; i++ {
+		if s := steps(f.bmcRound(i)); strings.Contains(s, "ports-up") {
+			t.Fatalf("round %d: ports-up of a server not running (%q)", i, s)
+		}
+		if inc := f.hostInc(t); inc.State.Closed() || !strings.Contains(inc.Reason, ruleFabricLift) {
+			t.Fatalf("round %d: incident %s (%q): want it waiting for the ports of a", i, inc.State, inc.Reason)
+		}
+	}
+	f.movedTo("a", "h2") // its own incident rebooted it
+	if s := steps(f.bmcRound(7)); s != "ports-up" {
+		t.Fatalf("steps %q once a runs on h2, want ports-up; incident %s %q", s, f.hostInc(t).State, f.hostInc(t).Reason)
+	}
+	f.bmcRound(8)
+	if inc := f.hostInc(t); inc.State != model.IncidentResolved {
+		t.Fatalf("incident %s (%q), want resolved once the ports are up", inc.State, inc.Reason)
+	}
+}
+
+// hostInc is h1's incident.
+func (f *fixture) hostInc(t *testing.T) *model.Incident {
+	t.Helper()
+	for i := range f.in.Open {
+		if f.in.Open[i].Subject == (model.Subject{Kind: model.KindHost, ID: "h1"}) {
+			return &f.in.Open[i]
+		}
+	}
+	t.Fatal("no incident of h1")
+	return nil
+}
