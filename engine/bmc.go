@@ -49,8 +49,9 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	// lost its power, and a BMC that says so (and was on) is the fastest proof there
 	// is: it is read at every reconcile until the host is judged.
 	candidate := map[string]bool{}
+	onFabric := e.onFabricProof()
 	for name := range e.det.View().Hosts {
-		if e.mayHaveLostPower(name) {
+		if e.mayHaveLostPower(name) && !onFabric[name] {
 			candidate[name] = true
 		}
 	}

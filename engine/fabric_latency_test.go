@@ -1,13 +1,16 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/plan"
 )
 
 // fabricWorld is newWorld with the sim cloud as the fabric too (ports, volumes).
@@ -120,4 +123,71 @@ func TestRefusedVolumesCutDoesNotHoldBackABMCProvenRecovery(t *testing.T) {
 	if failed != 3 {
 		t.Fatalf("%d volumes-cut journaled failed with the reason, want 3: %v", failed, actions(in))
 	}
+}
+
+// countingFencer counts the power reads per host.
+type countingFencer struct {
+	cloud.Fencer
+	mu    sync.Mutex // the engine reads BMCs in parallel
+	reads map[string]int
+}
+
+func (c *countingFencer) PowerStatus(ctx context.Context, host string) (model.Power, error) {
+	c.mu.Lock()
+	c.reads[host]++
+	c.mu.Unlock()
+	return c.Fencer.PowerStatus(ctx, host)
+}
+
+func (c *countingFencer) count(host string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads[host]
+}
+
+// Once a host's incident took the fabric fence as its proof (its BMC silent), its
+// BMC is no longer read at every reconcile: each read of a silent BMC waits out
+// its timeout (5 s with IPMI on the peer), which was added to every round of the
+// recovery. It is read with every other host's, every PowerEvery.
+func TestSilentBMCIsNotReadEveryRoundOnceTheFabricIsTheProof(t *testing.T) {
+	w := newWorld(t, 4, 3)
+	pol := w.cfg.Policies["default"]
+	pol.FenceProof = model.FenceProofBMCOrFabric
+	w.cfg.Policies = map[string]model.Policy{"default": pol}
+	fencer := &countingFencer{Fencer: w.cloud, reads: map[string]int{}}
+	w.cfg.Fencer, w.cfg.Fabric = fencer, w.cloud
+	w.start()
+	w.tick()
+	w.cluster("web", w.ids[0], w.ids[1], w.ids[2])
+	w.tick()
+	if err := w.cloud.SetBMC("host-1", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cloud.KillHost("host-1"); err != nil {
+		t.Fatal(err)
+	}
+	onProof := func() bool {
+		for _, inc := range w.eng.OpenIncidents() {
+			if plan.OnFabricProof(inc) {
+				return true
+			}
+		}
+		return false
+	}
+	w.until(2*time.Minute, "host-1 on the fabric proof", onProof)
+	ticks, reads := 0, fencer.count("host-1")
+	for onProof() && ticks < 60 {
+		if err := w.tick(); err != nil {
+			t.Fatal(err)
+		}
+		ticks++
+	}
+	got := fencer.count("host-1") - reads
+	if max := ticks/int(30) + 1; got > max {
+		t.Fatalf("host-1's silent BMC read %d times in %d reconciles on the fabric proof, want at most %d (every PowerEvery)", got, ticks, max)
+	}
+	if in := w.lastIncident(); in.State != model.IncidentResolved {
+		t.Fatalf("incident %s: %s\n%s", in.State, in.Reason, w.timeline())
+	}
+	t.Logf("%d reconciles on the fabric proof, %d reads of the silent BMC", ticks, got)
 }

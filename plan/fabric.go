@@ -273,6 +273,13 @@ func (p *planner) fabricProofKept(inc *model.Incident, h model.Host, pol model.P
 	return p.fabricProof(inc, h, pol)
 }
 
+// OnFabricProof reports whether the host incident journaled the fabric fence as
+// its proof (its fence skipped under rule fence-proof-fabric): kept from then on
+// (fabricProofKept), so its BMC's power decides nothing more for it.
+func OnFabricProof(inc model.Incident) bool {
+	return inc.Subject.Kind == model.KindHost && skippedWith(inc.Steps, model.ActFence, ruleFabricProof)
+}
+
 func skippedWith(steps []model.Step, a model.Action, rule string) bool {
 	for _, st := range steps {
 		if st.Action == a && st.State == model.StepSkipped && strings.HasPrefix(st.Rule, rule) {
