@@ -53,6 +53,9 @@ type Config struct {
 	AgentInterval time.Duration
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
+	// RefreshEvery: how often Run resolves the clusters' sources (groups.go;
+	// default DefaultRefreshEvery).
+	RefreshEvery time.Duration
 }
 
 // AgentSource holds the heartbeats host agents sent since it was last drained.
@@ -92,6 +95,10 @@ type Engine struct {
 	// actions counts the steps handed to the executor (under run): Signal goes on
 	// reconciling while a host's recovery moves.
 	actions int
+	// lastRefresh: when the clusters' sources were last resolved (groups.go).
+	lastRefresh time.Time
+	// edit serializes the operators' edits of clusters (create, patch, delete).
+	edit sync.Mutex
 }
 
 // Stats counts what the engine did.
@@ -701,6 +708,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan 
 	if w, ok := e.cfg.Agents.(waker); ok {
 		wake = w.Wake()
 	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go e.refreshLoop(rctx, onErr)
 	for {
 		var err error
 		select {
@@ -735,7 +745,7 @@ func (e *Engine) Clusters() []model.ClusterStatus {
 	v := e.det.View()
 	out := make([]model.ClusterStatus, 0, len(e.clusters))
 	for _, c := range e.clusters {
-		out = append(out, plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed))
+		out = append(out, clusterStatus(plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed)))
 	}
 	return out
 }

@@ -66,4 +66,6 @@ var migrations = []string{
 	`CREATE TABLE bmc_identities (host TEXT PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);`,
 	// 5: the kind of failure a server incident answers (model.Fault*): it picks its ladder.
 	`ALTER TABLE incidents ADD COLUMN fault TEXT NOT NULL DEFAULT '';`,
+	// 6: where a cluster's members come from (model.ClusterSource as JSON; '' for a list of IDs).
+	`ALTER TABLE clusters ADD COLUMN source TEXT NOT NULL DEFAULT '';`,
 }
