@@ -199,7 +199,7 @@ func (s *DB) UpdateCluster(ctx context.Context, c model.Cluster) error {
 	return nil
 }
 
-// sourceColumn is a cluster's source as stored: '' for a list of IDs.
+// sourceColumn is a cluster's source as stored: ” for a list of IDs.
 func sourceColumn(src *model.ClusterSource) string {
 	if src.Explicit() {
 		return ""
