@@ -69,7 +69,7 @@ func (e *Engine) RefreshClusters(ctx context.Context) error {
 	found, discErr := e.discover(ctx, g, listed, byMeta)
 
 	e.mu.Lock()
-	next, changed := e.merge(now, res, found, discErr)
+	next, changed := e.merge(now, res, found, discErr, listed)
 	e.clusters = next
 	e.protect()
 	e.lastRefresh = now
@@ -78,10 +78,19 @@ func (e *Engine) RefreshClusters(ctx context.Context) error {
 	var errs []error
 	var evs []model.Event
 	for _, ch := range changed {
-		if ch.stored {
-			if err := e.cfg.Store.UpdateCluster(ctx, ch.c); err != nil {
-				errs = append(errs, fmt.Errorf("store the members of cluster %s: %w", ch.c.Name, err))
-			}
+		// Discovered clusters are stored too: a Vigil restarted while Heat does not
+		// answer protects them as last found.
+		var err error
+		switch {
+		case ch.gone:
+			err = e.cfg.Store.DeleteCluster(ctx, ch.c.Name)
+		case ch.found:
+			err = e.cfg.Store.CreateCluster(ctx, ch.c)
+		default:
+			err = e.cfg.Store.UpdateCluster(ctx, ch.c)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store cluster %s as its source says: %w", ch.c.Name, err))
 		}
 		evs = append(evs, model.Event{At: now, Kind: "cluster", Subject: "cluster/" + ch.c.Name, Message: ch.message})
 	}
@@ -196,16 +205,19 @@ func metadataPolicy(servers map[string]model.Server, members []string) string {
 
 // change is a cluster whose members a refresh changed.
 type change struct {
-	c       model.Cluster
-	stored  bool
-	message string
+	c           model.Cluster
+	found, gone bool // a discovered cluster appeared, or any cluster's source no longer defines it
+	message     string
 }
 
 // merge folds a refresh's results into the clusters as they are now (one may have
 // been created or deleted while the sources were read), under e.mu. A server
 // belongs to one cluster: explicit clusters keep theirs, then stored source
 // clusters, then discovered ones, each class by name; the loser says so.
-func (e *Engine) merge(now time.Time, res map[string]resolved, found []model.Cluster, discErr error) ([]model.Cluster, []change) {
+//
+// A discovered cluster the refresh could not see (the stacks could not be listed,
+// the servers were not listed yet since a restart) is kept as it was.
+func (e *Engine) merge(now time.Time, res map[string]resolved, found []model.Cluster, discErr error, listed bool) ([]model.Cluster, []change) {
 	var next []model.Cluster
 	old := map[string]model.Cluster{}
 	stored := map[string]bool{}
@@ -216,16 +228,22 @@ func (e *Engine) merge(now time.Time, res map[string]resolved, found []model.Clu
 			next = append(next, c)
 		}
 	}
-	if discErr != nil { // keep the stacks found last time; their error says why
-		for _, c := range e.clusters {
-			if !c.Source.Explicit() && c.Source.Discovered && c.Source.Kind == model.SourceHeatStack {
-				found = slices.DeleteFunc(found, func(f model.Cluster) bool { return f.Name == c.Name })
-				src := *c.Source
-				src.Error = "cannot list the stacks tagged " + model.TagProtect + ": " + discErr.Error()
-				c.Source = &src
-				found = append(found, c)
-			}
+	for _, c := range e.clusters {
+		if c.Source.Explicit() || !c.Source.Discovered {
+			continue
 		}
+		src := *c.Source
+		switch {
+		case src.Kind == model.SourceHeatStack && discErr != nil:
+			src.Error = "cannot list the stacks tagged " + model.TagProtect + ": " + discErr.Error()
+		case src.Kind == model.SourceMetadata && !listed:
+			src.Error = "waiting for the first full listing of the servers"
+		default:
+			continue
+		}
+		found = slices.DeleteFunc(found, func(f model.Cluster) bool { return f.Name == c.Name })
+		c.Source = &src
+		found = append(found, c)
 	}
 	taken := map[string]string{} // server -> cluster
 	for _, c := range next {
@@ -279,12 +297,13 @@ func (e *Engine) merge(now time.Time, res map[string]resolved, found []model.Clu
 	for _, c := range next {
 		o, had := old[c.Name]
 		if msg := membersChanged(o, c, had); msg != "" {
-			changed = append(changed, change{c: c, stored: stored[c.Name], message: msg})
+			changed = append(changed, change{c: c, found: !had, message: msg})
 		}
 	}
-	for name, o := range old {
+	for _, name := range slices.Sorted(maps.Keys(old)) {
+		o := old[name]
 		if !slices.ContainsFunc(next, func(n model.Cluster) bool { return n.Name == name }) {
-			changed = append(changed, change{c: o, message: fmt.Sprintf("cluster %s is gone: its %s no longer defines it; its %d servers are no longer protected by it",
+			changed = append(changed, change{c: o, gone: true, message: fmt.Sprintf("cluster %s is gone: its %s no longer defines it; its %d servers are no longer protected by it",
 				name, describe(o.Source), len(o.Members))})
 		}
 	}

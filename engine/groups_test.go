@@ -230,3 +230,29 @@ func TestEditCluster(t *testing.T) {
 		t.Fatalf("edit of a stack's cluster: %v, want ErrFollowsSource", err)
 	}
 }
+
+// A discovered cluster outlives a restart of Vigil during which Heat does not
+// answer; it is gone once the stack loses its tag.
+func TestDiscoveredClusterSurvivesARestartWhileHeatIsDown(t *testing.T) {
+	w := newWorld(t, 2, 2)
+	w.cloud.CreateStack("st", []string{model.TagProtect}, w.ids[0], w.ids[1])
+	w.refresh()
+	w.start()
+	w.tick()
+	if !w.protected(w.ids[0]) || !w.protected(w.ids[1]) {
+		t.Fatal("after a restart, before any refresh, the stack's servers are not protected")
+	}
+	w.cloud.FailNext("stack-list", cloud.ErrUnavailable)
+	w.refresh()
+	c, ok := w.clusterNamed("st")
+	if !ok || len(c.Members) != 2 || c.Source.Error == "" {
+		t.Fatalf("Heat down at the refresh: %+v %v, want the 2 members kept with the error said", c, ok)
+	}
+	if err := w.cloud.SetStackServers("st"); err != nil { // emptied
+		t.Fatal(err)
+	}
+	w.refresh()
+	if w.protected(w.ids[0]) {
+		t.Fatal("the stack has no server left but its old members are protected")
+	}
+}
