@@ -423,3 +423,11 @@ func clusterStatus(st model.ClusterStatus) model.ClusterStatus {
 	}
 	return st
 }
+
+// Protected reports whether the server is protected now: a member of a cluster, as
+// the detector was told (what decides whether its failure is answered).
+func (e *Engine) Protected(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.det.Protected(id)
+}

@@ -30,13 +30,16 @@ func (w *world) clusterNamed(name string) (model.ClusterStatus, bool) {
 	return model.ClusterStatus{}, false
 }
 
+// protected: the engine protects id, and a cluster says so.
 func (w *world) protected(id string) bool {
+	in := false
 	for _, c := range w.eng.Clusters() {
-		if slices.Contains(c.Members, id) {
-			return true
-		}
+		in = in || slices.Contains(c.Members, id)
 	}
-	return false
+	if in != w.eng.Protected(id) {
+		w.t.Fatalf("server %s: in a cluster %v, but protected %v", id, in, w.eng.Protected(id))
+	}
+	return in
 }
 
 // A tagged stack is protected without anyone listing its servers; after its host
@@ -54,6 +57,9 @@ func TestTaggedStackIsProtectedWithoutIDsAndFollowsUpdates(t *testing.T) {
 	}
 	if c.Source == nil || !c.Source.Discovered || c.Source.Kind != model.SourceHeatStack || !strings.Contains(c.Source.Recovery, "never deletes") {
 		t.Fatalf("source %+v: want a discovered heat-stack saying it never recreates", c.Source)
+	}
+	if !w.protected(a) || !w.protected(b) || w.protected(w.ids[2]) {
+		t.Fatal("the tagged stack's servers are not protected, or the untagged one's is")
 	}
 	if _, ok := w.clusterNamed("untagged"); ok {
 		t.Fatal("a stack without the vigil-protect tag became a cluster")
@@ -84,7 +90,7 @@ func TestTaggedStackIsProtectedWithoutIDsAndFollowsUpdates(t *testing.T) {
 		t.Fatal("protected before any refresh read the stack")
 	}
 	w.refresh()
-	if c, _ := w.clusterNamed("st1"); len(c.Members) != 3 || c.Desired != 3 || !slices.Contains(c.Members, third) {
+	if c, _ := w.clusterNamed("st1"); len(c.Members) != 3 || c.Desired != 3 || !w.protected(third) {
 		t.Fatalf("after the stack update: members %v desired %d, want 3 with %s", c.Members, c.Desired, third)
 	}
 	if !w.saw("joined: [" + third + "]") {
