@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -76,7 +75,7 @@ func StackPolicy(tags []string) (name string, ok bool) {
 }
 
 // Metadata is a server's user metadata in a comparable form (servers are compared
-// with ==): its keys sorted, "key=value" lines. Its JSON is an object. "" means not
+// with ==): its keys sorted, "key=value" lines. "" means not
 // known (a notification carries none: the last listing's stands); MetadataNone,
 // known to be empty (a listing that shows the last key removed).
 type Metadata string
@@ -128,25 +127,6 @@ func (md Metadata) Map() map[string]string {
 func (md Metadata) Get(key string) (string, bool) {
 	v, ok := md.Map()[key]
 	return v, ok
-}
-
-// MarshalJSON writes the metadata as a JSON object.
-func (md Metadata) MarshalJSON() ([]byte, error) {
-	m := md.Map()
-	if m == nil {
-		m = map[string]string{}
-	}
-	return json.Marshal(m)
-}
-
-// UnmarshalJSON reads a JSON object.
-func (md *Metadata) UnmarshalJSON(b []byte) error {
-	var m map[string]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	*md = MetadataOf(m)
-	return nil
 }
 
 // escapeMeta keeps '=', '\n' and '%' of keys and values from breaking the lines.

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"maps"
 	"testing"
 )
@@ -13,14 +12,6 @@ func TestMetadataRoundTrips(t *testing.T) {
 		md := MetadataOf(m)
 		if got := md.Map(); !maps.Equal(got, m) || (m == nil) != (got == nil) {
 			t.Errorf("MetadataOf(%q).Map() = %q", m, got)
-		}
-		b, err := json.Marshal(md)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back Metadata
-		if err := json.Unmarshal(b, &back); err != nil || (m != nil && back != md) {
-			t.Errorf("JSON %s of %q came back as %q (%v)", b, m, back, err)
 		}
 	}
 	if MetadataOf(map[string]string{"b": "1", "a": "2"}) != MetadataOf(map[string]string{"a": "2", "b": "1"}) {
