@@ -26,7 +26,9 @@ import (
 // tagged vigil-protect is a cluster named after the stack (policy from a
 // policy=NAME tag), and every value of the servers' vigil:cluster metadata is a
 // cluster of that name (policy from vigil:policy). They live as long as the tag or
-// the metadata; a stored cluster of the same name wins.
+// the metadata; a stored cluster of the same name wins. Metadata is read from the
+// server listing, and Nova does not bump updated_at for a metadata change: a change
+// is seen at the next full listing (Config.FullEvery), then at the next refresh.
 
 // DefaultRefreshEvery is how often sources are resolved when Config.RefreshEvery is 0.
 const DefaultRefreshEvery = 30 * time.Second

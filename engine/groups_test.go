@@ -157,8 +157,7 @@ func TestMetadataAndServerGroupClusters(t *testing.T) {
 	if err := w.cloud.SetMetadata(w.ids[0], model.MetaPolicy, "gold"); err != nil {
 		t.Fatal(err)
 	}
-	w.tick()
-	w.tick() // a listing carries the metadata
+	w.run(11 * time.Second) // a full listing carries the metadata (Nova does not bump updated_at for it)
 	w.refresh()
 	c, ok := w.clusterNamed("web")
 	if !ok || !slices.Equal(c.Members, []string{w.ids[0], w.ids[2]}) {
@@ -173,7 +172,7 @@ func TestMetadataAndServerGroupClusters(t *testing.T) {
 	if err := w.cloud.SetMetadata(w.ids[2], model.MetaCluster, ""); err != nil {
 		t.Fatal(err)
 	}
-	w.tick()
+	w.run(11 * time.Second)
 	w.refresh()
 	if w.protected(w.ids[2]) {
 		t.Fatalf("%s lost its vigil:cluster metadata but is still protected", w.ids[2])

@@ -60,8 +60,9 @@ func (c *Cloud) CreateServerGroup(name, policy string, servers ...string) string
 	return id
 }
 
-// SetMetadata sets (value != "") or unsets one metadata key of a server; like Nova,
-// it changes the server's updated time.
+// SetMetadata sets (value != "") or unsets one metadata key of a server. Like Nova
+// it leaves the server's updated time alone (measured on the peer: the metadata
+// lives in a table of its own), so only a full listing shows the change.
 func (c *Cloud) SetMetadata(id, key, value string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,7 +80,6 @@ func (c *Cloud) SetMetadata(id, key, value string) error {
 		m[key] = value
 	}
 	s.meta = model.MetadataOf(m)
-	c.touchLocked(s)
 	return nil
 }
 
