@@ -193,9 +193,17 @@ func (w *world) groupEdit(op groupOp) {
 		name = g.meta
 	}
 	if op.join {
+		// A server that joins is a running one on a host in service, as a stack
+		// update's new server is (Heat cannot adopt an existing server). One that is
+		// already down on a host whose incident closed would not be answered: see
+		// the report of issue 15's groups part (plan opens no second host incident).
 		var free []string
 		for _, id := range g.pool {
-			if s, ok := w.cloud.Server(id); ok && s.Status != model.StatusDeleted && g.joining[id] == "" && g.gone[id] == nil {
+			s, ok := w.cloud.Server(id)
+			if !ok || s.Status != model.StatusActive || g.joining[id] != "" || g.gone[id] != nil {
+				continue
+			}
+			if t := w.cloud.Truth(s.Host); t.Reporting && !t.ForcedDown && !t.Disabled {
 				free = append(free, id)
 			}
 		}
