@@ -65,6 +65,9 @@ type Config struct {
 	// between its attempts (a timer when nil; the simulation's virtual clock).
 	ReturnWait time.Duration
 	Sleep      func(ctx context.Context, d time.Duration) error
+	// RefreshEvery: how often Run resolves the clusters' sources (groups.go;
+	// default DefaultRefreshEvery).
+	RefreshEvery time.Duration
 }
 
 // AgentSource holds the heartbeats host agents sent since it was last drained.
@@ -110,6 +113,10 @@ type Engine struct {
 	maint     map[string]model.Maintenance
 	returned  map[string]time.Time
 	returning sync.Mutex
+	// lastRefresh: when the clusters' sources were last resolved (groups.go).
+	lastRefresh time.Time
+	// edit serializes the operators' edits of clusters (create, patch, delete).
+	edit sync.Mutex
 }
 
 // Stats counts what the engine did.
@@ -722,6 +729,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan 
 	if w, ok := e.cfg.Agents.(waker); ok {
 		wake = w.Wake()
 	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go e.refreshLoop(rctx, onErr)
 	for {
 		var err error
 		select {
@@ -756,7 +766,7 @@ func (e *Engine) Clusters() []model.ClusterStatus {
 	v := e.det.View()
 	out := make([]model.ClusterStatus, 0, len(e.clusters))
 	for _, c := range e.clusters {
-		out = append(out, plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed))
+		out = append(out, clusterStatus(plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed)))
 	}
 	return out
 }

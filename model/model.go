@@ -108,6 +108,9 @@ type Server struct {
 	Intent    PowerIntent `json:"power_intent,omitempty"`
 	Image     string      `json:"image,omitempty"`
 	Updated   time.Time   `json:"updated,omitzero"`
+	// Metadata is the server's user metadata (vigil:cluster, vigil:policy define
+	// clusters); not in the JSON (the core shapes no JSON).
+	Metadata Metadata `json:"-"`
 }
 
 // Observation is what a source saw at one instant. A full observation lists every

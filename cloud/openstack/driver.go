@@ -65,6 +65,10 @@ type Driver struct {
 	services map[string]string // host name -> nova-compute service UUID
 	intents  map[string]intentEntry
 	lastFull time.Time
+	// orch is Heat's endpoint (groups.go); nil with orchErr when the catalog has none.
+	orch    *gophercloud.ServiceClient
+	orchErr error
+	heat    heatScope
 }
 
 var (
@@ -139,6 +143,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("cloud %q in %s: compute endpoint %q: %w", cfg.CloudName, file, d.compute.Endpoint, err)
 	}
 	clock.setHost(endpoint.Host)
+	d.orch, d.orchErr = gopenstack.NewOrchestrationV1(provider, endpointOpts)
 	if err := d.negotiate(ctx); err != nil {
 		return nil, fmt.Errorf("cloud %q: %w", cfg.CloudName, err)
 	}

@@ -23,6 +23,8 @@ type novaServer struct {
 	VMState   string          `json:"OS-EXT-STS:vm_state"`
 	Image     json.RawMessage `json:"image"`
 	Updated   string          `json:"updated"`
+	// Metadata is the user metadata (vigil:cluster defines clusters); {} when none.
+	Metadata map[string]string `json:"metadata"`
 }
 
 type serverPage struct {
@@ -88,7 +90,8 @@ func (d *Driver) ListServers(ctx context.Context, since time.Time) ([]model.Serv
 			continue
 		}
 		seen[ns.ID] = true
-		s := model.Server{ID: ns.ID, Name: ns.Name, Host: ns.Host, Status: ns.Status, Image: imageID(ns.Image)}
+		s := model.Server{ID: ns.ID, Name: ns.Name, Host: ns.Host, Status: ns.Status, Image: imageID(ns.Image),
+			Metadata: model.MetadataOf(ns.Metadata)}
 		if ns.TaskState != nil {
 			s.TaskState = *ns.TaskState
 		}

@@ -92,7 +92,8 @@ type server struct {
 	// (reset-state) goes on where its compute runs, beside the next one.
 	work    []*work
 	deleted bool
-	guest   guest // what only the host (its agent) sees of the guest
+	guest   guest          // what only the host (its agent) sees of the guest
+	meta    model.Metadata // user metadata (groups.go)
 }
 
 // work is an accepted action's remaining phases. Each phase is carried out by one
@@ -153,6 +154,8 @@ type Cloud struct {
 	syncs map[string]bool
 	// fab: each server's ports and volume attachments (fabric.go).
 	fab map[string]*fabric
+	// stacks and server groups (groups.go).
+	grp groups
 }
 
 // New returns an empty cloud whose time is read from now.
@@ -350,7 +353,7 @@ func (s *server) view() model.Server {
 		st = model.StatusDeleted
 	}
 	return model.Server{ID: s.id, Name: s.name, Host: s.host, Status: st, TaskState: s.task,
-		Intent: s.intent, Image: s.image, Updated: s.updated}
+		Intent: s.intent, Image: s.image, Updated: s.updated, Metadata: s.meta}
 }
 
 // ListHosts implements cloud.Lister.

@@ -71,4 +71,6 @@ var migrations = []string{
 	// before it is undone.
 	`CREATE TABLE host_maintenance (host TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);
 	CREATE TABLE host_returns (host TEXT PRIMARY KEY, at INTEGER NOT NULL);`,
+	// 7: where a cluster's members come from (model.ClusterSource as JSON; '' for a list of IDs).
+	`ALTER TABLE clusters ADD COLUMN source TEXT NOT NULL DEFAULT '';`,
 }
