@@ -96,6 +96,11 @@ type Host struct {
 	Capacity int `json:"capacity,omitempty"`
 	// LastSeenUp is the compute service's last heartbeat, when the cloud reports it.
 	LastSeenUp time.Time `json:"last_seen_up,omitzero"`
+	// Free is what the cloud's Placement service counts free on the host ((total -
+	// reserved) * allocation_ratio - used, per resource); meaningful only when
+	// FreeKnown (a cloud without Placement, or not read yet: the scheduler decides).
+	Free      Resources `json:"free,omitzero"`
+	FreeKnown bool      `json:"free_known,omitempty"`
 }
 
 // Server is a VM as observed.
@@ -108,6 +113,9 @@ type Server struct {
 	Intent    PowerIntent `json:"power_intent,omitempty"`
 	Image     string      `json:"image,omitempty"`
 	Updated   time.Time   `json:"updated,omitzero"`
+	// Flavor is what the server needs of a host (its flavor's vCPUs, RAM, disk);
+	// zero when the cloud did not say.
+	Flavor Resources `json:"flavor,omitzero"`
 }
 
 // Observation is what a source saw at one instant. A full observation lists every
@@ -143,6 +151,8 @@ type Observation struct {
 	Agents []AgentBeat `json:"agents,omitempty"`
 	// Monitors are external monitors' reports (masakari-monitors notifications).
 	Monitors []MonitorReport `json:"monitors,omitempty"`
+	// ServerGroups, when non-nil, is the complete list of the cloud's server groups.
+	ServerGroups []ServerGroup `json:"server_groups,omitempty"`
 }
 
 // Subject names what a verdict or incident is about.
