@@ -101,6 +101,9 @@ type Host struct {
 	// FreeKnown (a cloud without Placement, or not read yet: the scheduler decides).
 	Free      Resources `json:"free,omitzero"`
 	FreeKnown bool      `json:"free_known,omitempty"`
+	// FreeAt is when Free was read (the same clock as the observation's At): an
+	// evacuation the cloud took after it is not in Free yet.
+	FreeAt time.Time `json:"free_at,omitzero"`
 }
 
 // Server is a VM as observed.

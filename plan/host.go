@@ -163,7 +163,11 @@ func (p *planner) host(inc *model.Incident) {
 		refence = fmt.Sprintf("the BMC of host %s no longer confirms the power off: fence it again before any evacuation", name)
 	}
 	if in.Now.Sub(inc.Opened) >= pol.Deadline {
-		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, lastError(inc.Steps)))
+		why := lastError(inc.Steps)
+		if inc.State == model.IncidentWaiting {
+			why = cmp.Or(inc.Reason, why)
+		}
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s; %s", pol.Deadline, why))
 		return
 	}
 	if reason, ok := brakeOn(p.braked, h.Segment); ok {
@@ -241,7 +245,9 @@ func (p *planner) host(inc *model.Incident) {
 	remaining := 0
 	handed := 0
 	var interrupted []string
-	for _, id := range servers {
+	// capacity-priority: in priority order; once one waits for room, the rest wait.
+	togo, capWait := p.unmoved(inc, servers), []string(nil)
+	for _, id := range p.byPriority(servers) {
 		if succeeded(inc.Steps, model.ActEvacuate, id) {
 			continue
 		}
@@ -289,7 +295,15 @@ func (p *planner) host(inc *model.Incident) {
 			}
 			continue
 		}
-		target, why := p.place(name, id)
+		if len(capWait) > 0 {
+			capWait = append(capWait, id)
+			continue
+		}
+		target, why, short := p.placeFor(inc, name, id, togo)
+		if short {
+			capWait = append(capWait, id)
+			continue
+		}
 		if why != "" {
 			p.change(inc, model.IncidentWaiting, why)
 			continue
@@ -299,6 +313,9 @@ func (p *planner) host(inc *model.Incident) {
 			"evacuation of "+id+" failed") {
 			return
 		}
+	}
+	if len(capWait) > 0 {
+		p.change(inc, model.IncidentWaiting, p.capacityWait(capWait))
 	}
 	if remaining == 0 && len(interrupted) > 0 {
 		// The fence of this host does not reach a copy on a migration's destination:

@@ -45,6 +45,9 @@ type Input struct {
 	// running (detect.View.Running): a server is never evacuated from a host that
 	// still runs it.
 	Running map[string][]string
+	// ServerGroups are the cloud's server groups (affinity, anti-affinity): their
+	// rules bind where evacuated members may go.
+	ServerGroups []model.ServerGroup
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }
@@ -88,6 +91,9 @@ type planner struct {
 	hostIncident map[string]int64
 	braked       map[string]string
 	nextTemp     int64
+	// pl is this round's room for evacuated servers (placement.go), built on first use.
+	pl   *placement
+	noPl bool
 }
 
 // Plan decides the next steps.
