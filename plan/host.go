@@ -263,6 +263,7 @@ func (p *planner) host(inc *model.Incident) {
 			// Rule copy-still-runs: the host's own agent, heard now, reports the domain
 			// running: evacuating would start a second copy. Wait for the report to change.
 			remaining++
+			p.hold(id)
 			p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: copy-still-runs: the agent of host %s, heard now, reports server %s running there: no evacuation while it runs", name, id))
 			continue
 		}
@@ -272,9 +273,11 @@ func (p *planner) host(inc *model.Incident) {
 		}
 		remaining++
 		if owner, ok := p.owner[id]; ok && owner != inc.ID {
+			p.hold(id)
 			continue // another incident's step is in flight on it; wait for its outcome
 		}
 		if s := in.Servers[id]; s.Host == name && (s.TaskState != "" || !evacuable(s.Status)) {
+			p.hold(id)
 			if why := taskMayFinishElsewhere(s); why != "" {
 				// Its copy may run, or be about to run, on another host: resetting and
 				// evacuating it could make a second one. Wait for the task's outcome;

@@ -286,6 +286,15 @@ func (p *planner) placeAffinity(pl *placement, inc *model.Incident, source, id s
 	return best, "", false
 }
 
+// hold keeps room for a server that cannot be evacuated yet (its task, another
+// step on it, a copy still heard): the evacuation loop runs in priority order, so
+// only servers of lower (or equal) priority are kept from taking its room.
+func (p *planner) hold(id string) {
+	if pl := p.placement(); pl != nil {
+		pl.debt = pl.debt.Add(p.in.Servers[id].Flavor)
+	}
+}
+
 // reservedFor lists the reserved hosts of a server's policy that may receive it.
 func (p *planner) reservedFor(id string) []string {
 	var out []string
