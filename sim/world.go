@@ -74,6 +74,8 @@ var invariantNames = map[int]string{
 	7: "everything explained",
 	8: "nothing concluded while the cloud cannot be seen",
 	9: "no recovery of a healthy server",
+	// Issue 15:
+	10: "placement honours server groups and restart priority",
 }
 
 // Invariants is the number of invariants the checkers hold a run to.
@@ -136,6 +138,8 @@ var WorldSettings = []string{
 	"rare-full",     // a full listing every 5 min instead of every minute (a large cloud's cost)
 	// Issue 14:
 	"agents", // a host agent on every host: heartbeats on two paths, peers, domains, guest probes
+	// Issue 15:
+	"placement", // flavors, Placement inventories (some with little room), priorities, server groups
 }
 
 // Issue13Settings are the world settings of issue 13's world: a seed restricted to
@@ -197,6 +201,8 @@ type world struct {
 	// in Vigil's view (watchLies).
 	lieEnd  map[string]time.Time
 	lieSeen map[string]time.Duration
+	// place: the placement setting (placement.go); nil when not drawn.
+	place *placeWorld
 }
 
 type delivery struct {
@@ -313,6 +319,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		}
 		clusters = append(clusters, model.Cluster{Name: fmt.Sprintf("c%d", c), Members: members[c], Desired: len(members[c]), Policy: clusterPolicy[c]})
 	}
+	clusters = w.setupPlacement(ids, clusters)
 	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3}
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Store: db, Policies: pols,

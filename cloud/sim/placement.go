@@ -140,3 +140,14 @@ func (c *Cloud) groupAllowsLocked(s *server, name string) bool {
 	}
 	return true
 }
+
+// LastAction returns the last action the cloud recorded on a server (the truth, for
+// checkers: no API call).
+func (c *Cloud) LastAction(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.servers[id]; ok && len(s.actions) > 0 {
+		return s.actions[len(s.actions)-1].Action
+	}
+	return ""
+}
