@@ -246,7 +246,7 @@ func (p *planner) host(inc *model.Incident) {
 	handed := 0
 	var interrupted []string
 	// capacity-priority: in priority order; once one waits for room, the rest wait.
-	togo, capWait := p.unmoved(inc, servers), []string(nil)
+	togo, capWait, placeWaits := p.unmoved(inc, servers), []string(nil), []string(nil)
 	for _, id := range p.byPriority(servers) {
 		if succeeded(inc.Steps, model.ActEvacuate, id) {
 			continue
@@ -308,7 +308,7 @@ func (p *planner) host(inc *model.Incident) {
 			continue
 		}
 		if why != "" {
-			p.change(inc, model.IncidentWaiting, why)
+			placeWaits = append(placeWaits, why)
 			continue
 		}
 		if !p.retryOrEscalate(inc, pol, model.Step{Action: model.ActEvacuate, Server: id, Host: name, Target: target,
@@ -317,8 +317,8 @@ func (p *planner) host(inc *model.Incident) {
 			return
 		}
 	}
-	if len(capWait) > 0 {
-		p.change(inc, model.IncidentWaiting, p.capacityWait(capWait))
+	if len(capWait) > 0 || len(placeWaits) > 0 {
+		p.change(inc, model.IncidentWaiting, p.placementWait(capWait, placeWaits))
 	}
 	if remaining == 0 && len(interrupted) > 0 {
 		// The fence of this host does not reach a copy on a migration's destination:

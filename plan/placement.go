@@ -205,6 +205,7 @@ func (p *planner) placeOne(pl *placement, inc *model.Incident, source, id string
 	if grouped && g.Policy == model.GroupAntiAffinity {
 		for _, m := range g.Members {
 			if m != id && (p.moving(inc, m) || pl.to[m] == "*") {
+				pl.debt = pl.debt.Add(need) // its room is held: it goes next
 				return "", fmt.Sprintf("waiting: group-anti-affinity: server %s waits for %s of its group %s to land, so no two members are placed on one host", id, m, groupName(g)), false
 			}
 		}
@@ -279,7 +280,11 @@ func (p *planner) placeAffinity(pl *placement, inc *model.Incident, source, id s
 		}
 	}
 	if best == "" {
-		return "", fmt.Sprintf("waiting: group-affinity: no up host has room for all %d members of group %s together (%s)", len(g.Members), groupName(g), pl.total().Short(all)), false
+		short := pl.total().Short(all)
+		if short == "" {
+			short = fmt.Sprintf("need %s, no single host has it", all)
+		}
+		return "", fmt.Sprintf("waiting: group-affinity: no up host has room for all %d members of group %s together (%s)", len(g.Members), groupName(g), short), false
 	}
 	pl.free[best] = pl.free[best].Sub(need)
 	pl.to[id] = best
@@ -334,26 +339,33 @@ func groupName(g model.ServerGroup) string {
 	return fmt.Sprintf("%s (%s)", g.ID, g.Policy)
 }
 
-// capacityWait is the reason of an incident whose servers wait for room.
-func (p *planner) capacityWait(waiting []string) string {
-	var need model.Resources
-	for _, id := range waiting {
-		need = need.Add(p.in.Servers[id].Flavor)
+// placementWait is the one reason of an incident whose servers wait for room
+// (capacity-priority) or for a place their groups allow: one change per round.
+func (p *planner) placementWait(capWait, others []string) string {
+	var parts []string
+	if len(capWait) > 0 {
+		var need model.Resources
+		for _, id := range capWait {
+			need = need.Add(p.in.Servers[id].Flavor)
+		}
+		var free model.Resources
+		if pl := p.placement(); pl != nil {
+			free = pl.total()
+		}
+		parts = append(parts, capacityReason(capWait, need, free))
 	}
-	var free model.Resources
-	if pl := p.placement(); pl != nil {
-		free = pl.total()
+	for _, w := range others {
+		parts = append(parts, strings.TrimPrefix(w, "waiting: "))
 	}
-	return capacityReason(waiting, need, free)
+	return "waiting: " + strings.Join(parts, "; ")
 }
 
-// capacityReason is the reason an incident and its clusters show while servers
-// wait for room (rule capacity-priority).
+// capacityReason says which servers wait for room, and how short it is.
 func capacityReason(waiting []string, need, free model.Resources) string {
 	short := free.Short(need)
 	if short == "" {
-		short = fmt.Sprintf("need %s, %s free", need, free)
+		short = fmt.Sprintf("need %s; no single host has room for the next", need)
 	}
-	return fmt.Sprintf("waiting: capacity-short: %d servers wait for capacity (%s on the up hosts): %s; they start in priority order as room frees up",
+	return fmt.Sprintf("capacity-short: %d servers wait for capacity (%s on the up hosts): %s; they start in priority order as room frees up",
 		len(waiting), short, strings.Join(waiting, ", "))
 }
