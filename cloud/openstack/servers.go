@@ -23,6 +23,7 @@ type novaServer struct {
 	VMState   string          `json:"OS-EXT-STS:vm_state"`
 	Image     json.RawMessage `json:"image"`
 	Updated   string          `json:"updated"`
+	Flavor    novaFlavor      `json:"flavor"` // embedded at 2.47+
 }
 
 type serverPage struct {
@@ -89,6 +90,7 @@ func (d *Driver) ListServers(ctx context.Context, since time.Time) ([]model.Serv
 		}
 		seen[ns.ID] = true
 		s := model.Server{ID: ns.ID, Name: ns.Name, Host: ns.Host, Status: ns.Status, Image: imageID(ns.Image)}
+		s.Flavor = ns.Flavor.resources(s.Image == "")
 		if ns.TaskState != nil {
 			s.TaskState = *ns.TaskState
 		}
