@@ -66,4 +66,6 @@ var migrations = []string{
 	`CREATE TABLE bmc_identities (host TEXT PRIMARY KEY, identity TEXT NOT NULL, since INTEGER NOT NULL);`,
 	// 5: the kind of failure a server incident answers (model.Fault*): it picks its ladder.
 	`ALTER TABLE incidents ADD COLUMN fault TEXT NOT NULL DEFAULT '';`,
+	// 6 (issue 15): a cluster's restart priority (1-5; 0: its policy's).
+	`ALTER TABLE clusters ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;`,
 }

@@ -174,8 +174,8 @@ func checkEpoch(ctx context.Context, tx *sql.Tx, id, epoch int64) error {
 // CreateCluster implements store.Store.
 func (s *DB) CreateCluster(ctx context.Context, c model.Cluster) error {
 	members, _ := json.Marshal(c.Members)
-	_, err := s.db.ExecContext(ctx, "INSERT INTO clusters (name, members, desired, policy) VALUES (?, ?, ?, ?)",
-		c.Name, string(members), c.Desired, c.Policy)
+	_, err := s.db.ExecContext(ctx, "INSERT INTO clusters (name, members, desired, policy, priority) VALUES (?, ?, ?, ?, ?)",
+		c.Name, string(members), c.Desired, c.Policy, c.Priority)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return fmt.Errorf("cluster %q: %w", c.Name, store.ErrExists)
 	}
@@ -199,7 +199,7 @@ func (s *DB) DeleteCluster(ctx context.Context, name string) error {
 
 // Clusters implements store.Store.
 func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT name, members, desired, policy FROM clusters ORDER BY name")
+	rows, err := s.db.QueryContext(ctx, "SELECT name, members, desired, policy, priority FROM clusters ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
@@ -208,7 +208,7 @@ func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
 	for rows.Next() {
 		var c model.Cluster
 		var members string
-		if err := rows.Scan(&c.Name, &members, &c.Desired, &c.Policy); err != nil {
+		if err := rows.Scan(&c.Name, &members, &c.Desired, &c.Policy, &c.Priority); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(members), &c.Members); err != nil {
