@@ -41,18 +41,16 @@ func Health(c model.Cluster, servers map[string]model.Server, verdicts map[model
 		st.Health, st.Reason = model.Red, "escalated: "+escalated
 	case c.Desired > 0 && st.Healthy == 0:
 		st.Health, st.Reason = model.Red, "no member is healthy"
-		if waiting != "" {
-			st.Reason += "; " + waiting
-		}
 	case recovering > 0:
 		st.Health, st.Reason = model.Yellow, fmt.Sprintf("%d recoveries under way; %d of %d desired healthy", recovering, st.Healthy, c.Desired)
-		if waiting != "" {
-			// Why a recovery does not go on (capacity short, a brake, a group rule):
-			// the operator reads it here without opening the incident.
-			st.Reason += "; " + waiting
-		}
 	case st.Healthy < c.Desired:
 		st.Health, st.Reason = model.Yellow, fmt.Sprintf("%d of %d desired members healthy", st.Healthy, c.Desired)
+	}
+	if waiting != "" && st.Health != model.Green {
+		// Why a recovery does not go on (capacity short, a brake, a group rule):
+		// the operator reads it here without opening the incident, also when
+		// another member's escalation already turned the cluster Red.
+		st.Reason += "; " + waiting
 	}
 	return st
 }
