@@ -69,33 +69,55 @@ func TestIntegrationPlacementPriorityAndAntiAffinity(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = p.admin.Delete(ctx, p.admin.ServiceURL("os-server-groups", sg.Group.ID), nil) })
 
-	boot := func(name, flavor, host, group string) {
+	// One at a time, each ACTIVE before the next: the fault of one that fails is shown.
+	boot := func(name, flavor, host, group string) string {
 		t.Helper()
 		body := map[string]any{"server": map[string]any{"name": pre + "-" + name, "flavorRef": flavor, "imageRef": p.image,
 			"networks": "none", "availability_zone": "nova:" + host}}
 		if group != "" {
 			body["os:scheduler_hints"] = map[string]any{"group": group}
 		}
-		if _, err := p.admin.Post(ctx, p.admin.ServiceURL("servers"), body, nil, nil); err != nil {
+		var created struct {
+			Server struct {
+				ID string `json:"id"`
+			} `json:"server"`
+		}
+		if _, err := p.admin.Post(ctx, p.admin.ServiceURL("servers"), body, &created, nil); err != nil {
 			t.Fatalf("boot %s on %s: %v", name, host, err)
 		}
+		id := created.Server.ID
+		waitFor(t, 60*time.Second, "server "+name+" ACTIVE on "+host, func() (bool, string) {
+			var doc struct {
+				Server struct {
+					novaServer
+					Fault struct {
+						Message string `json:"message"`
+					} `json:"fault"`
+				} `json:"server"`
+			}
+			if _, err := p.admin.Get(ctx, p.admin.ServiceURL("servers", id), &doc, nil); err != nil {
+				return false, err.Error()
+			}
+			s := doc.Server.model()
+			if s.Status == model.StatusError {
+				t.Fatalf("server %s (%s) went to ERROR booting on %s: %s", name, id, host, doc.Server.Fault.Message)
+			}
+			if s.Status == model.StatusActive && s.TaskState == "" && s.Host != host {
+				t.Fatalf("server %s booted on %s, want %s", name, s.Host, host)
+			}
+			return s.Status == model.StatusActive && s.TaskState == "", s.Status
+		})
+		return id
 	}
 	t.Cleanup(func() { p.deleteAll(pre) })
 	big := fl.Flavor.ID
-	boot("a", big, host1, "")
-	boot("b", big, host1, "")
+	a := boot("a", big, host1, "")
+	b := boot("b", big, host1, "")
 	boot("c", big, host2, "")
 	boot("d", big, host2, "")
 	boot("e", big, host3, "")
-	boot("x", "1", host1, sg.Group.ID)
-	boot("y", "1", host3, sg.Group.ID)
-	ids := p.waitBooted(pre, 7) // sorted by name: a b c d e x y
-	a, b, x, y := ids[0], ids[1], ids[5], ids[6]
-	for i, want := range []string{host1, host1, host2, host2, host3, host1, host3} {
-		if s := p.mustServer(ids[i]); s.Host != want {
-			t.Fatalf("server %s booted on %s, want %s", s.Name, s.Host, want)
-		}
-	}
+	x := boot("x", "1", host1, sg.Group.ID)
+	y := boot("y", "1", host3, sg.Group.ID)
 
 	v := startVigilWith(t, p, cfg, time.Second)
 	for _, c := range []model.Cluster{
