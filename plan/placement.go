@@ -97,7 +97,7 @@ func (p *planner) placement() *placement {
 			case st.Target != "" && pl.has(st.Target):
 				pl.free[st.Target] = pl.free[st.Target].Sub(s.Flavor)
 			default:
-				pl.debt = pl.debt.Add(s.Flavor)
+				pl.take(s.Flavor)
 			}
 		}
 	}
@@ -106,6 +106,20 @@ func (p *planner) placement() *placement {
 }
 
 func (pl *placement) has(h string) bool { _, ok := pl.free[h]; return ok }
+
+// take counts need as taken where Nova's scheduler would likely put it (spread),
+// when where it went is not known yet; against the total when it fits nowhere.
+// Counting it against one host, not only the total, keeps a server that needs one
+// host's room from being sent to the room another just took (peer run of the
+// placement integration test: a big server went to the host a first one had just
+// filled, as Placement did not show it yet).
+func (pl *placement) take(need model.Resources) {
+	if h := pl.spread(need, func(string) bool { return true }); h != "" {
+		pl.free[h] = pl.free[h].Sub(need)
+		return
+	}
+	pl.debt = pl.debt.Add(need)
+}
 
 // candidate reports whether a host may receive evacuated servers: up by its verdict
 // and the cloud, enabled, not in maintenance, not forced down.
@@ -205,7 +219,7 @@ func (p *planner) placeOne(pl *placement, inc *model.Incident, source, id string
 	if grouped && g.Policy == model.GroupAntiAffinity {
 		for _, m := range g.Members {
 			if m != id && (p.moving(inc, m) || pl.to[m] == "*") {
-				pl.debt = pl.debt.Add(need) // its room is held: it goes next
+				pl.take(need) // its room is held: it goes next
 				return "", fmt.Sprintf("waiting: group-anti-affinity: server %s waits for %s of its group %s to land, so no two members are placed on one host", id, m, groupName(g)), false
 			}
 		}
@@ -296,7 +310,7 @@ func (p *planner) placeAffinity(pl *placement, inc *model.Incident, source, id s
 // only servers of lower (or equal) priority are kept from taking its room.
 func (p *planner) hold(id string) {
 	if pl := p.placement(); pl != nil {
-		pl.debt = pl.debt.Add(p.in.Servers[id].Flavor)
+		pl.take(p.in.Servers[id].Flavor)
 	}
 }
 

@@ -144,6 +144,11 @@ func TestIntegrationPlacementPriorityAndAntiAffinity(t *testing.T) {
 	})
 
 	killed := killComputes(t, 1)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Vigil's timeline from the kill:\n%s", v.timelineSince(killed))
+		}
+	})
 	activeAt := allActiveElsewhere(t, p, []string{a, x}, host1, 150*time.Second)
 	var waitingAt time.Time
 	var status model.ClusterStatus
