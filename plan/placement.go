@@ -378,8 +378,10 @@ func (p *planner) placementWait(capWait, others []string) string {
 func capacityReason(waiting []string, need, free model.Resources) string {
 	short := free.Short(need)
 	if short == "" {
-		short = fmt.Sprintf("need %s; no single host has room for the next", need)
+		short = fmt.Sprintf("need %s, and no single up host has room for the next", need)
+	} else {
+		short += " on the up hosts"
 	}
-	return fmt.Sprintf("capacity-short: %d servers wait for capacity (%s on the up hosts): %s; they start in priority order as room frees up",
+	return fmt.Sprintf("capacity-short: %d servers wait for capacity (%s): %s; they start in priority order as room frees up",
 		len(waiting), short, strings.Join(waiting, ", "))
 }
