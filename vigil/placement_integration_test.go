@@ -133,6 +133,23 @@ func TestIntegrationPlacementPriorityAndAntiAffinity(t *testing.T) {
 			return err == nil, fmt.Sprint(err)
 		})
 	}
+	// Vigil's driver reads the group (all projects) and the flavors as Nova has them.
+	groups, err := v.drv.ListServerGroups(ctx)
+	if err != nil {
+		t.Fatalf("server groups: %v", err)
+	}
+	i := slices.IndexFunc(groups, func(g model.ServerGroup) bool { return g.ID == sg.Group.ID })
+	if i < 0 || groups[i].Policy != model.GroupAntiAffinity || !slices.Contains(groups[i].Members, x) || !slices.Contains(groups[i].Members, y) {
+		t.Fatalf("server groups read by the driver: %+v, want %s anti-affinity with %s and %s", groups, sg.Group.ID, x, y)
+	}
+	waitFor(t, 30*time.Second, "Vigil knows the flavor of server a", func() (bool, string) {
+		for _, s := range v.app.Engine.Servers() {
+			if s.ID == a {
+				return s.Flavor == model.Resources{VCPUs: 1, MemoryMB: 400000, DiskGB: 1}, fmt.Sprintf("%+v", s.Flavor)
+			}
+		}
+		return false, "not listed"
+	})
 	// Vigil sees the room and the group before the fault.
 	waitFor(t, 30*time.Second, "Vigil reads Placement's free room of the computes", func() (bool, string) {
 		for _, h := range v.app.Engine.Hosts() {
