@@ -24,9 +24,10 @@ import (
 //   - group-anti-affinity: members of a strict anti-affinity group never share a
 //     host: one member is moved at a time through the scheduler (which then sees
 //     where the last landed), or to a named host no member is on.
-//   - group-affinity: members of a strict affinity group evacuated together go to
-//     one named host with room for all of them (Nova's scheduler cannot place the
-//     first: the group's only host is the dead one).
+//   - group-affinity: a member of a strict affinity group joins the host its
+//     other members run on (named, with room); when they are all on the dead host,
+//     Nova refuses any evacuation of it (measured on Nova 26, even forced), so
+//     Vigil waits and says so, and the deadline escalates it.
 //   - reserved-host: a policy's reserved hosts are preferred, in order, when they
 //     have room and break no group rule; else the scheduler places (target "").
 //
@@ -276,33 +277,28 @@ func (p *planner) placeAffinity(pl *placement, inc *model.Incident, source, id s
 		pl.to[id] = h
 		return h, "", false
 	}
-	// The first of the group to move: pick one host for every member leaving source.
-	var all model.Resources
+	// No other member runs off the source. Nova (26, measured on the peer) refuses
+	// to evacuate a member whose group's other members are all on the dead host:
+	// through the scheduler ("No valid host"), to a named host (the scheduler's
+	// affinity filter), and even forced at 2.67 (the target compute's own group
+	// check: "Affinity instance group policy was violated"). Vigil does not try.
+	var others []string
 	for _, m := range g.Members {
-		if slices.Contains(togo, m) {
-			all = all.Add(p.in.Servers[m].Flavor)
+		if _, ok := p.in.Servers[m]; ok && m != id {
+			others = append(others, m)
 		}
 	}
-	hosts := append(p.reservedFor(id), slices.Sorted(maps.Keys(pl.free))...)
-	best := ""
-	for _, h := range hosts {
-		if pl.fitsOn(h, all) && (best == "" || slices.Contains(p.reservedFor(id), h) && !slices.Contains(p.reservedFor(id), best) || pl.free[h].MemoryMB > pl.free[best].MemoryMB && !slices.Contains(p.reservedFor(id), best)) {
-			best = h
-			if slices.Contains(p.reservedFor(id), h) {
-				break
-			}
+	if len(others) == 0 {
+		// A lone member: the scheduler places it.
+		if h := pl.spread(need, func(string) bool { return true }); h != "" {
+			pl.free[h] = pl.free[h].Sub(need)
+			pl.to[id] = "*"
+			return "", "", false
 		}
+		return "", "", true
 	}
-	if best == "" {
-		short := pl.total().Short(all)
-		if short == "" {
-			short = fmt.Sprintf("need %s, no single host has it", all)
-		}
-		return "", fmt.Sprintf("waiting: group-affinity: no up host has room for all %d members of group %s together (%s)", len(g.Members), groupName(g), short), false
-	}
-	pl.free[best] = pl.free[best].Sub(need)
-	pl.to[id] = best
-	return best, "", false
+	return "", fmt.Sprintf("waiting: group-affinity: server %s is in affinity group %s, whose other members (%s) are all on the dead host %s too: Nova refuses to evacuate such a member (its scheduler and the target compute both enforce the group), so Vigil does not; an operator must decide (restore %s, or rebuild the group elsewhere)",
+		id, groupName(g), strings.Join(others, ", "), source, source), false
 }
 
 // hold keeps room for a server that cannot be evacuated yet (its task, another

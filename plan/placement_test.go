@@ -160,15 +160,31 @@ func TestAntiAffinityNeverShareAHost(t *testing.T) {
 	})
 }
 
-func TestAffinityMembersMoveTogether(t *testing.T) {
-	f := placementFixture(4, 2, 8, 3)
-	f.member("x", "h1", 2, 3)
-	f.member("y", "h1", 2, 3)
-	f.in.ServerGroups = []model.ServerGroup{{ID: "g2", Name: "pair", Policy: model.GroupAffinity, Members: []string{"x", "y"}}}
-	out := f.fenceAndMarkDown(t)
-	if got := strings.Join(evacuated(out), ","); got != "x→h3,y→h3" {
-		t.Fatalf("evacuated %q, want both to h3, the one host with room for both", got)
-	}
+func TestAffinityMembers(t *testing.T) {
+	t.Run("a member joins the others where they run", func(t *testing.T) {
+		f := placementFixture(4, 8, 8, 8)
+		f.member("x", "h1", 2, 3)
+		f.member("y", "h3", 2, 3)
+		f.in.ServerGroups = []model.ServerGroup{{ID: "g2", Name: "pair", Policy: model.GroupAffinity, Members: []string{"x", "y"}}}
+		out := f.fenceAndMarkDown(t)
+		if got := strings.Join(evacuated(out), ","); got != "x→h3" {
+			t.Fatalf("evacuated %q, want x to h3 where y runs", got)
+		}
+	})
+	t.Run("all members on the dead host: Nova refuses, Vigil waits and says why", func(t *testing.T) {
+		f := placementFixture(4, 8, 8, 8)
+		f.member("x", "h1", 2, 3)
+		f.member("y", "h1", 2, 3)
+		f.member("z", "h1", 1, 1) // not in the group: it goes
+		f.in.ServerGroups = []model.ServerGroup{{ID: "g2", Name: "pair", Policy: model.GroupAffinity, Members: []string{"x", "y"}}}
+		out := f.fenceAndMarkDown(t)
+		if got := strings.Join(evacuated(out), ","); got != "z→" {
+			t.Fatalf("evacuated %q, want z alone", got)
+		}
+		if r := f.in.Open[0].Reason; !strings.Contains(r, "group-affinity: server x is in affinity group pair (affinity), whose other members (y) are all on the dead host h1") {
+			t.Fatalf("reason %q", r)
+		}
+	})
 }
 
 func TestCapacityInFlightTakesOneHostsRoom(t *testing.T) {

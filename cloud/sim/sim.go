@@ -504,6 +504,11 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 		if t.capacity > 0 && c.usedLocked(target) >= t.capacity || !c.roomLocked(target, s) {
 			return fmt.Errorf("evacuate %s: %w: target %s is full", id, cloud.ErrConflict, target)
 		}
+		if !c.groupAllowsLocked(s, target) {
+			// Nova 2.68+ checks a named host with the scheduler's filters, and the
+			// target compute checks the group again (a forced host too).
+			return fmt.Errorf("evacuate %s: %w: no valid host: target %s breaks the rule of the server's group", id, cloud.ErrConflict, target)
+		}
 	}
 	c.migrations = append(c.migrations, migration{server: id, source: s.host, dest: target, kind: "evacuation", status: "accepted"})
 	mig := len(c.migrations) - 1
