@@ -143,6 +143,8 @@ type clusterRequest struct {
 	Policy  string   `json:"policy"`
 	// Source, when given, defines the members (see clusters.go).
 	Source *sourceRequest `json:"source"`
+	// Priority (1-5, 5 first; 0 or absent: the policy's) orders restarts when room is short.
+	Priority int `json:"priority"`
 }
 
 func (h *handler) createCluster(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +157,11 @@ func (h *handler) createCluster(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, &engine.InvalidError{Field: "name", Msg: "is required"})
 		return
 	}
-	c := model.Cluster{Name: *req.Name, Members: req.Members, Policy: req.Policy, Desired: len(req.Members)}
+	if req.Priority < 0 || req.Priority > 5 {
+		h.fail(w, &engine.InvalidError{Field: "priority", Msg: fmt.Sprintf("must be 1 to 5 (5 restarts first), or 0 for the policy's; got %d", req.Priority)})
+		return
+	}
+	c := model.Cluster{Name: *req.Name, Members: req.Members, Policy: req.Policy, Desired: len(req.Members), Priority: req.Priority}
 	if req.Desired != nil {
 		c.Desired = *req.Desired
 	}

@@ -117,6 +117,8 @@ type Engine struct {
 	lastRefresh time.Time
 	// edit serializes the operators' edits of clusters (create, patch, delete).
 	edit sync.Mutex
+	// groups are the cloud's server groups as last listed (placement binds on them).
+	groups []model.ServerGroup
 }
 
 // Stats counts what the engine did.
@@ -435,6 +437,9 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	wasErr, errSince := e.det.View().CloudErr, e.det.View().CloudErrSince
 	e.det.SetGrace(e.hostGrace())
 	e.det.SetForcedByVigil(e.forcedByVigil())
+	if obs.Err == "" && obs.ServerGroups != nil {
+		e.groups = obs.ServerGroups
+	}
 	changed := slices.DeleteFunc(e.det.Step(now, obs), func(v model.Verdict) bool {
 		// The journal explains Vigil's decisions: unprotected servers get none.
 		return v.Subject.Kind == model.KindServer && !e.det.Protected(v.Subject.ID)
@@ -541,7 +546,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
 		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
-		FenceUnconfirmed: e.unconfirmed, Running: view.Running, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric)}
+		FenceUnconfirmed: e.unconfirmed, Running: view.Running, ServerGroups: e.groups, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric)}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {

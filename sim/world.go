@@ -78,6 +78,7 @@ var invariantNames = map[int]string{
 	10: "migrations only off a live host; a drain moves its servers or says why",
 	11: "no fence or evacuation of a host in maintenance",
 	12: "no return of a dead or occupied host",
+	13: "placement honours server groups and restart priority",
 }
 
 // Invariants is the number of invariants the checkers hold a run to.
@@ -142,6 +143,8 @@ var WorldSettings = []string{
 	"agents", // a host agent on every host: heartbeats on two paths, peers, domains, guest probes
 	// Issue 15 (drawn from a stream of its own, see groups.go):
 	"groups", // clusters from a Heat stack and from server metadata, edited mid-run
+	// Issue 15:
+	"placement", // flavors, Placement inventories (some with little room), priorities, server groups
 }
 
 // Issue13Settings are the world settings of issue 13's world: a seed restricted to
@@ -209,6 +212,8 @@ type world struct {
 	lieSeen map[string]time.Duration
 	// grp: clusters defined in the cloud, edited mid-run (the "groups" setting, groups.go).
 	grp *groupsWorld
+	// place: the placement setting (placement.go); nil when not drawn.
+	place *placeWorld
 }
 
 type delivery struct {
@@ -336,6 +341,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		clusters = append(clusters, model.Cluster{Name: fmt.Sprintf("c%d", c), Members: members[c], Desired: len(members[c]), Policy: clusterPolicy[c]})
 	}
 	clusters = w.groupClusters(clusters, pols, ids[nprot:])
+	clusters = w.setupPlacement(ids, clusters)
 	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3}
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Fabric: w.drv, Store: db, Policies: pols,

@@ -73,4 +73,6 @@ var migrations = []string{
 	CREATE TABLE host_returns (host TEXT PRIMARY KEY, at INTEGER NOT NULL);`,
 	// 7: where a cluster's members come from (model.ClusterSource as JSON; '' for a list of IDs).
 	`ALTER TABLE clusters ADD COLUMN source TEXT NOT NULL DEFAULT '';`,
+	// 8 (issue 15): a cluster's restart priority (1-5; 0: its policy's).
+	`ALTER TABLE clusters ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;`,
 }

@@ -174,8 +174,8 @@ func checkEpoch(ctx context.Context, tx *sql.Tx, id, epoch int64) error {
 // CreateCluster implements store.Store.
 func (s *DB) CreateCluster(ctx context.Context, c model.Cluster) error {
 	members, _ := json.Marshal(c.Members)
-	_, err := s.db.ExecContext(ctx, "INSERT INTO clusters (name, members, desired, policy, source) VALUES (?, ?, ?, ?, ?)",
-		c.Name, string(members), c.Desired, c.Policy, sourceColumn(c.Source))
+	_, err := s.db.ExecContext(ctx, "INSERT INTO clusters (name, members, desired, policy, source, priority) VALUES (?, ?, ?, ?, ?, ?)",
+		c.Name, string(members), c.Desired, c.Policy, sourceColumn(c.Source), c.Priority)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return fmt.Errorf("cluster %q: %w", c.Name, store.ErrExists)
 	}
@@ -188,8 +188,8 @@ func (s *DB) CreateCluster(ctx context.Context, c model.Cluster) error {
 // UpdateCluster implements store.Store.
 func (s *DB) UpdateCluster(ctx context.Context, c model.Cluster) error {
 	members, _ := json.Marshal(c.Members)
-	res, err := s.db.ExecContext(ctx, "UPDATE clusters SET members = ?, desired = ?, policy = ?, source = ? WHERE name = ?",
-		string(members), c.Desired, c.Policy, sourceColumn(c.Source), c.Name)
+	res, err := s.db.ExecContext(ctx, "UPDATE clusters SET members = ?, desired = ?, policy = ?, source = ?, priority = ? WHERE name = ?",
+		string(members), c.Desired, c.Policy, sourceColumn(c.Source), c.Priority, c.Name)
 	if err != nil {
 		return fmt.Errorf("update cluster %q: %w", c.Name, err)
 	}
@@ -222,7 +222,7 @@ func (s *DB) DeleteCluster(ctx context.Context, name string) error {
 
 // Clusters implements store.Store.
 func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT name, members, desired, policy, source FROM clusters ORDER BY name")
+	rows, err := s.db.QueryContext(ctx, "SELECT name, members, desired, policy, source, priority FROM clusters ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
@@ -231,7 +231,7 @@ func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
 	for rows.Next() {
 		var c model.Cluster
 		var members, source string
-		if err := rows.Scan(&c.Name, &members, &c.Desired, &c.Policy, &source); err != nil {
+		if err := rows.Scan(&c.Name, &members, &c.Desired, &c.Policy, &source, &c.Priority); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(members), &c.Members); err != nil {
