@@ -26,6 +26,7 @@ type Engine interface {
 	Cloud() engine.CloudStatus
 	CreateCluster(ctx context.Context, c model.Cluster) error
 	DeleteCluster(ctx context.Context, name string) error
+	EditCluster(ctx context.Context, name string, add, remove []string) (model.Cluster, error)
 	Policies() map[string]model.Policy
 	TrustFence(ctx context.Context, host string) error
 	SetMaintenance(ctx context.Context, host string, on bool, reason string) (engine.MaintenanceResult, error)
@@ -56,6 +57,7 @@ func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) h
 		r.Post("/clusters", h.createCluster)
 		r.Get("/clusters/{name}", h.getCluster)
 		r.Delete("/clusters/{name}", h.deleteCluster)
+		r.Patch("/clusters/{name}", h.editCluster)
 		r.Get("/hosts", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Hosts()) })
 		r.Delete("/hosts/{name}/fence-doubt", h.trustFence)
 		r.Post("/hosts/{name}/drain", h.drainHost)
@@ -101,7 +103,7 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 		write(w, http.StatusBadRequest, Error{Error: ie.Error(), Field: ie.Field})
 	case errors.Is(err, store.ErrNotFound):
 		write(w, http.StatusNotFound, Error{Error: err.Error()})
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, store.ErrExists), errors.Is(err, engine.ErrFollowsSource):
 		write(w, http.StatusConflict, Error{Error: err.Error()})
 	default:
 		h.log.Error("api", "err", err)
@@ -139,6 +141,10 @@ type clusterRequest struct {
 	Members []string `json:"members"`
 	Desired *int     `json:"desired"`
 	Policy  string   `json:"policy"`
+	// Source, when given, defines the members (see clusters.go).
+	Source *sourceRequest `json:"source"`
+	// Priority (1-5, 5 first; 0 or absent: the policy's) orders restarts when room is short.
+	Priority int `json:"priority"`
 }
 
 func (h *handler) createCluster(w http.ResponseWriter, r *http.Request) {
@@ -151,12 +157,19 @@ func (h *handler) createCluster(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, &engine.InvalidError{Field: "name", Msg: "is required"})
 		return
 	}
-	c := model.Cluster{Name: *req.Name, Members: req.Members, Policy: req.Policy, Desired: len(req.Members)}
+	if req.Priority < 0 || req.Priority > 5 {
+		h.fail(w, &engine.InvalidError{Field: "priority", Msg: fmt.Sprintf("must be 1 to 5 (5 restarts first), or 0 for the policy's; got %d", req.Priority)})
+		return
+	}
+	c := model.Cluster{Name: *req.Name, Members: req.Members, Policy: req.Policy, Desired: len(req.Members), Priority: req.Priority}
 	if req.Desired != nil {
 		c.Desired = *req.Desired
 	}
 	if c.Policy == "" {
 		c.Policy = "default"
+	}
+	if req.Source != nil {
+		c.Source = &model.ClusterSource{Kind: req.Source.Kind, Ref: req.Source.Ref, FixedDesired: req.Desired != nil}
 	}
 	if err := h.eng.CreateCluster(r.Context(), c); err != nil {
 		h.fail(w, err)

@@ -111,6 +111,7 @@ func TestCreateClusterRejectsBadInputNamingTheField(t *testing.T) {
 		{"server in two clusters", fmt.Sprintf(`{"name":"db","members":[%q]}`, r.ids[0]), "members[0]", "already belongs"},
 		{"wrong type", `{"name":"db","members":"x"}`, "members", "must be []string"},
 		{"unknown field", fmt.Sprintf(`{"name":"db","members":[%q],"replicas":2}`, r.ids[2]), "replicas", "unknown field"},
+		{"priority out of range", fmt.Sprintf(`{"name":"db","members":[%q],"priority":9}`, r.ids[2]), "priority", "1 to 5"},
 		{"malformed JSON", `{"name":"db",`, "body", "malformed"},
 		{"empty body", ``, "body", "empty"},
 	}

@@ -610,5 +610,8 @@ func merge(old, s model.Server) model.Server {
 	if s.Updated.IsZero() {
 		s.Updated = old.Updated
 	}
+	if s.Metadata == "" { // a notification does not carry it; a listing does
+		s.Metadata = old.Metadata
+	}
 	return s
 }

@@ -65,6 +65,9 @@ type Config struct {
 	// between its attempts (a timer when nil; the simulation's virtual clock).
 	ReturnWait time.Duration
 	Sleep      func(ctx context.Context, d time.Duration) error
+	// RefreshEvery: how often Run resolves the clusters' sources (groups.go;
+	// default DefaultRefreshEvery).
+	RefreshEvery time.Duration
 }
 
 // AgentSource holds the heartbeats host agents sent since it was last drained.
@@ -110,6 +113,12 @@ type Engine struct {
 	maint     map[string]model.Maintenance
 	returned  map[string]time.Time
 	returning sync.Mutex
+	// lastRefresh: when the clusters' sources were last resolved (groups.go).
+	lastRefresh time.Time
+	// edit serializes the operators' edits of clusters (create, patch, delete).
+	edit sync.Mutex
+	// groups are the cloud's server groups as last listed (placement binds on them).
+	groups []model.ServerGroup
 }
 
 // Stats counts what the engine did.
@@ -428,6 +437,9 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 	wasErr, errSince := e.det.View().CloudErr, e.det.View().CloudErrSince
 	e.det.SetGrace(e.hostGrace())
 	e.det.SetForcedByVigil(e.forcedByVigil())
+	if obs.Err == "" && obs.ServerGroups != nil {
+		e.groups = obs.ServerGroups
+	}
 	changed := slices.DeleteFunc(e.det.Step(now, obs), func(v model.Verdict) bool {
 		// The journal explains Vigil's decisions: unprotected servers get none.
 		return v.Subject.Kind == model.KindServer && !e.det.Protected(v.Subject.ID)
@@ -534,7 +546,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
 		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
-		FenceUnconfirmed: e.unconfirmed, Running: view.Running, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric)}
+		FenceUnconfirmed: e.unconfirmed, Running: view.Running, ServerGroups: e.groups, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric)}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {
@@ -722,6 +734,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan 
 	if w, ok := e.cfg.Agents.(waker); ok {
 		wake = w.Wake()
 	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go e.refreshLoop(rctx, onErr)
 	for {
 		var err error
 		select {
@@ -756,7 +771,7 @@ func (e *Engine) Clusters() []model.ClusterStatus {
 	v := e.det.View()
 	out := make([]model.ClusterStatus, 0, len(e.clusters))
 	for _, c := range e.clusters {
-		out = append(out, plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed))
+		out = append(out, clusterStatus(plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed)))
 	}
 	return out
 }

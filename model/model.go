@@ -96,6 +96,14 @@ type Host struct {
 	Capacity int `json:"capacity,omitempty"`
 	// LastSeenUp is the compute service's last heartbeat, when the cloud reports it.
 	LastSeenUp time.Time `json:"last_seen_up,omitzero"`
+	// Free is what the cloud's Placement service counts free on the host ((total -
+	// reserved) * allocation_ratio - used, per resource); meaningful only when
+	// FreeKnown (a cloud without Placement, or not read yet: the scheduler decides).
+	Free      Resources `json:"free,omitzero"`
+	FreeKnown bool      `json:"free_known,omitempty"`
+	// FreeAt is when Free was read (the same clock as the observation's At): an
+	// evacuation the cloud took after it is not in Free yet.
+	FreeAt time.Time `json:"free_at,omitzero"`
 }
 
 // Server is a VM as observed.
@@ -108,6 +116,12 @@ type Server struct {
 	Intent    PowerIntent `json:"power_intent,omitempty"`
 	Image     string      `json:"image,omitempty"`
 	Updated   time.Time   `json:"updated,omitzero"`
+	// Metadata is the server's user metadata (vigil:cluster, vigil:policy define
+	// clusters); not in the JSON (the core shapes no JSON).
+	Metadata Metadata `json:"-"`
+	// Flavor is what the server needs of a host (its flavor's vCPUs, RAM, disk);
+	// zero when the cloud did not say.
+	Flavor Resources `json:"flavor,omitzero"`
 }
 
 // Observation is what a source saw at one instant. A full observation lists every
@@ -143,6 +157,8 @@ type Observation struct {
 	Agents []AgentBeat `json:"agents,omitempty"`
 	// Monitors are external monitors' reports (masakari-monitors notifications).
 	Monitors []MonitorReport `json:"monitors,omitempty"`
+	// ServerGroups, when non-nil, is the complete list of the cloud's server groups.
+	ServerGroups []ServerGroup `json:"server_groups,omitempty"`
 }
 
 // Subject names what a verdict or incident is about.

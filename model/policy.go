@@ -308,6 +308,8 @@ type Cluster struct {
 	Policy  string   `json:"policy"`
 	// Priority (1-5, 5 first; 0: the policy's) orders restarts when capacity is short.
 	Priority int `json:"priority,omitempty"`
+	// Source says where the members come from (nil: the IDs listed); see cluster.go.
+	Source *ClusterSource `json:"source,omitempty"`
 }
 
 // ClusterStatus is a cluster with its health, as the API shows it.

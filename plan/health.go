@@ -13,7 +13,7 @@ import (
 func Health(c model.Cluster, servers map[string]model.Server, verdicts map[model.Subject]model.Verdict,
 	open []model.Incident, lastClosed map[model.Subject]model.Incident) model.ClusterStatus {
 	st := model.ClusterStatus{Cluster: c, Health: model.Green}
-	recovering, escalated := 0, ""
+	recovering, escalated, waiting := 0, "", ""
 	isMember := map[string]bool{}
 	for _, id := range c.Members {
 		isMember[id] = true
@@ -31,6 +31,9 @@ func Health(c model.Cluster, servers map[string]model.Server, verdicts map[model
 	for _, inc := range open {
 		if inc.Subject.Kind == model.KindServer && isMember[inc.Subject.ID] || inc.Subject.Kind == model.KindHost && touches(inc, isMember, servers) {
 			recovering++
+			if inc.State == model.IncidentWaiting && waiting == "" {
+				waiting = inc.Reason
+			}
 		}
 	}
 	switch {
@@ -42,6 +45,12 @@ func Health(c model.Cluster, servers map[string]model.Server, verdicts map[model
 		st.Health, st.Reason = model.Yellow, fmt.Sprintf("%d recoveries under way; %d of %d desired healthy", recovering, st.Healthy, c.Desired)
 	case st.Healthy < c.Desired:
 		st.Health, st.Reason = model.Yellow, fmt.Sprintf("%d of %d desired members healthy", st.Healthy, c.Desired)
+	}
+	if waiting != "" && st.Health != model.Green {
+		// Why a recovery does not go on (capacity short, a brake, a group rule):
+		// the operator reads it here without opening the incident, also when
+		// another member's escalation already turned the cluster Red.
+		st.Reason += "; " + waiting
 	}
 	return st
 }

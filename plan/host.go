@@ -194,11 +194,15 @@ func (p *planner) host(inc *model.Incident) {
 		return
 	}
 	if deadline := pol.DeadlineFor(model.FaultHostDead); in.Now.Sub(inc.Opened) >= deadline {
+		why := lastError(inc.Steps)
+		if inc.State == model.IncidentWaiting {
+			why = cmp.Or(inc.Reason, why) // what it waited for (room, a group's rule) says most
+		}
 		hint := ""
 		if !fenced {
 			hint = proofHint(pol, in.Fabric)
 		}
-		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s%s; %s%s%s", deadline, forFault(pol, model.FaultHostDead), lastError(inc.Steps), hint, p.fabricNote(inc)))
+		p.change(inc, model.IncidentEscalated, fmt.Sprintf("not recovered within the policy deadline %s%s; %s%s%s", deadline, forFault(pol, model.FaultHostDead), why, hint, p.fabricNote(inc)))
 		return
 	}
 	// Lifting the ports of a server that runs elsewhere repairs, it fences nothing:
@@ -289,7 +293,9 @@ func (p *planner) host(inc *model.Incident) {
 	remaining := 0
 	handed := 0
 	var interrupted []string
-	for _, id := range servers {
+	// capacity-priority: in priority order; once one waits for room, the rest wait.
+	togo, capWait, placeWaits := p.unmoved(inc, servers), []string(nil), []string(nil)
+	for _, id := range p.byPriority(servers) {
 		if succeeded(inc.Steps, model.ActEvacuate, id) {
 			continue
 		}
@@ -305,6 +311,7 @@ func (p *planner) host(inc *model.Incident) {
 			// Rule copy-still-runs: the host's own agent, heard now, reports the domain
 			// running: evacuating would start a second copy. Wait for the report to change.
 			remaining++
+			p.hold(id)
 			p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: copy-still-runs: the agent of host %s, heard now, reports server %s running there: no evacuation while it runs", name, id))
 			continue
 		}
@@ -314,9 +321,11 @@ func (p *planner) host(inc *model.Incident) {
 		}
 		remaining++
 		if owner, ok := p.owner[id]; ok && owner != inc.ID {
+			p.hold(id)
 			continue // another incident's step is in flight on it; wait for its outcome
 		}
 		if s := in.Servers[id]; s.Host == name && (s.TaskState != "" || !evacuable(s.Status)) {
+			p.hold(id)
 			if why := taskMayFinishElsewhere(s); why != "" {
 				// Its copy may run, or be about to run, on another host: resetting and
 				// evacuating it could make a second one. Wait for the task's outcome;
@@ -337,6 +346,21 @@ func (p *planner) host(inc *model.Incident) {
 			}
 			continue
 		}
+		if len(capWait) > 0 {
+			capWait = append(capWait, id)
+			continue
+		}
+		target, why, short := p.placeFor(inc, name, id, togo)
+		if short {
+			capWait = append(capWait, id)
+			continue
+		}
+		if why != "" {
+			placeWaits = append(placeWaits, why)
+			continue
+		}
+		// Room found: cut the old copy from the network and its volumes first (the
+		// room stays held for it meanwhile).
 		cutNote := ""
 		if pol.FabricFence || fabric != "" {
 			done, stop, note := p.fabricCut(inc, pol, name, id, fabric != "")
@@ -347,11 +371,6 @@ func (p *planner) host(inc *model.Incident) {
 				continue
 			}
 			cutNote = note
-		}
-		target, why := p.place(name, id)
-		if why != "" {
-			p.change(inc, model.IncidentWaiting, why)
-			continue
 		}
 		if !p.retryOrEscalate(inc, pol, model.Step{Action: model.ActEvacuate, Server: id, Host: name, Target: target,
 			Timeout: pol.StepTimeout, Rule: fmt.Sprintf("host %s fenced and marked down: evacuate protected server %s%s%s", name, id, placedOn(target), cutNote)},
@@ -364,6 +383,9 @@ func (p *planner) host(inc *model.Incident) {
 		return
 	}
 	remaining += lift
+	if len(capWait) > 0 || len(placeWaits) > 0 {
+		p.change(inc, model.IncidentWaiting, p.placementWait(capWait, placeWaits))
+	}
 	if remaining == 0 && len(interrupted) > 0 {
 		// The fence of this host does not reach a copy on a migration's destination:
 		// evacuating such a server could start a second one. Only an operator can see

@@ -47,6 +47,9 @@ type Input struct {
 	Running map[string][]string
 	// Fabric: which halves of the fabric fence the cloud offers (plan/fabric.go).
 	Fabric Fabric
+	// ServerGroups are the cloud's server groups (affinity, anti-affinity): their
+	// rules bind where evacuated members may go.
+	ServerGroups []model.ServerGroup
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
 }
@@ -90,6 +93,9 @@ type planner struct {
 	hostIncident map[string]int64
 	braked       map[string]string
 	nextTemp     int64
+	// pl is this round's room for evacuated servers (placement.go), built on first use.
+	pl   *placement
+	noPl bool
 }
 
 // Plan decides the next steps.

@@ -10,6 +10,9 @@ import (
 )
 
 // server advances one server incident along its policy's ladder.
+// RuleServerLeftCluster closes the incident of a server that no cluster holds any more.
+const RuleServerLeftCluster = "server-left-cluster"
+
 func (p *planner) server(inc *model.Incident) {
 	in := p.in
 	id := inc.Subject.ID
@@ -55,6 +58,14 @@ func (p *planner) server(inc *model.Incident) {
 	}
 	if present && !v.Failed && v.Server == string(model.ServerHealthy) {
 		p.change(inc, model.IncidentResolved, "server healthy again without further action: "+strings.Join(v.Evidence, "; "))
+		return
+	}
+	if _, member := p.member[id]; !member && inc.InFlight() == nil {
+		// Its cluster let it go (an operator removed it, or its stack, server group
+		// or metadata no longer lists it): that is the owner's choice, and Vigil
+		// takes no further step on it.
+		p.change(inc, model.IncidentSuperseded, fmt.Sprintf("server %s is no longer a member of any cluster "+
+			"(removed, or its source no longer lists it): Vigil no longer recovers it (rule %s)", id, RuleServerLeftCluster))
 		return
 	}
 	if hid, ok := p.hostIncident[srv.Host]; ok && present {

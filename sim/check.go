@@ -141,6 +141,7 @@ func (d *driver) Evacuate(ctx context.Context, id, target string) error {
 	}
 	d.checkBrake("evacuate "+id, t.Segment)
 	d.checkMaintEvacuate(id, src)
+	d.checkEvacuation(id, target)
 	return d.count(id, cloud.ActionEvacuate, d.cloud.Evacuate(ctx, id, target))
 }
 
@@ -336,6 +337,7 @@ func (w *world) checkTick() {
 			w.violate(3, "server %s has %d steps in flight at once", id, n)
 		}
 	}
+	w.checkPlacementTick()
 	// 7. Everything explained.
 	for _, in := range open {
 		if in.Rule == "" || len(in.Evidence) == 0 {
@@ -406,6 +408,7 @@ func (w *world) checkEnd() {
 		w.cloud.SetErrorRate(0)
 		servers, err = w.cloud.ListServers(ctx, time.Time{})
 	}
+	w.checkPlacementEnd()
 	copies := w.cloud.Copies()
 	for _, s := range servers {
 		if !w.prot[s.ID] {

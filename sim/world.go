@@ -78,6 +78,7 @@ var invariantNames = map[int]string{
 	10: "migrations only off a live host; a drain moves its servers or says why",
 	11: "no fence or evacuation of a host in maintenance",
 	12: "no return of a dead or occupied host",
+	13: "placement honours server groups and restart priority",
 }
 
 // Invariants is the number of invariants the checkers hold a run to.
@@ -140,6 +141,10 @@ var WorldSettings = []string{
 	"rare-full",     // a full listing every 5 min instead of every minute (a large cloud's cost)
 	// Issue 14:
 	"agents", // a host agent on every host: heartbeats on two paths, peers, domains, guest probes
+	// Issue 15 (drawn from a stream of its own, see groups.go):
+	"groups", // clusters from a Heat stack and from server metadata, edited mid-run
+	// Issue 15:
+	"placement", // flavors, Placement inventories (some with little room), priorities, server groups
 }
 
 // Issue13Settings are the world settings of issue 13's world: a seed restricted to
@@ -205,6 +210,10 @@ type world struct {
 	// in Vigil's view (watchLies).
 	lieEnd  map[string]time.Time
 	lieSeen map[string]time.Duration
+	// grp: clusters defined in the cloud, edited mid-run (the "groups" setting, groups.go).
+	grp *groupsWorld
+	// place: the placement setting (placement.go); nil when not drawn.
+	place *placeWorld
 }
 
 type delivery struct {
@@ -331,6 +340,8 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		}
 		clusters = append(clusters, model.Cluster{Name: fmt.Sprintf("c%d", c), Members: members[c], Desired: len(members[c]), Policy: clusterPolicy[c]})
 	}
+	clusters = w.groupClusters(clusters, pols, ids[nprot:])
+	clusters = w.setupPlacement(ids, clusters)
 	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3}
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Fabric: w.drv, Store: db, Policies: pols,
@@ -350,6 +361,9 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		if err := w.eng.CreateCluster(context.Background(), c); err != nil {
 			return nil, err
 		}
+	}
+	if err := w.groupsStart(context.Background()); err != nil {
+		return nil, err
 	}
 	w.sched = schedule(w.rng, cfg, w.hosts, ids, w.prot, w.agents)
 	return w, nil
@@ -483,6 +497,7 @@ func (w *world) run() error {
 				return fmt.Errorf("tick at %s: %w", fmtDur(w.now.Sub(epoch0)), err)
 			}
 		}
+		w.groupsStep(ctx)
 		w.checkTick()
 		w.watchHeard()
 		t0 := w.now

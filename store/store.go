@@ -71,6 +71,9 @@ type Store interface {
 	CreateCluster(ctx context.Context, c model.Cluster) error
 	DeleteCluster(ctx context.Context, name string) error
 	Clusters(ctx context.Context) ([]model.Cluster, error)
+	// UpdateCluster replaces a cluster's members, desired size and source (an
+	// operator's edit, or the members its source resolved to last).
+	UpdateCluster(ctx context.Context, c model.Cluster) error
 
 	// CreateIncident stores a new incident (its ID is assigned) owned by epoch.
 	CreateIncident(ctx context.Context, epoch int64, in *model.Incident) error

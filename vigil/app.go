@@ -37,6 +37,9 @@ type Options struct {
 	Pushed <-chan model.Observation
 	// FullEvery: interval of full listings between incremental ones.
 	FullEvery time.Duration
+	// RefreshEvery: how often clusters' sources (stacks, server groups, metadata)
+	// are resolved (default engine.DefaultRefreshEvery).
+	RefreshEvery time.Duration
 	// Hook stops the executor at exact points (tests of crash recovery).
 	Hook recover.Hook
 	// TLSCert and TLSKey (PEM files), when set, make the API (and the agents' and
@@ -122,7 +125,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	var agents *agentsrc.Receiver
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
 		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
-		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance}
+		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
 		ln.Close()
 		db.Close()

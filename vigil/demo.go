@@ -140,6 +140,11 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 		return DemoReport{}, err
 	}
 	for _, c := range clusters {
+		if c.Name == "cache" {
+			// One cluster is a Heat stack's servers: its members follow the stack.
+			c.Source = &model.ClusterSource{Kind: model.SourceHeatStack, Ref: d.cloud.CreateStack("cache", nil, c.Members...)}
+			c.Members = nil
+		}
 		if err := app.Engine.CreateCluster(ctx, c); err != nil {
 			app.Close()
 			return DemoReport{}, err

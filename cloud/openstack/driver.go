@@ -50,6 +50,10 @@ type Config struct {
 	ServiceUserIDs []string
 	// Now reads the clock for ResyncDue (default time.Now).
 	Now func() time.Time
+	// PlacementInterval: free room per host is read from Placement at most this
+	// often (default 15 s); GroupsInterval: server groups (default 60 s).
+	PlacementInterval time.Duration
+	GroupsInterval    time.Duration
 }
 
 // Driver is a cloud.Compute for one OpenStack cloud. It is safe for concurrent use.
@@ -65,6 +69,14 @@ type Driver struct {
 	services map[string]string // host name -> nova-compute service UUID
 	intents  map[string]intentEntry
 	lastFull time.Time
+	// orch is Heat's endpoint (groups.go); nil with orchErr when the catalog has none.
+	orch    *gophercloud.ServiceClient
+	orchErr error
+	heat    heatScope
+	// placement is the Placement service's client (nil: not in the catalog); pl
+	// its cached answers and the server groups (placement.go).
+	placement *gophercloud.ServiceClient
+	pl        placementCache
 }
 
 var (
@@ -86,6 +98,12 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PlacementInterval <= 0 {
+		cfg.PlacementInterval = 15 * time.Second
+	}
+	if cfg.GroupsInterval <= 0 {
+		cfg.GroupsInterval = time.Minute
 	}
 	if cfg.CloudName == "" {
 		return nil, errors.New("no OpenStack cloud named: set OS_CLOUD or --os-cloud to an entry of clouds.yaml")
@@ -134,11 +152,15 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloud %q in %s: no compute endpoint in the catalog: %w", cfg.CloudName, file, err)
 	}
+	if pc, err := gopenstack.NewPlacementV1(provider, endpointOpts); err == nil {
+		d.placement = pc // without it, hosts' free room is unknown and Nova's scheduler decides
+	}
 	endpoint, err := url.Parse(d.compute.Endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("cloud %q in %s: compute endpoint %q: %w", cfg.CloudName, file, d.compute.Endpoint, err)
 	}
 	clock.setHost(endpoint.Host)
+	d.orch, d.orchErr = gopenstack.NewOrchestrationV1(provider, endpointOpts)
 	if err := d.negotiate(ctx); err != nil {
 		return nil, fmt.Errorf("cloud %q: %w", cfg.CloudName, err)
 	}

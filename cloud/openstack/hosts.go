@@ -72,6 +72,7 @@ func (d *Driver) ListHosts(ctx context.Context) ([]model.Host, error) {
 	for _, s := range svcs {
 		out = append(out, s.host())
 	}
+	d.withFree(ctx, out)
 	return out, nil
 }
 

@@ -23,6 +23,9 @@ type novaServer struct {
 	VMState   string          `json:"OS-EXT-STS:vm_state"`
 	Image     json.RawMessage `json:"image"`
 	Updated   string          `json:"updated"`
+	// Metadata is the user metadata (vigil:cluster defines clusters); {} when none.
+	Metadata map[string]string `json:"metadata"`
+	Flavor   novaFlavor        `json:"flavor"` // embedded at 2.47+
 }
 
 type serverPage struct {
@@ -88,7 +91,9 @@ func (d *Driver) ListServers(ctx context.Context, since time.Time) ([]model.Serv
 			continue
 		}
 		seen[ns.ID] = true
-		s := model.Server{ID: ns.ID, Name: ns.Name, Host: ns.Host, Status: ns.Status, Image: imageID(ns.Image)}
+		s := model.Server{ID: ns.ID, Name: ns.Name, Host: ns.Host, Status: ns.Status, Image: imageID(ns.Image),
+			Metadata: model.MetadataOf(ns.Metadata)}
+		s.Flavor = ns.Flavor.resources(s.Image == "")
 		if ns.TaskState != nil {
 			s.TaskState = *ns.TaskState
 		}

@@ -334,7 +334,8 @@ func (c *Cloud) moveLocked(id, dest, kind string, start func(*server)) error {
 	}
 	t := c.hosts[dest]
 	if s.status != model.StatusActive || s.task != "" || t == nil || dest == s.host ||
-		c.serviceStateLocked(t) != model.ServiceUp || t.disabled || t.capacity > 0 && c.usedLocked(dest) >= t.capacity {
+		c.serviceStateLocked(t) != model.ServiceUp || t.disabled || t.capacity > 0 && c.usedLocked(dest) >= t.capacity ||
+		!c.roomLocked(dest, s) || !c.groupAllowsLocked(s, dest) { // a named host still goes through the scheduler's filters
 		return fmt.Errorf("%s %s to %s: %w", kind, id, dest, cloud.ErrConflict)
 	}
 	c.migrations = append(c.migrations, migration{server: id, source: s.host, dest: dest, kind: kind, status: "accepted"})

@@ -90,7 +90,7 @@ func (c *Cloud) vigilMove(op, kind, id, target string) error {
 		return fmt.Errorf("%s %s: %w: cannot migrate while status %s task %q", op, id, cloud.ErrConflict, s.status, s.task)
 	}
 	if target == "" {
-		if target = c.pickHostLocked(s.host); target == "" {
+		if target = c.pickHostLocked(s); target == "" {
 			return cloud.Terminal(fmt.Errorf("%s %s: No valid host was found: no other compute host is up with room", op, id))
 		}
 	}

@@ -92,7 +92,9 @@ type server struct {
 	// (reset-state) goes on where its compute runs, beside the next one.
 	work    []*work
 	deleted bool
-	guest   guest // what only the host (its agent) sees of the guest
+	guest   guest           // what only the host (its agent) sees of the guest
+	meta    model.Metadata  // user metadata (groups.go)
+	flavor  model.Resources // what it takes of its host (placement.go)
 }
 
 // work is an accepted action's remaining phases. Each phase is carried out by one
@@ -153,6 +155,11 @@ type Cloud struct {
 	syncs map[string]bool
 	// fab: each server's ports and volume attachments (fabric.go).
 	fab map[string]*fabric
+	// stacks and server groups (groups.go).
+	grp groups
+	// Placement inventories and server groups (placement.go).
+	res    map[string]hostRes
+	groups []model.ServerGroup
 }
 
 // New returns an empty cloud whose time is read from now.
@@ -350,7 +357,7 @@ func (s *server) view() model.Server {
 		st = model.StatusDeleted
 	}
 	return model.Server{ID: s.id, Name: s.name, Host: s.host, Status: st, TaskState: s.task,
-		Intent: s.intent, Image: s.image, Updated: s.updated}
+		Intent: s.intent, Image: s.image, Updated: s.updated, Metadata: s.meta, Flavor: s.flavor}
 }
 
 // ListHosts implements cloud.Lister.
@@ -362,8 +369,13 @@ func (c *Cloud) ListHosts(ctx context.Context) ([]model.Host, error) {
 	}
 	out := make([]model.Host, 0, len(c.hosts))
 	for _, h := range c.hosts {
-		out = append(out, model.Host{Name: h.name, Segment: h.segment, Service: c.serviceStateLocked(h),
-			ForcedDown: h.forcedDown, Disabled: h.disabled, Capacity: h.capacity, LastSeenUp: h.lastSeen})
+		mh := model.Host{Name: h.name, Segment: h.segment, Service: c.serviceStateLocked(h),
+			ForcedDown: h.forcedDown, Disabled: h.disabled, Capacity: h.capacity, LastSeenUp: h.lastSeen}
+		mh.Free, mh.FreeKnown = c.freeLocked(h.name)
+		if mh.FreeKnown {
+			mh.FreeAt = c.now()
+		}
+		out = append(out, mh)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -492,17 +504,22 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 		return fmt.Errorf("evacuate %s: %w: cannot evacuate while status %s", id, cloud.ErrConflict, s.status)
 	}
 	if target == "" {
-		target = c.pickHostLocked(s.host)
+		target = c.pickHostLocked(s)
 		if target == "" {
-			return cloud.Terminal(fmt.Errorf("evacuate %s: no valid host found: no other compute host is up with room", id))
+			return cloud.Terminal(fmt.Errorf("evacuate %s: no valid host found: no other compute host is up with room (and allowed by its server groups)", id))
 		}
 	} else {
 		t := c.hosts[target]
 		if t == nil || t == src || c.serviceStateLocked(t) != model.ServiceUp || t.disabled {
 			return fmt.Errorf("evacuate %s: %w: target %s is not an up, enabled host", id, cloud.ErrConflict, target)
 		}
-		if t.capacity > 0 && c.usedLocked(target) >= t.capacity {
+		if t.capacity > 0 && c.usedLocked(target) >= t.capacity || !c.roomLocked(target, s) {
 			return fmt.Errorf("evacuate %s: %w: target %s is full", id, cloud.ErrConflict, target)
+		}
+		if !c.groupAllowsLocked(s, target) {
+			// Nova 2.68+ checks a named host with the scheduler's filters, and the
+			// target compute checks the group again (a forced host too).
+			return fmt.Errorf("evacuate %s: %w: no valid host: target %s breaks the rule of the server's group", id, cloud.ErrConflict, target)
 		}
 	}
 	c.migrations = append(c.migrations, migration{server: id, source: s.host, dest: target, kind: "evacuation", status: "accepted"})
@@ -526,11 +543,13 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 	return c.answer("evacuate")
 }
 
-func (c *Cloud) pickHostLocked(exclude string) string {
+// pickHostLocked is the scheduler: an up, enabled host other than s's, with room
+// and allowed by s's server groups; the one with the most free slots.
+func (c *Cloud) pickHostLocked(s *server) string {
 	best, bestFree := "", -1
 	for _, name := range slices.Sorted(maps.Keys(c.hosts)) {
 		h := c.hosts[name]
-		if name == exclude || h.disabled || c.serviceStateLocked(h) != model.ServiceUp {
+		if name == s.host || h.disabled || c.serviceStateLocked(h) != model.ServiceUp || !c.roomLocked(name, s) || !c.groupAllowsLocked(s, name) {
 			continue
 		}
 		free := 1 << 30

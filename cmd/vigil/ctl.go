@@ -43,11 +43,16 @@ func ctlCmd() *cobra.Command {
 	var members []string
 	var desired int
 	var policy string
+	var src clusterSource
 	create := &cobra.Command{
-		Use: "create-cluster NAME --members ID,ID,... [--desired N] [--policy P]", Short: "Protect a group of servers",
-		Args: cobra.ExactArgs(1),
+		Use:   "create-cluster NAME --members ID,ID,... | --stack S | --server-group G | --metadata V [--desired N] [--policy P]",
+		Short: "Protect a group of servers",
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := map[string]any{"name": args[0], "members": members, "policy": policy}
+			if err := src.apply(body); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("desired") {
 				body["desired"] = desired
 			}
@@ -63,6 +68,7 @@ func ctlCmd() *cobra.Command {
 	create.Flags().StringSliceVar(&members, "members", nil, "server IDs")
 	create.Flags().IntVar(&desired, "desired", 0, "members that must be healthy (default: all)")
 	create.Flags().StringVar(&policy, "policy", "default", "policy name")
+	src.flags(create)
 	del := &cobra.Command{
 		Use: "delete-cluster NAME", Short: "Stop protecting a group", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,7 +95,7 @@ func ctlCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(status, incidents, create, del, trust, c.hostCmd())
+	cmd.AddCommand(status, incidents, create, del, trust, c.hostCmd(), c.clusterCmd())
 	c.addHostDrain(cmd)
 	return cmd
 }

@@ -60,6 +60,16 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) model.Observation {
 		return model.Observation{At: now, CloudAt: obs.CloudAt, Source: "poll", Err: err.Error()}
 	}
 	obs.Servers = servers
+	if gl, ok := p.Lister.(cloud.GroupLister); ok {
+		// Server groups bind placement only: a failed read leaves the last ones in
+		// force (nil), it does not fail the listing.
+		if groups, err := gl.ListServerGroups(ctx); err == nil {
+			obs.ServerGroups = groups
+			if groups == nil {
+				obs.ServerGroups = []model.ServerGroup{}
+			}
+		}
+	}
 	p.last = listing{at: now, cloudAt: obs.CloudAt}
 	if obs.Full {
 		p.lastFull = now

@@ -71,4 +71,8 @@ var migrations = []string{
 	// before it is undone.
 	`CREATE TABLE host_maintenance (host TEXT PRIMARY KEY, reason TEXT NOT NULL, since INTEGER NOT NULL);
 	CREATE TABLE host_returns (host TEXT PRIMARY KEY, at INTEGER NOT NULL);`,
+	// 7: where a cluster's members come from (model.ClusterSource as JSON; '' for a list of IDs).
+	`ALTER TABLE clusters ADD COLUMN source TEXT NOT NULL DEFAULT '';`,
+	// 8 (issue 15): a cluster's restart priority (1-5; 0: its policy's).
+	`ALTER TABLE clusters ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;`,
 }

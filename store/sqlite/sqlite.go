@@ -174,8 +174,8 @@ func checkEpoch(ctx context.Context, tx *sql.Tx, id, epoch int64) error {
 // CreateCluster implements store.Store.
 func (s *DB) CreateCluster(ctx context.Context, c model.Cluster) error {
 	members, _ := json.Marshal(c.Members)
-	_, err := s.db.ExecContext(ctx, "INSERT INTO clusters (name, members, desired, policy) VALUES (?, ?, ?, ?)",
-		c.Name, string(members), c.Desired, c.Policy)
+	_, err := s.db.ExecContext(ctx, "INSERT INTO clusters (name, members, desired, policy, source, priority) VALUES (?, ?, ?, ?, ?, ?)",
+		c.Name, string(members), c.Desired, c.Policy, sourceColumn(c.Source), c.Priority)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return fmt.Errorf("cluster %q: %w", c.Name, store.ErrExists)
 	}
@@ -183,6 +183,29 @@ func (s *DB) CreateCluster(ctx context.Context, c model.Cluster) error {
 		return fmt.Errorf("create cluster %q: %w", c.Name, err)
 	}
 	return nil
+}
+
+// UpdateCluster implements store.Store.
+func (s *DB) UpdateCluster(ctx context.Context, c model.Cluster) error {
+	members, _ := json.Marshal(c.Members)
+	res, err := s.db.ExecContext(ctx, "UPDATE clusters SET members = ?, desired = ?, policy = ?, source = ?, priority = ? WHERE name = ?",
+		string(members), c.Desired, c.Policy, sourceColumn(c.Source), c.Priority, c.Name)
+	if err != nil {
+		return fmt.Errorf("update cluster %q: %w", c.Name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("cluster %q: %w", c.Name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// sourceColumn is a cluster's source as stored: ” for a list of IDs.
+func sourceColumn(src *model.ClusterSource) string {
+	if src.Explicit() {
+		return ""
+	}
+	b, _ := json.Marshal(src)
+	return string(b)
 }
 
 // DeleteCluster implements store.Store.
@@ -199,7 +222,7 @@ func (s *DB) DeleteCluster(ctx context.Context, name string) error {
 
 // Clusters implements store.Store.
 func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT name, members, desired, policy FROM clusters ORDER BY name")
+	rows, err := s.db.QueryContext(ctx, "SELECT name, members, desired, policy, source, priority FROM clusters ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
@@ -207,12 +230,18 @@ func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
 	var out []model.Cluster
 	for rows.Next() {
 		var c model.Cluster
-		var members string
-		if err := rows.Scan(&c.Name, &members, &c.Desired, &c.Policy); err != nil {
+		var members, source string
+		if err := rows.Scan(&c.Name, &members, &c.Desired, &c.Policy, &source, &c.Priority); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(members), &c.Members); err != nil {
 			return nil, fmt.Errorf("cluster %q: members: %w", c.Name, err)
+		}
+		if source != "" {
+			c.Source = &model.ClusterSource{}
+			if err := json.Unmarshal([]byte(source), c.Source); err != nil {
+				return nil, fmt.Errorf("cluster %q: source: %w", c.Name, err)
+			}
 		}
 		out = append(out, c)
 	}
