@@ -648,12 +648,11 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 	for i, st := range run {
 		*st = *copies[i]
 	}
-	if err != nil {
-		// Steps never journaled (the executor stopped before them) are forgotten:
-		// the next plan decides again from what the journal holds.
-		for i := range e.open {
-			e.open[i].Steps = slices.DeleteFunc(e.open[i].Steps, func(st model.Step) bool { return st.ID == 0 })
-		}
+	// Steps never journaled (the executor stopped before them, or left them out
+	// behind a step of the same server whose answer was lost) are forgotten: the
+	// next plan decides again from what the journal holds.
+	for i := range e.open {
+		e.open[i].Steps = slices.DeleteFunc(e.open[i].Steps, func(st model.Step) bool { return st.ID == 0 })
 	}
 	e.mu.Unlock()
 	if err != nil {

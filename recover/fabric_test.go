@@ -86,3 +86,25 @@ func TestFabricStepResumesByReadingTheFabric(t *testing.T) {
 }
 
 var _ = cloud.ErrNoFabric
+
+// A server whose ports-down got no answer (it may have been taken) gets no other
+// step of the batch: its volumes-cut is left unjournaled (ID 0) for the planner to
+// decide again once the first is settled, never two of its steps in flight.
+func TestNoSecondStepOfAServerBehindOneWithItsAnswerLost(t *testing.T) {
+	c, x, j, _, id := setup(t)
+	x.Fabric = c
+	ctx := context.Background()
+	c.FailNext("ports-down", errors.Join(cloud.ErrUnavailable, errors.New("injected 503")))
+	down := &model.Step{Incident: 1, Action: model.ActPortsDown, Server: id, Host: "h1", Timeout: time.Minute, Rule: "r"}
+	cut := &model.Step{Incident: 1, Action: model.ActDetachVols, Server: id, Host: "h1", Timeout: time.Minute, Rule: "r"}
+	if err := x.Run(ctx, []*model.Step{down, cut}); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.steps[down.ID]; got.State != model.StepIntent {
+		t.Fatalf("ports-down journaled %s (%s), want intent: its outcome is unknown", got.State, got.Error)
+	}
+	f, _ := c.FabricState(ctx, id)
+	if cut.ID != 0 || len(f.AttachedTo("h1")) == 0 {
+		t.Fatalf("volumes-cut journaled as %d (%s), attachments %+v: want it left out", cut.ID, cut.State, f.Attachments)
+	}
+}

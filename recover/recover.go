@@ -47,11 +47,22 @@ type Executor struct {
 }
 
 // Run journals and takes each step, in order. It stops at the first journal error
-// (a stale epoch means another owner took over) and returns it.
+// (a stale epoch means another owner took over) and returns it. A server whose
+// step was left unsettled (its answer lost: it may have been taken) gets no other
+// step of the batch, which is left unjournaled (ID 0) for the planner to decide
+// again once the first is settled: two of its steps would otherwise be in flight
+// at once (the fabric fence's ports-down and volumes-cut are planned together).
 func (x *Executor) Run(ctx context.Context, steps []*model.Step) error {
+	unsettled := map[string]bool{}
 	for _, st := range steps {
+		if st.Server != "" && unsettled[st.Server] {
+			continue
+		}
 		if err := x.run(ctx, st); err != nil {
 			return err
+		}
+		if st.Server != "" && st.State == model.StepIntent {
+			unsettled[st.Server] = true
 		}
 	}
 	return nil
