@@ -180,3 +180,15 @@ func (f *fixture) hostInc(t *testing.T) *model.Incident {
 	t.Fatal("no incident of h1")
 	return nil
 }
+
+// Waiting on a BMC whose identity cannot be read, under fence_proof bmc, the
+// incident says which setting would let the fabric fence stand in.
+func TestWaitingOnAnUnreadableBMCNamesFenceProof(t *testing.T) {
+	f := fabricFixture(model.FenceProofBMC)
+	f.in.FenceUnconfirmed = map[string]string{"h1": "BMC of h1 did not answer within 5s"}
+	f.later(2 * time.Second)
+	f.round()
+	if inc := f.hostInc(t); inc.State != model.IncidentWaiting || !strings.Contains(inc.Reason, "fence_proof bmc-or-fabric would accept") {
+		t.Fatalf("incident %s: %q; want waiting, naming fence_proof", inc.State, inc.Reason)
+	}
+}

@@ -243,7 +243,7 @@ func (p *planner) host(inc *model.Incident) {
 			}
 		} else {
 			if why := in.FenceUnconfirmed[name]; why != "" {
-				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: the identity of the BMC of host %s cannot be read now (%s): no fence goes through an entry whose machine is not confirmed", name, why))
+				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: the identity of the BMC of host %s cannot be read now (%s): no fence goes through an entry whose machine is not confirmed%s", name, why, proofHint(pol, in.Fabric)))
 				return
 			}
 			if last := lastOf(inc.Steps, model.ActFence, ""); last != nil && last.State == model.StepFailed && !last.Retryable {

@@ -218,18 +218,23 @@ func (r *fabricRig) noEvacuation() {
 // isolated host whose BMC does not answer is escalated with a reason naming
 // fence_proof; no port is set down and nothing is evacuated.
 func TestIntegrationFabricDefaultProofEscalatesWithoutTheBMC(t *testing.T) {
-	// The default policy but for max_attempts 3 (8 by default): the silent BMC is
-	// tried three times, not eight, before the escalation.
-	r := newFabricRig(t, rigOpts{proof: model.FenceProofBMC, serviceCloud: "vigil-dev-service", servers: 1, tune: func(p *model.Policy) { p.MaxAttempts = 3 }})
+	// The default policy but for its deadline, 90 s (10 min by default): the
+	// incident waits for the silent BMC (its identity cannot be read, so no fence is
+	// even tried), saying which fence_proof would accept the fabric, and escalates
+	// at the deadline.
+	r := newFabricRig(t, rigOpts{proof: model.FenceProofBMC, serviceCloud: "vigil-dev-service", servers: 1, tune: func(p *model.Policy) { p.Deadline = 90 * time.Second }})
 	if !r.v.app.Engine.Policies()["default"].FabricFence {
 		t.Fatal("the default policy has fabric_fence off")
 	}
-	esc := r.v.waitEvent(240*time.Second, host3+" incident escalated", isEvent("incident", "host/"+host3, "escalated"))
+	esc := r.v.waitEvent(180*time.Second, host3+" incident escalated", isEvent("incident", "host/"+host3, "escalated"))
 	in, ok := r.v.incident("host/" + host3)
 	if !ok || in.State != model.IncidentEscalated || !strings.Contains(in.Reason, "fence_proof") {
 		t.Fatalf("incident of %s: %s %q, want escalated naming fence_proof\n%s", host3, in.State, in.Reason, r.v.timeline())
 	}
 	t.Logf("steps:\n%s", describeSteps(in.Steps))
+	if w, ok := r.v.find(isEvent("incident", "host/"+host3, "waiting")); !ok || !strings.Contains(w.Message, "fence_proof bmc-or-fabric would accept") {
+		t.Errorf("while it waited: %q; want the reason to say which fence_proof would accept the fabric", w.Message)
+	}
 	for _, st := range in.Steps {
 		if st.Action == model.ActPortsDown || st.Action == model.ActDetachVols || st.Action == model.ActEvacuate {
 			t.Errorf("step %s of %s (%s) under fence_proof bmc with a silent BMC", st.Action, st.Server, st.State)
