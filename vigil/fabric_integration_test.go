@@ -176,7 +176,7 @@ func TestIntegrationFabricFenceProvesAnIsolatedHostWithASilentBMC(t *testing.T) 
 // network (p.boot boots them without any port).
 func bootOnNetwork(t *testing.T, p *peer, prefix string, n int, host string) {
 	t.Helper()
-	out, err := exec.Command("openstack", "--os-cloud", p.cloud, "network", "show", "private", "-f", "value", "-c", "id").Output()
+	out, err := exec.Command("/usr/bin/openstack", "--os-cloud", os.Getenv("VIGIL_OPENSTACK_CLOUD"), "network", "show", "private", "-f", "value", "-c", "id").Output()
 	if err != nil {
 		t.Fatalf("network private: %v", err)
 	}
