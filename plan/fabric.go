@@ -163,6 +163,17 @@ func (p *planner) fabricLift(inc *model.Incident, pol model.Policy, all bool) (w
 			continue // deleted: its ports went with it
 		}
 		if !all && !p.activeSince(id, st.Finished, inc.Subject.ID) {
+			if s := p.in.Servers[id]; s.Host != "" && s.Host != inc.Subject.ID && !inFlight(inc.Steps, id) {
+				// It left the host but does not run yet where it went (an evacuation
+				// that landed in ERROR: its own incident repairs it there). The ports
+				// this incident set down are still this incident's to lift, so it
+				// stays open until then, or escalates naming them at its deadline
+				// (sim seed 164 of issue 15: it resolved, a reboot brought the server
+				// back ACTIVE on its new host, and nobody lifted its ports).
+				waiting++
+				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: %s: server %s left host %s but is %s on %s (its own incident answers it): its ports, set down by Vigil, go up once it runs ACTIVE there",
+					ruleFabricLift, id, inc.Subject.ID, s.Status, s.Host))
+			}
 			continue // not moved yet: the evacuation loop answers for it
 		}
 		waiting++
