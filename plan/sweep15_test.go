@@ -105,3 +105,23 @@ func TestPortsOfAServerThatLandedInErrorGoUpOnceItRuns(t *testing.T) {
 		t.Fatalf("incident %s (%s), want resolved once a's ports are up", inc.State, inc.Reason)
 	}
 }
+
+// A member of an anti-affinity group whose copy runs where Nova does not place it
+// (its host's agent reports it there: a live migration switched over before its
+// source died) takes that host all the same, and Nova's scheduler cannot know it:
+// Vigil names the target of the other member's evacuation (sim seed 143 of issue
+// 15: the scheduler put it beside that copy).
+func TestAntiAffinityCountsACopyNovaDoesNotPlace(t *testing.T) {
+	f := placementFixture(4, 8, 1, 8)
+	f.member("x", "h1", 1, 3)
+	f.member("y", "h3", 1, 3)
+	y := f.in.Servers["y"]
+	y.Status = model.StatusError
+	f.in.Servers["y"] = y
+	f.in.Running = map[string][]string{"y": {"h2"}}
+	f.in.ServerGroups = []model.ServerGroup{{ID: "g1", Name: "db", Policy: model.GroupAntiAffinity, Members: []string{"x", "y"}}}
+	out := f.fenceAndMarkDown(t)
+	if got := strings.Join(evacuated(out), ","); got != "x→h4" {
+		t.Fatalf("evacuated %q, want x named to h4 (h2 runs y's copy, h3 is y's in Nova)", got)
+	}
+}
