@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -162,12 +161,6 @@ func (w *world) groupsStep(ctx context.Context) {
 		case ok && slices.Contains(c.Members, id) && w.eng.Protected(id):
 			delete(g.joining, id)
 			w.prot[id], w.policyOf[id] = true, g.policy[name]
-			if w.place != nil {
-				// Its restart priority is now its cluster's, as Vigil's (invariant 13 read
-				// the priorities of the start only: sim seed 456 of issue 15 took a member
-				// that joined later for priority 0).
-				w.place.prio[id] = cmp.Or(c.Priority, 3)
-			}
 			w.logf("server %s is protected by cluster %s (it joined its source)", id, name)
 		default:
 			delete(g.joining, id)
