@@ -259,6 +259,9 @@ func (w *world) checkPlacementTick() {
 	}
 	for _, c := range w.eng.Clusters() {
 		for _, m := range c.Members {
+			if s, ok := w.cloud.Server(m); !ok || s.Status == model.StatusDeleted {
+				continue // deleted by its owner: it waits for nothing (sim seed 2847 of issue 15)
+			}
 			if waiting[w.cloud.ServerHost(m)] && !strings.Contains(c.Reason, "waiting") && c.Health != model.Green {
 				w.violate(13, "cluster %s is %s with reason %q while its server %s waits for capacity", c.Name, c.Health, c.Reason, m)
 			}
