@@ -55,6 +55,17 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 			candidate[name] = true
 		}
 	}
+	// And the hosts Vigil migrates servers off (a drain, an isolated host's move):
+	// a migration needs its source alive, and its BMC is the one word on its power
+	// that does not wait for a heartbeat to go stale (sim seed 512 of issue 15:
+	// drained 2 s after it lost its power, while Nova still said up). Not a host
+	// on the fabric proof: its BMC is silent, and each read would wait out its
+	// timeout in every round of the recovery (it is read every PowerEvery).
+	for _, inc := range e.open {
+		if inc.Subject.Kind == model.KindDrain || inc.Subject.Kind == model.KindHost && !onFabric[inc.Subject.ID] {
+			candidate[inc.Subject.ID] = true
+		}
+	}
 	if hosts == nil { // a reconcile on signals: the hosts as last listed
 		for _, name := range slices.Sorted(maps.Keys(e.det.View().Hosts)) {
 			hosts = append(hosts, e.det.View().Hosts[name])

@@ -176,14 +176,16 @@ func (p *planner) fabricLift(inc *model.Incident, pol model.Policy, all bool) (w
 			continue // deleted: its ports went with it
 		}
 		if !all && !p.activeSince(id, st.Finished, inc.Subject.ID) {
-			if s := p.in.Servers[id]; s.Host != inc.Subject.ID && !inFlight(inc.Steps, id) {
-				// It left the host (evacuated, then failed there: its own incident
-				// answers it) but does not run ACTIVE yet: the incident that set its
-				// ports down stays open to set them up once it does (seed 164: it
-				// resolved, and the server ran on with its ports down); the deadline
-				// bounds the wait and its escalation names the ports left down.
+			if s := p.in.Servers[id]; s.Host != "" && s.Host != inc.Subject.ID && !inFlight(inc.Steps, id) {
+				// It left the host but does not run yet where it went (an evacuation
+				// that landed in ERROR: its own incident repairs it there). The ports
+				// this incident set down are still this incident's to lift, so it
+				// stays open until then, or escalates naming them at its deadline
+				// (sim seed 164 of issue 15: it resolved, a reboot brought the server
+				// back ACTIVE on its new host, and nobody lifted its ports).
 				waiting++
-				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: %s: server %s left host %s but does not run ACTIVE on %s yet; its ports, set admin down by Vigil, go up once it does", ruleFabricLift, id, inc.Subject.ID, s.Host))
+				p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: %s: server %s left host %s but is %s on %s (its own incident answers it): its ports, set down by Vigil, go up once it runs ACTIVE there",
+					ruleFabricLift, id, inc.Subject.ID, s.Status, s.Host))
 			}
 			continue // not moved yet: the evacuation loop answers for it
 		}

@@ -72,7 +72,8 @@ func (p *planner) confirm(inc *model.Incident, id, source, dest string, attempt 
 
 // sourceAlive (rule migrate-needs-live-source) says whether servers may be
 // migrated off host now: its compute serves (up in Nova, not forced down, power not
-// off) and Vigil judges it up, in maintenance, or (allowIsolated) isolated. wait:
+// off, its agent if it has one not silent on every path) and Vigil judges it up,
+// in maintenance, or (allowIsolated) isolated. wait:
 // not now, but it may be soon (suspect, or isolated while Nova cannot reach it).
 //
 // Nova's own word that the compute reports is required even for an isolated host:
@@ -95,12 +96,29 @@ func (p *planner) sourceAlive(host string, allowIsolated bool) (ok, wait bool, w
 		return false, v.Host == string(model.HostSuspect) || isolated, fmt.Sprintf("Nova reports the compute service of host %s %s: it cannot migrate off a compute it does not reach", host, h.Service)
 	case isolated:
 		return true, false, ""
+	case p.agentSilent(host):
+		// Its agent, heard until now, fell silent on every path: the first sign of a
+		// power loss, seconds before Nova's heartbeat goes stale (sim seed 590 of
+		// issue 15: drained 12 s after it lost its power, while Nova still said up
+		// and its miswired BMC answered for another machine). A dead agent on a live
+		// host only delays the move: it waits, and the deadline escalates it.
+		av := p.in.Verdicts[model.Subject{Kind: model.KindAgent, ID: host}]
+		// (The evidence's ages change at every tick; the reason must not.)
+		return false, true, fmt.Sprintf("the agent of host %s is silent on every path since %s (rule agent-silent): the host may have lost its power",
+			host, av.Since.Format("15:04:05.000"))
 	case v.Host == string(model.HostUp), v.Host == string(model.HostMaintenance):
 		return true, false, ""
 	case v.Host == string(model.HostSuspect):
 		return false, true, fmt.Sprintf("host %s is suspect (%s)", host, strings.Join(v.Evidence, "; "))
 	}
 	return false, false, fmt.Sprintf("host %s is %s", host, v.Host)
+}
+
+// agentSilent: the host has an agent and it is silent on every path (its verdict
+// suspect, rule agent-silent).
+func (p *planner) agentSilent(host string) bool {
+	av, ok := p.in.Verdicts[model.Subject{Kind: model.KindAgent, ID: host}]
+	return ok && av.Host == string(model.HostSuspect)
 }
 
 // movers are the servers a move-off incident moves: those it has steps for, and the
@@ -232,8 +250,12 @@ func (p *planner) moveOff(inc *model.Incident, what string, allowIsolated bool, 
 	case wait && !late:
 		p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: migrate-needs-live-source: %s; no migration until it is judged up again", why))
 	case late:
+		last := lastError(inc.Steps)
+		if !alive {
+			last = "migrate-needs-live-source: " + why + "; " + last // what it waited for says most
+		}
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf("%s of host %s not done within the policy deadline %s: servers %s still on it; %s; %s",
-			what, host, pol.Deadline, strings.Join(p.unmovedOn(host, servers), ", "), done, lastError(inc.Steps)))
+			what, host, pol.Deadline, strings.Join(p.unmovedOn(host, servers), ", "), done, last))
 	default:
 		p.change(inc, model.IncidentEscalated, fmt.Sprintf(
 			"%s of host %s stopped: migrate-needs-live-source: %s: a migration needs its source alive, and Vigil never migrates off a host that is down (if it failed, its own incident fences it and evacuates); servers %s still on it; %s",

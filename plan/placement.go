@@ -204,6 +204,11 @@ func (p *planner) placeOne(pl *placement, inc *model.Incident, source, id string
 	g := pl.groups[gid]
 	// Hosts a member of id's anti-affinity group is on, or was planned to.
 	taken := map[string]bool{}
+	// hidden: a member's copy runs where Nova does not place it (its host's agent
+	// reports it, e.g. a live migration that switched over before its source died):
+	// Nova's scheduler cannot know that host is taken, so Vigil names the target
+	// (sim seed 143 of issue 15: the scheduler put an anti-affinity member beside it).
+	hidden := false
 	if grouped {
 		for _, m := range g.Members {
 			if m == id {
@@ -211,6 +216,11 @@ func (p *planner) placeOne(pl *placement, inc *model.Incident, source, id string
 			}
 			if s, ok := p.in.Servers[m]; ok {
 				taken[s.Host] = true
+				for _, h := range p.in.Running[m] {
+					if h != s.Host {
+						taken[h], hidden = true, true
+					}
+				}
 			}
 			if t := pl.to[m]; t != "" {
 				taken[t] = true
@@ -247,6 +257,10 @@ func (p *planner) placeOne(pl *placement, inc *model.Incident, source, id string
 		return "", "", true
 	}
 	pl.free[h] = pl.free[h].Sub(need)
+	if hidden && g.Policy == model.GroupAntiAffinity {
+		pl.to[id] = h
+		return h, "", false
+	}
 	pl.to[id] = "*" // the scheduler places it: where is known once it lands
 	return "", "", false
 }

@@ -141,6 +141,15 @@ func (p *planner) server(inc *model.Incident) {
 			pol.Name, srv.Host, lastError(inc.Steps)))
 		return
 	}
+	if model.IsMove(action) {
+		// A ladder's migration rung needs its source alive like any migration (rule
+		// migrate-needs-live-source): a host judged up may have just lost its power
+		// or its agent. It waits; if the host fails, its own incident takes over.
+		if ok, _, whyNot := p.sourceAlive(srv.Host, false); !ok {
+			p.change(inc, model.IncidentWaiting, fmt.Sprintf("waiting: migrate-needs-live-source: the next rung is %s, but %s", action, whyNot))
+			return
+		}
+	}
 	st := model.Step{Action: action, Server: id, Host: srv.Host, Attempt: attempt, Timeout: pol.StepTimeout, Rule: why}
 	switch {
 	case action == model.ActHardReboot:

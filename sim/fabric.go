@@ -113,8 +113,13 @@ func (w *world) fabricCopy(id string, copies []string) bool {
 	if !ok {
 		return false
 	}
+	// A live migration's switch-over puts the one live copy on its destination while
+	// Nova still places the server on the source: that copy is the server, not one
+	// left behind (sim seed 1183 of issue 15: a server evacuated on the fabric proof,
+	// its old copy cut off on an isolated host, was then drained off its new host).
+	moving := w.cloud.MovingTo(id)
 	for _, h := range copies {
-		if h == s.Host {
+		if h == s.Host || h == moving {
 			continue
 		}
 		if !slices.Contains(cut, h) {

@@ -184,6 +184,22 @@ func (d *driver) checkMaintFence(host string) {
 	}
 }
 
+// onFenceConfirmedOff records as a fence the one Vigil confirmed with nothing to
+// power off (rule fence-confirmed-off: its trusted BMC, read with the observation,
+// said off): it holds as much as one Vigil powered off itself, so an operator's
+// maintenance after it does not strand the host's servers (sim seed 665 of issue
+// 15: the checker knew only fences that called PowerOff, and took the evacuations
+// that followed for ones from a host in maintenance).
+func (w *world) onFenceConfirmedOff(e model.Event) {
+	host, ok := strings.CutPrefix(e.Subject, model.KindHost+"/")
+	if !ok || e.Kind != "step" || !strings.Contains(e.Message, "confirmed, nothing to do: fence-confirmed-off") {
+		return
+	}
+	if w.cloud.Truth(host).Power == model.PowerOff {
+		w.fencedAt[host] = w.now
+	}
+}
+
 // checkMaintEvacuate (invariant 11): no evacuation from a host Vigil sees in
 // maintenance, unless Vigil's fence of it held before the maintenance began (an
 // operator's maintenance mid-recovery does not strand servers already fenced).

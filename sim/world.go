@@ -438,6 +438,7 @@ func (w *world) onEvent(e model.Event) {
 	w.onConclusion(e)
 	w.onDetection(e)
 	w.onDrainClosed(e)
+	w.onFenceConfirmedOff(e)
 	w.log = append(w.log, fmt.Sprintf("%s %-8s %s %s", fmtDur(e.At.Sub(epoch0)), e.Kind, e.Subject, e.Message))
 	if e.Kind == "incident" {
 		switch {

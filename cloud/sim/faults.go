@@ -285,7 +285,17 @@ func (c *Cloud) liveMigration(dest string, switchAfter time.Duration) func(*serv
 					s.copies = append(s.copies, dest)
 				}
 			}},
-			phase{wait: c.cfg.ActionLatency, by: src, do: runsOn(dest)})
+			phase{wait: c.cfg.ActionLatency, by: src, do: func(s *server) {
+				// Post-migration, run by the source: the guest switched over already.
+				// If dest lost its power since, its copy went with it, and none may
+				// reappear there (sim seed 1368 of issue 15: a copy came back on a
+				// fenced host beside its evacuated one).
+				had := slices.Contains(s.copies, dest)
+				runsOn(dest)(s)
+				if !had {
+					s.copies = slices.DeleteFunc(s.copies, func(x string) bool { return x == dest })
+				}
+			}})
 		w = s.work[len(s.work)-1]
 	}
 }
