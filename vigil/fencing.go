@@ -317,15 +317,23 @@ func (c *checker) ipmi(n *yaml.Node, path string, b *ipmi.BMC) map[string]*yaml.
 	if !isMapping(n) || len(c.errs) > before {
 		return nodes
 	}
-	switch len(pw.sources) {
+	b.Password = pw.password(c, n, path)
+	return nodes
+}
+
+// password reads a BMC entry's password (at path, its mapping n): given exactly
+// one way, else an error saying what to give.
+func (sf *secretFields) password(c *checker, n *yaml.Node, path string) string {
+	switch len(sf.sources) {
 	case 0:
 		c.bad(n, path, "no password: give password_env (an environment variable) or password_file")
 	case 1:
-		b.Password, _ = pw.read(c, path)
+		pw, _ := sf.read(c, path)
+		return pw
 	default:
-		c.bad(pw.nodes[pw.sources[1]], path, "%s: give only one way to the password", strings.Join(pw.sources, " and "))
+		c.bad(sf.nodes[sf.sources[1]], path, "%s: give only one way to the password", strings.Join(sf.sources, " and "))
 	}
-	return nodes
+	return ""
 }
 
 // secretFields collects the three ways a secret named base may be given in a

@@ -67,14 +67,7 @@ func (c *checker) redfish(n *yaml.Node, path string, b *redfish.BMC) map[string]
 	if !isMapping(n) || len(c.errs) > before {
 		return nodes
 	}
-	switch len(pw.sources) {
-	case 0:
-		c.bad(n, path, "no password: give password_env (an environment variable) or password_file")
-	case 1:
-		b.Password, _ = pw.read(c, path)
-	default:
-		c.bad(pw.nodes[pw.sources[1]], path, "%s: give only one way to the password", strings.Join(pw.sources, " and "))
-	}
+	b.Password = pw.password(c, n, path)
 	return nodes
 }
 
