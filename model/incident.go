@@ -35,7 +35,10 @@ type Incident struct {
 	Updated  time.Time `json:"updated"`
 	Closed   time.Time `json:"closed,omitzero"`
 	// Epoch is the recovery's fencing token: a write carrying an older epoch fails.
-	Epoch int64  `json:"epoch"`
+	Epoch int64 `json:"epoch"`
+	// Shard is the shard whose leader owns the recovery (model.DefaultShard unless
+	// the cloud is split among replicas): the shard of the failed subject's host.
+	Shard string `json:"shard,omitempty"`
 	Steps []Step `json:"steps"`
 }
 

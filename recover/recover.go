@@ -44,6 +44,11 @@ type Executor struct {
 	Sabotage model.Sabotage
 	// Hosts lists every known host, sorted (FenceWrongHost sabotage only).
 	Hosts func() []string
+	// Guard runs right before each action, after its intent is journaled: an error
+	// (the owner's lease on the step's shard lapsed or was taken over) stops the
+	// executor there, the step left an intent for the next owner to settle. A Vigil
+	// that wakes from a pause must not act on a lease it no longer holds.
+	Guard func(ctx context.Context, st model.Step) error
 }
 
 // Run journals and takes each step, in order. It stops at the first journal error
@@ -113,6 +118,11 @@ func (x *Executor) run(ctx context.Context, st *model.Step) error {
 	if x.Hook.AfterIntent != nil {
 		if err := x.Hook.AfterIntent(*st); err != nil {
 			return err
+		}
+	}
+	if x.Guard != nil {
+		if err := x.Guard(ctx, *st); err != nil {
+			return fmt.Errorf("%s not taken: %w", describe(*st), err)
 		}
 	}
 	return x.act(ctx, st)
