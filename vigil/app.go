@@ -50,6 +50,9 @@ type Options struct {
 	// receiver (the demo's simulated agents); nil: only the receiver, if the config
 	// lists agents. Giving both is refused: the engine drains one source.
 	Agents engine.AgentSource
+	// ReplicaID names this replica among those sharing the store (default
+	// host:PID); the leases of the policy file's ha section are held under it.
+	ReplicaID string
 }
 
 // App is a running Vigil.
@@ -125,7 +128,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	var agents *agentsrc.Receiver
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
 		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
-		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery}
+		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery,
+		Sharding: o.Config.HA.Sharding, LeaseTTL: o.Config.HA.LeaseTTL, ReplicaID: o.ReplicaID}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
 		ln.Close()
 		db.Close()
@@ -147,6 +151,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		db.Close()
 		return nil, err
 	}
+	// Standbys name the leader by its API address.
+	eng.Keeper().SetAddr(ln.Addr().String())
 	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
 	var monitors []*api.Masakari
 	if len(o.Config.MasakariTokens) > 0 {
@@ -233,6 +239,12 @@ func (a *App) Run(ctx context.Context) error {
 	_ = a.srv.Shutdown(shut)
 	if !engineStopped {
 		<-engDone // the engine ends with ctx
+	}
+	// A clean stop gives the shards up: a standby takes them at once, not a TTL later.
+	rel, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	if rerr := a.Engine.Keeper().Release(rel); rerr != nil {
+		a.opts.Log.Warn("release the leases", "err", rerr)
 	}
 	if cerr := a.Store.Close(); err == nil && cerr != nil {
 		err = cerr
