@@ -65,6 +65,7 @@ type App struct {
 	// the API to the engine (nil: no endpoint).
 	monitors chan model.Observation
 	srv      *http.Server
+	compact  *compactor // bounds the store (storecfg.go)
 }
 
 // Start takes the store's lease, binds the API's address, then claims the
@@ -156,7 +157,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		monitors = append(monitors, api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
 			Observe: func(obs model.Observation) { a.monitors <- obs }}))
 	}
-	var h http.Handler = api.Handler(eng, db, o.Log, monitors...)
+	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
+	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, monitors...)
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }
@@ -217,6 +219,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		pushed = merged
 	}
+	go a.compact.run(ctx)
 	engDone := make(chan error, 1)
 	go func() {
 		engDone <- a.Engine.Run(ctx, a.opts.Interval, pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })

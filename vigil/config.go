@@ -42,12 +42,14 @@ type Config struct {
 	// ServiceCloud is the clouds.yaml entry of a user with the service role (the
 	// fabric fence's Cinder half); "": none, Cinder then refuses to cut.
 	ServiceCloud string
+	// Store: retention of history and how often it is compacted.
+	Store StoreConfig
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
 func DefaultConfig() Config {
 	return Config{Policies: map[string]model.Policy{"default": model.DefaultPolicy()}, Limits: model.DefaultLimits(),
-		Agents: Agents{Interval: DefaultAgentInterval, Tokens: map[string]string{}}}
+		Store: DefaultStoreConfig(), Agents: Agents{Interval: DefaultAgentInterval, Tokens: map[string]string{}}}
 }
 
 // LoadConfig reads a policy file. Fields left out take the defaults of the built-in
@@ -77,7 +79,7 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // Sections of the policy file, in the order the documentation gives them.
-var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari"}
+var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari", "store"}
 
 // CheckConfig parses a policy file's contents and returns every mistake it can
 // find independently, by line (none: the Config is valid). file names the file in
@@ -148,6 +150,8 @@ func (c *checker) config(root *yaml.Node, cfg *Config) {
 			agents = &e
 		case "masakari":
 			masakari = &e
+		case "store":
+			c.storeSection(e, cfg)
 		default:
 			c.bad(e.KeyNode, e.Path, "unknown section%s: known sections are %s", didYouMean(e.Key, sections), strings.Join(sections, ", "))
 		}
