@@ -149,4 +149,3 @@ func (r records) StoreReport(ctx context.Context) (api.StoreReport, error) {
 	defer r.c.mu.Unlock()
 	return api.StoreReport{Kind: kind, Size: size, Retention: r.c.cfg.Retention, CompactEvery: r.c.cfg.CompactEvery, LastCompaction: r.c.last}, nil
 }
-

@@ -27,14 +27,14 @@ func TestConfigStoreRetention(t *testing.T) {
 		t.Fatalf("no store section: %+v, %v; want the bounded defaults", cfg.Store, err)
 	}
 	for bad, field := range map[string]string{
-		"store: {retention: {events_max: -1}}\n":       "store.retention.events_max",
-		"store: {retention: {events_max_age: -1h}}\n":  "store.retention.events_max_age",
-		"store: {retention: {closed_max_age: 30}}\n":   "store.retention.closed_max_age",
-		"store: {retention: {event_max: 10}}\n":        "events_max",
-		"store: {compact_every: 0s}\n":                 "store.compact_every",
-		"store: {retension: {events_max: 10}}\n":       "retention",
-		"stor: {retention: {events_max: 10}}\n":        "store",
-		"store: {retention: {closed_max: lots}}\n":     "store.retention.closed_max",
+		"store: {retention: {events_max: -1}}\n":      "store.retention.events_max",
+		"store: {retention: {events_max_age: -1h}}\n": "store.retention.events_max_age",
+		"store: {retention: {closed_max_age: 30}}\n":  "store.retention.closed_max_age",
+		"store: {retention: {event_max: 10}}\n":       "events_max",
+		"store: {compact_every: 0s}\n":                "store.compact_every",
+		"store: {retension: {events_max: 10}}\n":      "retention",
+		"stor: {retention: {events_max: 10}}\n":       "store",
+		"store: {retention: {closed_max: lots}}\n":    "store.retention.closed_max",
 	} {
 		_, err := ParseConfig([]byte(bad))
 		if err == nil || !strings.Contains(err.Error(), field) {

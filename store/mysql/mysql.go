@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	"github.com/go-sql-driver/mysql"
+	"github.com/pressly/goose/v3"
 
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/store"
