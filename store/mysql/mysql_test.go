@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -112,4 +113,14 @@ func TestBadDSNHidesPassword(t *testing.T) {
 		}
 		t.Log(err)
 	}
+}
+
+// TestMeasureMySQLCompact measures a compaction of
+// VIGIL_MEASURE_COMPACT events (a measurement: skipped, as passed, unless asked).
+func TestMeasureMySQLCompact(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("VIGIL_MEASURE_COMPACT"))
+	if n <= 0 {
+		t.Skip("VIGIL_MEASURE_COMPACT (a number of events) is not set: a measurement, not a test")
+	}
+	storetest.MeasureCompact(t, fresh(t), n)
 }

@@ -595,3 +595,43 @@ func testSize(t *testing.T, s store.Store) {
 		t.Fatalf("size %+v, want 2 incidents (1 open), 1 step, 2 events, some bytes", z)
 	}
 }
+
+// MeasureCompact fills s with n events (a tenth of them of closed incidents, one
+// incident per 100 events, alternating between 1000 subjects), then compacts it
+// to a tenth of its events by count and reports time and size before and after:
+// a measurement, not a test (run by the stores' TestMeasureCompact when asked).
+func MeasureCompact(t *testing.T, s store.Store, n int) {
+	l := take(t, s, model.DefaultShard, "r1")
+	start := time.Now()
+	const batch = 5000
+	evs := make([]model.Event, 0, batch)
+	var inc int64
+	for i := range n {
+		if i%100 == 0 {
+			in := create(t, s, l.Epoch, incident(model.KindServer, fmt.Sprint("s", i/100%1000), ""))
+			closeAt(t, s, l.Epoch, in, T0.Add(time.Duration(i)*time.Millisecond))
+			inc = in.ID
+		}
+		e := model.Event{At: T0.Add(time.Duration(i) * time.Millisecond), Kind: "verdict", Subject: "host/h1", Message: "host h1 answers its BMC and Nova: up"}
+		if i%10 == 0 {
+			e.Incident = inc
+		}
+		evs = append(evs, e)
+		if len(evs) == batch || i == n-1 {
+			must(t, s.AppendEvents(ctx, evs...))
+			evs = evs[:0]
+		}
+	}
+	fill := time.Since(start)
+	before, err := s.Size(ctx)
+	must(t, err)
+	start = time.Now()
+	c, err := s.Compact(ctx, store.Retention{EventsMax: n / 10, ClosedMax: n / 1000}, T0.Add(time.Duration(n)*time.Millisecond))
+	must(t, err)
+	took := time.Since(start)
+	after, err := s.Size(ctx)
+	must(t, err)
+	t.Logf("filled %d events, %d incidents in %s; compaction (keep %d events, %d closed incidents) took %s, removed %+v", n, before.Incidents, fill.Round(time.Millisecond), n/10, n/1000, took.Round(time.Millisecond), c)
+	t.Logf("size before: %d bytes %+v", before.Bytes, before)
+	t.Logf("size after:  %d bytes %+v", after.Bytes, after)
+}
