@@ -69,6 +69,7 @@ func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) h
 		r.Get("/incidents", h.listIncidents)
 		r.Get("/incidents/{id}", h.getIncident)
 		r.Get("/events", h.listEvents)
+		r.Get("/store", h.storeReport)
 		for _, m := range masakari {
 			m.Routes(r)
 		}

@@ -17,13 +17,13 @@ import (
 	"github.com/vigil-ha/vigil/recover"
 	agentsrc "github.com/vigil-ha/vigil/source/agent"
 	"github.com/vigil-ha/vigil/store"
-	"github.com/vigil-ha/vigil/store/sqlite"
+	storeopen "github.com/vigil-ha/vigil/store/open"
 )
 
 // Options configure one Vigil process.
 type Options struct {
 	Listen   string        // API address, e.g. 127.0.0.1:8080 (":0" picks a port)
-	DB       string        // SQLite file
+	DB       string        // the store: an SQLite file or a DSN (store/open)
 	Interval time.Duration // poll interval
 	Config   Config        // policies and limits
 	Compute  cloud.Compute
@@ -58,7 +58,7 @@ type Options struct {
 // App is a running Vigil.
 type App struct {
 	Engine *engine.Engine
-	Store  *sqlite.DB
+	Store  store.Store
 	// Agents receives the host agents' heartbeats (POST /v1/agent/beat); nil when
 	// the policy file lists no agent.
 	Agents *agentsrc.Receiver
@@ -68,6 +68,7 @@ type App struct {
 	// the API to the engine (nil: no endpoint).
 	monitors chan model.Observation
 	srv      *http.Server
+	compact  *compactor // bounds the store (storecfg.go)
 }
 
 // Start takes the store's lease, binds the API's address, then claims the
@@ -91,9 +92,9 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("listen address %q: %w", o.Listen, err)
 	}
 	if o.DB == "" {
-		return nil, errors.New("no database file given")
+		return nil, errors.New("no store given (--db): " + storeopen.Forms)
 	}
-	db, err := sqlite.Open(ctx, o.DB)
+	db, err := storeopen.Open(ctx, o.DB, store.Owner{})
 	if errors.Is(err, store.ErrHeld) {
 		return nil, fmt.Errorf("not starting: %w; this start changed nothing, and that Vigil keeps protecting the cloud: "+
 			"stop it first, or give this one another --db", err)
@@ -122,8 +123,10 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	if err := db.SetAddr(ln.Addr().String()); err != nil {
-		o.Log.Warn("the owner record lacks the API address", "err", err)
+	if rec, ok := db.(interface{ SetAddr(string) error }); ok { // an SQLite file's owner record
+		if err := rec.SetAddr(ln.Addr().String()); err != nil {
+			o.Log.Warn("the owner record lacks the API address", "err", err)
+		}
 	}
 	var agents *agentsrc.Receiver
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
@@ -160,7 +163,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		monitors = append(monitors, api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
 			Observe: func(obs model.Observation) { a.monitors <- obs }}))
 	}
-	var h http.Handler = api.Handler(eng, db, o.Log, monitors...)
+	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
+	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, monitors...)
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }
@@ -221,6 +225,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		pushed = merged
 	}
+	go a.compact.run(ctx)
 	engDone := make(chan error, 1)
 	go func() {
 		engDone <- a.Engine.Run(ctx, a.opts.Interval, pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })

@@ -44,12 +44,14 @@ type Config struct {
 	ServiceCloud string
 	// HA: how replicas share the store (lease TTL, shards).
 	HA HA
+	// Store: retention of history and how often it is compacted.
+	Store StoreConfig
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
 func DefaultConfig() Config {
 	return Config{Policies: map[string]model.Policy{"default": model.DefaultPolicy()}, Limits: model.DefaultLimits(),
-		Agents: Agents{Interval: DefaultAgentInterval, Tokens: map[string]string{}}}
+		Store: DefaultStoreConfig(), Agents: Agents{Interval: DefaultAgentInterval, Tokens: map[string]string{}}}
 }
 
 // LoadConfig reads a policy file. Fields left out take the defaults of the built-in
@@ -79,7 +81,7 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // Sections of the policy file, in the order the documentation gives them.
-var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari", "ha"}
+var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari", "store", "ha"}
 
 // CheckConfig parses a policy file's contents and returns every mistake it can
 // find independently, by line (none: the Config is valid). file names the file in
@@ -152,6 +154,8 @@ func (c *checker) config(root *yaml.Node, cfg *Config) {
 			masakari = &e
 		case "ha":
 			c.ha(e, cfg)
+		case "store":
+			c.storeSection(e, cfg)
 		default:
 			c.bad(e.KeyNode, e.Path, "unknown section%s: known sections are %s", didYouMean(e.Key, sections), strings.Join(sections, ", "))
 		}

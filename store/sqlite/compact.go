@@ -83,6 +83,14 @@ func (s *DB) Compact(ctx context.Context, r store.Retention, now time.Time) (sto
 	if err != nil {
 		return store.Compacted{}, fmt.Errorf("compact the store %s: %w", s.path, err)
 	}
+	if out != (store.Compacted{}) {
+		// The deletions went to the write-ahead log: fold it into the file and empty
+		// it, or the store on disk grows by what it removed. The freed pages stay in
+		// the file, reused by the next writes (no VACUUM: it would rewrite the file).
+		if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			return out, fmt.Errorf("compact the store %s: checkpoint: %w", s.path, err)
+		}
+	}
 	return out, nil
 }
 

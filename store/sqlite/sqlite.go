@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/url"
 	"slices"
@@ -13,10 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the pure-Go driver
 
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/store"
+	"github.com/vigil-ha/vigil/store/migrate"
 )
 
 // DB is a Store on one SQLite file, holding its lease while open.
@@ -75,30 +79,40 @@ func (s *DB) Owner() store.Owner { return s.lease.holder() }
 // SetAddr records the owner's API address in its record, once it is bound.
 func (s *DB) SetAddr(addr string) error { return s.lease.setAddr(addr) }
 
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// The PRAGMA user_version scheme (before goose) counted migrations 1..legacyLast;
+// goose now records them, and user_version is set to gooseMarker: a binary of the
+// old scheme refuses the file as "newer than this binary knows: upgrade vigil"
+// instead of running its first migration again.
+const (
+	legacyLast  = 9
+	gooseMarker = 1000
+)
+
 func (s *DB) migrate(ctx context.Context) error {
 	var version int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if version > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this binary knows (%d): upgrade vigil", version, len(migrations))
+	if version > legacyLast && version != gooseMarker {
+		return fmt.Errorf("schema version %d is newer than this binary knows: upgrade vigil", version)
 	}
-	for i := version; i < len(migrations); i++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
+	if version > 0 && version <= legacyLast {
+		if err := migrate.Adopt(ctx, s.db, goose.DialectSQLite3, int64(version)); err != nil {
+			return fmt.Errorf("adopt the schema at version %d: %w", version, err)
 		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
+	}
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := migrate.Up(ctx, s.db, goose.DialectSQLite3, files, s.path); err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", gooseMarker)); err != nil {
+		return fmt.Errorf("mark the schema as migrated by goose: %w", err)
 	}
 	return nil
 }

@@ -1,8 +1,8 @@
 package sqlite
 
-// migrations are applied in order; PRAGMA user_version records how many ran.
-// Append only: never edit a migration that has shipped.
-var migrations = []string{
+// legacyMigrations are the schema as the PRAGMA user_version scheme applied it
+// (before goose): a database made by them must open with the goose migrations.
+var legacyMigrations = []string{
 	`CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 	INSERT INTO meta (key, value) VALUES ('epoch', 0);
 	CREATE TABLE clusters (
