@@ -176,7 +176,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Fabric: cfg.Fabric, Journal: journal{e}, Epoch: epoch,
-		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
+		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames,
+		Limits: cfg.Limits, HostOf: e.serverHost, SegmentOf: e.hostSegment}
 	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
 		return nil, err
 	}
