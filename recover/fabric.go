@@ -17,32 +17,24 @@ func fabricAction(a model.Action) bool {
 	return a == model.ActPortsDown || a == model.ActPortsUp || a == model.ActDetachVols
 }
 
-// takeFabric takes a journaled fabric step and reads the fabric back.
-func (x *Executor) takeFabric(ctx context.Context, st model.Step) result {
-	ids, err := x.doFabric(ctx, st)
-	if err != nil {
-		return result{err: err, ids: ids}
-	}
-	if herr := x.afterAction(st); herr != nil {
-		return result{hook: herr}
-	}
-	ok, how, err := x.confirmFabric(ctx, st)
-	if err == nil && !ok {
-		err = fmt.Errorf("%s %s: taken, but the read-back does not confirm it: %s", st.Action, st.Server, how)
-	}
-	return result{err: err, ids: ids, how: how}
-}
-
-// concludeFabric journals a fabric step's outcome: succeeded only when the
-// read-back showed it holds.
+// concludeFabric reads the fabric back after a fabric step was taken and journals
+// its outcome: succeeded only when the read-back shows it holds.
 func (x *Executor) concludeFabric(ctx context.Context, st *model.Step, r result) error {
-	ids, err, how := r.ids, r.err, r.how
+	ids, err := r.ids, r.err
 	if err != nil && outcomeUnknown(err) {
 		st.Error = "no answer, outcome unknown: " + err.Error()
 		if jerr := x.Journal.UpdateStep(ctx, x.Epoch, *st); jerr != nil {
 			return fmt.Errorf("journal outcome of %s: %w", describe(*st), jerr)
 		}
 		return x.event(ctx, st, fmt.Sprintf("%s: no answer (%s): it may have been taken; the fabric is read before anything else is done", describe(*st), err))
+	}
+	var how string
+	if err == nil {
+		var ok bool
+		ok, how, err = x.confirmFabric(ctx, *st)
+		if err == nil && !ok {
+			err = fmt.Errorf("%s %s: taken, but the read-back does not confirm it: %s", st.Action, st.Server, how)
+		}
 	}
 	now := x.Now()
 	if err != nil {

@@ -28,7 +28,7 @@ type Hook struct {
 	// AfterIntent runs once a step's intent is journaled, before its action.
 	AfterIntent func(model.Step) error
 	// AfterAction runs once the driver accepted the action, before its outcome is
-	// journaled, in the action's goroutine: actions of one round may run at once.
+	// journaled (and, for the fabric, before it is read back).
 	AfterAction func(model.Step) error
 }
 
@@ -128,40 +128,28 @@ func (x *Executor) begin(ctx context.Context, st *model.Step) (bool, error) {
 type result struct {
 	err error
 	ids []string // the fabric's ports or attachments acted on
-	how string   // the fabric's read-back
-	// hook: the AfterAction hook's error (a simulated crash): nothing is journaled.
-	hook error
-}
-
-// afterAction runs the AfterAction hook, in the action's goroutine.
-func (x *Executor) afterAction(st model.Step) error {
-	if x.Hook.AfterAction == nil {
-		return nil
-	}
-	return x.Hook.AfterAction(st)
 }
 
 // take calls the driver for a journaled intent. It writes nothing: the executor
 // may run several at once, and their outcomes are journaled in plan order after.
 func (x *Executor) take(ctx context.Context, st model.Step) result {
 	if fabricAction(st.Action) {
-		return x.takeFabric(ctx, st)
+		ids, err := x.doFabric(ctx, st)
+		return result{err: err, ids: ids}
 	}
-	err := x.do(ctx, st)
-	if err == nil {
-		if herr := x.afterAction(st); herr != nil {
-			return result{hook: herr}
-		}
-	}
-	return result{err: err}
+	return result{err: x.do(ctx, st)}
 }
 
 // conclude journals the outcome of a taken action. An action whose answer was
 // lost (no answer, a timeout) may have been taken: it stays an intent, its outcome
 // unknown, until Settle asks the cloud.
 func (x *Executor) conclude(ctx context.Context, st *model.Step, r result) error {
-	if r.hook != nil {
-		return r.hook
+	// The hook runs here, in plan order on the executor's goroutine: a test that
+	// stops at "the first" action stops at the same one run after run.
+	if r.err == nil && x.Hook.AfterAction != nil {
+		if err := x.Hook.AfterAction(*st); err != nil {
+			return err
+		}
 	}
 	if fabricAction(st.Action) {
 		return x.concludeFabric(ctx, st, r)
