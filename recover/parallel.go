@@ -3,6 +3,7 @@ package recover
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -85,12 +86,51 @@ type flight struct {
 }
 
 // wave picks the next wave (see Run), journals each step of it up to its action
-// and starts the action. A step that needs no action (skipped, confirmed, not
-// taken) is journaled to its end here when no action of the wave started before
-// it (so one at a time, MaxParallel 1, is exactly the steps in plan order).
+// and starts the action. A step that needs no action (skipped, confirmed) is
+// journaled here when no action of the wave comes before it (so one at a time,
+// MaxParallel 1, is exactly the steps in plan order). The action logs the wave's
+// intents need are read at once first, each bounded like the actions.
 func (r *round) wave(ctx context.Context) ([]flight, error) {
 	x := r.x
+	picked := r.pick()
+	pre := make([]*prior, len(picked))
+	var wg sync.WaitGroup
+	for k, i := range picked {
+		if st := *r.steps[i]; acts(st) && cloudAction(st.Action) != "" {
+			wg.Go(func() { pre[k] = x.readPrior(ctx, st) })
+		}
+	}
+	wg.Wait()
 	var wave []flight
+	for k, i := range picked {
+		st := r.steps[i]
+		act, err := x.begin(ctx, st, pre[k])
+		if err != nil {
+			r.done[i] = true
+			return wave, err
+		}
+		if !act {
+			r.done[i] = true
+			continue
+		}
+		f := flight{i: i, out: make(chan result, 1)}
+		go func(st model.Step) { f.out <- x.take(ctx, st) }(*st)
+		wave = append(wave, f)
+	}
+	return wave, nil
+}
+
+// acts: the step calls a driver (a skipped or confirmed step is only journaled).
+func acts(st model.Step) bool {
+	return st.State != model.StepSkipped && st.State != model.StepSucceeded
+}
+
+// pick chooses the next wave in plan order within the limits (see Run); a step
+// beyond the rate limit, or behind one, is dropped.
+func (r *round) pick() []int {
+	x := r.x
+	var picked []int
+	actions := 0
 	perHost, perSeg := map[string]int{}, map[string]int{}
 	busyServer, busyHost, barrier := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, st := range r.steps {
@@ -117,14 +157,13 @@ func (r *round) wave(ctx context.Context) ([]flight, error) {
 			wait()
 			continue
 		}
-		acts := st.State != model.StepSkipped && st.State != model.StepSucceeded
-		seg := x.segmentOf(host)
-		if !acts && len(wave) > 0 ||
-			acts && (len(wave) >= r.lim.MaxParallel || host != "" && perHost[host] >= r.lim.PerHost || perSeg[seg] >= r.lim.PerSegment) {
+		a, seg := acts(*st), x.segmentOf(host)
+		if !a && actions > 0 ||
+			a && (actions >= r.lim.MaxParallel || host != "" && perHost[host] >= r.lim.PerHost || perSeg[seg] >= r.lim.PerSegment) {
 			wait()
 			continue
 		}
-		if acts && !x.allow() {
+		if a && !x.allow() {
 			// Beyond the rate: not journaled (ID 0), planned again next round; what
 			// follows on its server (or on its host, for a host's step) goes with it.
 			r.held++
@@ -132,23 +171,15 @@ func (r *round) wave(ctx context.Context) ([]flight, error) {
 			r.drop(*st)
 			continue
 		}
-		act, err := x.begin(ctx, st)
-		if err != nil {
-			r.done[i] = true
-			return wave, err
+		picked = append(picked, i)
+		if a {
+			wait()
+			actions++
+			perHost[host]++
+			perSeg[seg]++
 		}
-		if !act {
-			r.done[i] = true
-			continue
-		}
-		wait()
-		perHost[host]++
-		perSeg[seg]++
-		f := flight{i: i, out: make(chan result, 1)}
-		go func(st model.Step) { f.out <- x.take(ctx, st) }(*st)
-		wave = append(wave, f)
 	}
-	return wave, nil
+	return picked
 }
 
 // drop marks the step's server (or host, for a host's step) as getting no further

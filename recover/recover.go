@@ -69,7 +69,9 @@ type Executor struct {
 // begin journals a step up to its action: a skipped or confirmed step entirely, a
 // step that will act its intent (then the AfterIntent hook and the Guard). It
 // reports whether the action is to be taken now (take, then conclude).
-func (x *Executor) begin(ctx context.Context, st *model.Step) (bool, error) {
+// pre holds the server's action log read ahead (Run reads those of a wave at
+// once); nil: it is read here.
+func (x *Executor) begin(ctx context.Context, st *model.Step, pre *prior) (bool, error) {
 	if st.State == model.StepSkipped {
 		st.Finished, st.Prior = x.Now(), -1
 		if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
@@ -92,7 +94,10 @@ func (x *Executor) begin(ctx context.Context, st *model.Step) (bool, error) {
 	// the step was taken, on the cloud's own record (no clock compared).
 	st.Prior = -1
 	if name := cloudAction(st.Action); name != "" {
-		acts, err := x.Compute.Actions(ctx, st.Server)
+		if pre == nil {
+			pre = x.readPrior(ctx, *st)
+		}
+		acts, err := pre.acts, pre.err
 		if err != nil {
 			now := x.Now()
 			st.State, st.Started, st.Finished = model.StepFailed, now, now
@@ -122,6 +127,17 @@ func (x *Executor) begin(ctx context.Context, st *model.Step) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// prior is a server's action log as read before a step's intent.
+type prior struct {
+	acts []model.InstanceAction
+	err  error
+}
+
+func (x *Executor) readPrior(ctx context.Context, st model.Step) *prior {
+	acts, err := x.Compute.Actions(ctx, st.Server)
+	return &prior{acts, err}
 }
 
 // result is what an action's call (and, for the fabric, its read-back) answered.
