@@ -349,6 +349,7 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Fabric: w.drv, Store: db, Policies: pols,
 		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
+		BMCWait:    -1, // every BMC read waited for: they answer at once on the virtual clock, in one order
 		Hook:       recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")},
 		ReturnWait: 20 * time.Second, Sleep: w.sleep}
 	if w.agents {
