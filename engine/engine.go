@@ -42,7 +42,8 @@ type Config struct {
 	// PowerEvery: every fenceable host's BMC power is read this often (default 30 s);
 	// the BMCs of hosts being fenced at every reconcile.
 	PowerEvery time.Duration
-	// BMCTimeout bounds each BMC read (default DefaultBMCTimeout); BMCReads bounds
+	// BMCTimeout bounds each BMC read (default Limits.BMCTimeout, else
+	// DefaultBMCTimeout); BMCReads bounds
 	// the reads in flight at once (DefaultBMCReads); a reconcile waits BMCWait at
 	// most for them (DefaultBMCWait; <0: for every read), a later answer is folded
 	// into the next reconcile (engine/bmcreads.go).
@@ -156,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.PowerEvery == 0 {
 		cfg.PowerEvery = 30 * time.Second
 	}
-	cfg.BMCTimeout = cmp.Or(cfg.BMCTimeout, DefaultBMCTimeout)
+	cfg.BMCTimeout = cmp.Or(cfg.BMCTimeout, cfg.Limits.BMCTimeout, DefaultBMCTimeout)
 	cfg.BMCWait = cmp.Or(cfg.BMCWait, DefaultBMCWait)
 	cfg.BMCReads = cmp.Or(cfg.BMCReads, DefaultBMCReads)
 	if cfg.SignalEvery == 0 && cfg.Agents != nil {

@@ -338,6 +338,9 @@ type Limits struct {
 	// ActionsPerMinute caps the actions taken on the cloud per minute (fence,
 	// force-down, evacuations, reboots...), whatever their concurrency; 0: no cap.
 	ActionsPerMinute int `json:"actions_per_minute" yaml:"actions_per_minute"`
+	// BMCTimeout bounds each BMC read of the engine (power, identity); zero: the
+	// engine's default (5 s). A reconcile never waits this long for one BMC.
+	BMCTimeout time.Duration `json:"bmc_timeout" yaml:"bmc_timeout"`
 }
 
 // Parallel fills the executor's caps left zero with their defaults.
