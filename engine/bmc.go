@@ -2,21 +2,13 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/model"
 )
-
-// bmcReads bounds the BMC calls in flight at once: one slow BMC delays no other.
-const bmcReads = 8
-
-// bmcTimeout bounds one BMC call when the fencer itself sets no shorter timeout.
-const bmcTimeout = 10 * time.Second
 
 // identityEvery: how often the identity of every fence entry's BMC is read again.
 const identityEvery = 10 * time.Minute
@@ -95,7 +87,7 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	if everyone {
 		e.lastPowerAll = now
 	}
-	idr, canIdent := e.cfg.Fencer.(cloud.Identifier)
+	_, canIdent := e.cfg.Fencer.(cloud.Identifier)
 	var identHosts []string
 	if canIdent {
 		refresh := e.lastIdentAll.IsZero() || now.Sub(e.lastIdentAll) >= identityEvery
@@ -109,53 +101,9 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 		}
 	}
 
-	var mu sync.Mutex
-	sem := make(chan struct{}, bmcReads)
-	var wg sync.WaitGroup
-	call := func(f func(ctx context.Context)) {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(ctx, bmcTimeout)
-			defer cancel()
-			f(cctx)
-		}()
-	}
-	power = map[string]model.Power{}
-	for _, h := range powerHosts {
-		call(func(ctx context.Context) {
-			p, err := e.cfg.Fencer.PowerStatus(ctx, h)
-			if err != nil {
-				p = model.PowerUnknown // no answer: no proof, and no doubt either
-			}
-			mu.Lock()
-			power[h] = p
-			mu.Unlock()
-		})
-	}
-	ident, identErr = map[string]string{}, map[string]string{}
-	for _, h := range identHosts {
-		call(func(ctx context.Context) {
-			id, err := idr.Identity(ctx, h)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil && id != "":
-				ident[h] = id
-				delete(e.unconfirmed, h)
-			case errors.Is(err, cloud.ErrNoIdentity):
-				delete(e.unconfirmed, h) // nothing to compare: no reason to wait either
-			case err != nil && cloud.IsTerminal(err):
-				identErr[h] = err.Error()
-				delete(e.unconfirmed, h)
-			case err != nil:
-				e.unconfirmed[h] = err.Error()
-			}
-		})
-	}
-	wg.Wait()
+	var answers map[string]identAnswer
+	power, answers = e.bmc.read(ctx, e.cfg.Fencer, powerHosts, identHosts, e.cfg.BMCTimeout, e.cfg.BMCWait)
+	ident, identErr = e.foldIdentities(answers)
 	for h, id := range ident {
 		e.identities[h] = id
 	}

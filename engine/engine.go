@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,13 @@ type Config struct {
 	// PowerEvery: every fenceable host's BMC power is read this often (default 30 s);
 	// the BMCs of hosts being fenced at every reconcile.
 	PowerEvery time.Duration
+	// BMCTimeout bounds each BMC read (default Limits.BMCTimeout, else
+	// DefaultBMCTimeout); BMCReads bounds
+	// the reads in flight at once (DefaultBMCReads); a reconcile waits BMCWait at
+	// most for them (DefaultBMCWait; <0: for every read), a later answer is folded
+	// into the next reconcile (engine/bmcreads.go).
+	BMCTimeout, BMCWait time.Duration
+	BMCReads            int
 	// OnEvent receives every journaled event (the demo's timeline), in order.
 	OnEvent func(model.Event)
 	// Agents is where host agents' heartbeats arrive (source/agent's receiver, the
@@ -108,6 +116,7 @@ type Engine struct {
 	// the identities known.
 	lastPowerAll, lastIdentAll time.Time
 	identities                 map[string]string
+	bmc                        *bmcReader
 	identRecorded              map[string]bool   // hosts whose reference identity is journaled
 	unconfirmed                map[string]string // hosts whose BMC identity could not be read last time, why
 	fenceDoubt                 map[string]string // doubts already journaled
@@ -162,6 +171,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.PowerEvery == 0 {
 		cfg.PowerEvery = 30 * time.Second
 	}
+	cfg.BMCTimeout = cmp.Or(cfg.BMCTimeout, cfg.Limits.BMCTimeout, DefaultBMCTimeout)
+	cfg.BMCWait = cmp.Or(cfg.BMCWait, DefaultBMCWait)
+	cfg.BMCReads = cmp.Or(cfg.BMCReads, DefaultBMCReads)
 	if cfg.SignalEvery == 0 && cfg.Agents != nil {
 		cfg.SignalEvery = time.Second
 	}
@@ -173,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		keeper = lead.New(cfg.Store, cfg.ReplicaID, cfg.Sharding.Names(), model.LeaseTiming{TTL: cfg.LeaseTTL}, cfg.Now)
 	}
 	e := &Engine{cfg: cfg, keeper: keeper, lastClosed: map[model.Subject]model.Incident{},
-		poller:     &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery},
+		poller: &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery}, bmc: newBMCReader(cfg.BMCReads),
 		identities: map[string]string{}, identRecorded: map[string]bool{}, fenceDoubt: map[string]string{}, unconfirmed: map[string]string{}}
 	dcfg := detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime,
 		DisabledIsMaintenance: !cfg.DisabledNotMaintenance}
@@ -193,7 +205,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Fabric: cfg.Fabric, Journal: journal{e},
-		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames, Guard: e.guard}
+		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames, Guard: e.guard,
+		Limits: cfg.Limits, HostOf: e.serverHost, SegmentOf: e.hostSegment}
 	// The leases first: a store only this process opens is led at once (the
 	// open incidents claimed for its new epoch); a shared one waits for its
 	// leader to stop renewing. Starting must not depend on the store's leases

@@ -328,11 +328,40 @@ type Limits struct {
 	// BrakeMinHosts of them) look down at once, nothing is fenced or evacuated there.
 	BrakeFraction float64 `json:"brake_fraction" yaml:"brake_fraction"`
 	BrakeMinHosts int     `json:"brake_min_hosts" yaml:"brake_min_hosts"`
+	// MaxParallel: actions of one round in flight at once (the executor's global
+	// cap); PerHost and PerSegment cap those touching one host (a fence, a
+	// force-down, a server's move off it) and one segment. Zero takes the default;
+	// 1 runs the round's steps one after another.
+	MaxParallel int `json:"max_parallel" yaml:"max_parallel"`
+	PerHost     int `json:"per_host" yaml:"per_host"`
+	PerSegment  int `json:"per_segment" yaml:"per_segment"`
+	// ActionsPerMinute caps the actions taken on the cloud per minute (fence,
+	// force-down, evacuations, reboots...), whatever their concurrency; 0: no cap.
+	ActionsPerMinute int `json:"actions_per_minute" yaml:"actions_per_minute"`
+	// BMCTimeout bounds each BMC read of the engine (power, identity); zero: the
+	// engine's default (5 s). A reconcile never waits this long for one BMC.
+	BMCTimeout time.Duration `json:"bmc_timeout" yaml:"bmc_timeout"`
+}
+
+// Parallel fills the executor's caps left zero with their defaults.
+func (l Limits) Parallel() Limits {
+	d := DefaultLimits()
+	if l.MaxParallel <= 0 {
+		l.MaxParallel = d.MaxParallel
+	}
+	if l.PerHost <= 0 {
+		l.PerHost = d.PerHost
+	}
+	if l.PerSegment <= 0 {
+		l.PerSegment = d.PerSegment
+	}
+	return l
 }
 
 // DefaultLimits are conservative defaults for a small cloud.
 func DefaultLimits() Limits {
-	return Limits{MaxConcurrent: 20, BrakeFraction: 0.5, BrakeMinHosts: 3}
+	return Limits{MaxConcurrent: 20, BrakeFraction: 0.5, BrakeMinHosts: 3,
+		MaxParallel: 8, PerHost: 4, PerSegment: 6, ActionsPerMinute: 120}
 }
 
 // Sabotage holds deliberate bugs. The simulation turns them on to prove that its

@@ -17,15 +17,10 @@ func fabricAction(a model.Action) bool {
 	return a == model.ActPortsDown || a == model.ActPortsUp || a == model.ActDetachVols
 }
 
-// actFabric takes a journaled fabric step, reads the fabric back and journals the
-// outcome: succeeded only when the read-back shows it holds.
-func (x *Executor) actFabric(ctx context.Context, st *model.Step) error {
-	ids, err := x.doFabric(ctx, *st)
-	if err == nil && x.Hook.AfterAction != nil {
-		if herr := x.Hook.AfterAction(*st); herr != nil {
-			return herr
-		}
-	}
+// concludeFabric reads the fabric back after a fabric step was taken and journals
+// its outcome: succeeded only when the read-back shows it holds.
+func (x *Executor) concludeFabric(ctx context.Context, st *model.Step, r result) error {
+	ids, err := r.ids, r.err
 	if err != nil && outcomeUnknown(err) {
 		st.Error = "no answer, outcome unknown: " + err.Error()
 		if jerr := x.Journal.UpdateStep(ctx, x.Epoch, *st); jerr != nil {

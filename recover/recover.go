@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/model"
 )
@@ -25,7 +27,8 @@ var ErrCrash = errors.New("executor stopped by hook (simulated crash)")
 type Hook struct {
 	// AfterIntent runs once a step's intent is journaled, before its action.
 	AfterIntent func(model.Step) error
-	// AfterAction runs once the driver accepted the action, before its outcome is journaled.
+	// AfterAction runs once the driver accepted the action, before its outcome is
+	// journaled (and, for the fabric, before it is read back).
 	AfterAction func(model.Step) error
 }
 
@@ -49,37 +52,32 @@ type Executor struct {
 	// executor there, the step left an intent for the next owner to settle. A Vigil
 	// that wakes from a pause must not act on a lease it no longer holds.
 	Guard func(ctx context.Context, st model.Step) error
+	// Limits caps Run's actions in flight at once (MaxParallel, PerHost,
+	// PerSegment; zero: model.DefaultLimits') and per minute (ActionsPerMinute;
+	// zero: no cap). See Run (parallel.go).
+	Limits model.Limits
+	// HostOf names the host a server runs on (a step of a server that names no
+	// host counts against it); SegmentOf a host's segment. Nil: none known.
+	HostOf    func(server string) string
+	SegmentOf func(host string) string
+
+	rate     *rate.Limiter // ActionsPerMinute's budget, made at first use
+	rateOf   int           // the ActionsPerMinute rate was made for
+	rateSaid bool          // the rate limit's event was journaled, and still holds
 }
 
-// Run journals and takes each step, in order. It stops at the first journal error
-// (a stale epoch means another owner took over) and returns it. A server whose
-// step was left unsettled (its answer lost: it may have been taken) gets no other
-// step of the batch, which is left unjournaled (ID 0) for the planner to decide
-// again once the first is settled: two of its steps would otherwise be in flight
-// at once (the fabric fence's ports-down and volumes-cut are planned together).
-func (x *Executor) Run(ctx context.Context, steps []*model.Step) error {
-	unsettled := map[string]bool{}
-	for _, st := range steps {
-		if st.Server != "" && unsettled[st.Server] {
-			continue
-		}
-		if err := x.run(ctx, st); err != nil {
-			return err
-		}
-		if st.Server != "" && st.State == model.StepIntent {
-			unsettled[st.Server] = true
-		}
-	}
-	return nil
-}
-
-func (x *Executor) run(ctx context.Context, st *model.Step) error {
+// begin journals a step up to its action: a skipped or confirmed step entirely, a
+// step that will act its intent (then the AfterIntent hook and the Guard). It
+// reports whether the action is to be taken now (take, then conclude).
+// pre holds the server's action log read ahead (Run reads those of a wave at
+// once); nil: it is read here.
+func (x *Executor) begin(ctx context.Context, st *model.Step, pre *prior) (bool, error) {
 	if st.State == model.StepSkipped {
 		st.Finished, st.Prior = x.Now(), -1
 		if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
-			return fmt.Errorf("journal skipped step: %w", err)
+			return false, fmt.Errorf("journal skipped step: %w", err)
 		}
-		return x.event(ctx, st, "skipped: "+st.Rule)
+		return false, x.event(ctx, st, "skipped: "+st.Rule)
 	}
 	if st.State == model.StepSucceeded {
 		// Confirmed by what was observed (a fence whose power is off already): the
@@ -87,60 +85,92 @@ func (x *Executor) run(ctx context.Context, st *model.Step) error {
 		now := x.Now()
 		st.Started, st.Issued, st.Finished, st.Prior = now, now, now, -1
 		if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
-			return fmt.Errorf("journal confirmed step: %w", err)
+			return false, fmt.Errorf("journal confirmed step: %w", err)
 		}
-		return x.event(ctx, st, fmt.Sprintf("%s: confirmed, nothing to do: %s", describe(*st), st.Rule))
+		return false, x.event(ctx, st, fmt.Sprintf("%s: confirmed, nothing to do: %s", describe(*st), st.Rule))
 	}
 	// Before the intent, note how many actions of this kind the cloud's log holds
 	// for the server: after a restart or a lost answer, a longer log is the proof
 	// the step was taken, on the cloud's own record (no clock compared).
 	st.Prior = -1
 	if name := cloudAction(st.Action); name != "" {
-		acts, err := x.Compute.Actions(ctx, st.Server)
+		if pre == nil {
+			pre = x.readPrior(ctx, *st)
+		}
+		acts, err := pre.acts, pre.err
 		if err != nil {
 			now := x.Now()
 			st.State, st.Started, st.Finished = model.StepFailed, now, now
 			st.Error, st.Retryable = "not taken: cannot read the server's action log first: "+err.Error(), retryable(err)
 			if jerr := x.Journal.AddStep(ctx, x.Epoch, st); jerr != nil {
-				return fmt.Errorf("journal %s: %w", describe(*st), jerr)
+				return false, fmt.Errorf("journal %s: %w", describe(*st), jerr)
 			}
-			return x.event(ctx, st, fmt.Sprintf("%s not taken: %s", describe(*st), st.Error))
+			return false, x.event(ctx, st, fmt.Sprintf("%s not taken: %s", describe(*st), st.Error))
 		}
 		st.Prior = count(acts, name)
 	}
 	st.State, st.Started = model.StepIntent, x.Now()
 	if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
-		return fmt.Errorf("journal intent of %s: %w", describe(*st), err)
+		return false, fmt.Errorf("journal intent of %s: %w", describe(*st), err)
 	}
 	if err := x.event(ctx, st, "intent: "+describe(*st)+" — "+st.Rule); err != nil {
-		return err
+		return false, err
 	}
 	if x.Hook.AfterIntent != nil {
 		if err := x.Hook.AfterIntent(*st); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if x.Guard != nil {
 		if err := x.Guard(ctx, *st); err != nil {
-			return fmt.Errorf("%s not taken: %w", describe(*st), err)
+			return false, fmt.Errorf("%s not taken: %w", describe(*st), err)
 		}
 	}
-	return x.act(ctx, st)
+	return true, nil
 }
 
-// act carries out a journaled intent and journals its outcome. An action whose
-// answer was lost (no answer, a timeout) may have been taken: it stays an intent,
-// its outcome unknown, until Settle asks the cloud.
-func (x *Executor) act(ctx context.Context, st *model.Step) error {
+// prior is a server's action log as read before a step's intent.
+type prior struct {
+	acts []model.InstanceAction
+	err  error
+}
+
+func (x *Executor) readPrior(ctx context.Context, st model.Step) *prior {
+	acts, err := x.Compute.Actions(ctx, st.Server)
+	return &prior{acts, err}
+}
+
+// result is what an action's call (and, for the fabric, its read-back) answered.
+type result struct {
+	err error
+	ids []string // the fabric's ports or attachments acted on
+}
+
+// take calls the driver for a journaled intent. It writes nothing: the executor
+// may run several at once, and their outcomes are journaled in plan order after.
+func (x *Executor) take(ctx context.Context, st model.Step) result {
 	if fabricAction(st.Action) {
-		return x.actFabric(ctx, st)
+		ids, err := x.doFabric(ctx, st)
+		return result{err: err, ids: ids}
 	}
-	err := x.do(ctx, *st)
-	if err == nil && x.Hook.AfterAction != nil {
-		if herr := x.Hook.AfterAction(*st); herr != nil {
-			return herr
+	return result{err: x.do(ctx, st)}
+}
+
+// conclude journals the outcome of a taken action. An action whose answer was
+// lost (no answer, a timeout) may have been taken: it stays an intent, its outcome
+// unknown, until Settle asks the cloud.
+func (x *Executor) conclude(ctx context.Context, st *model.Step, r result) error {
+	// The hook runs here, in plan order on the executor's goroutine: a test that
+	// stops at "the first" action stops at the same one run after run.
+	if r.err == nil && x.Hook.AfterAction != nil {
+		if err := x.Hook.AfterAction(*st); err != nil {
+			return err
 		}
 	}
+	if fabricAction(st.Action) {
+		return x.concludeFabric(ctx, st, r)
+	}
+	err := r.err
 	now := x.Now()
 	if err != nil && outcomeUnknown(err) {
 		st.Error = "no answer, outcome unknown: " + err.Error()

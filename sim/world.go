@@ -342,10 +342,14 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	}
 	clusters = w.groupClusters(clusters, pols, ids[nprot:])
 	clusters = w.setupPlacement(ids, clusters)
-	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3}
+	// MaxParallel 1: the executor takes a round's steps one after another, so the
+	// simulated cloud sees its calls in one order and a seed replays exactly; the
+	// parallel path is tested on its own (recover, engine).
+	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3, MaxParallel: 1}
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Fabric: w.drv, Store: db, Policies: pols,
 		Limits: lim, Now: w.vigilClock, FullEvery: fullEvery, OnEvent: w.onEvent, Sabotage: cfg.Sabotage,
+		BMCWait:    -1, // every BMC read waited for: they answer at once on the virtual clock, in one order
 		Hook:       recover.Hook{AfterIntent: w.crashHook("after-intent"), AfterAction: w.crashHook("after-action")},
 		ReturnWait: 20 * time.Second, Sleep: w.sleep}
 	if w.agents {

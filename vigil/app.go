@@ -42,6 +42,9 @@ type Options struct {
 	RefreshEvery time.Duration
 	// Hook stops the executor at exact points (tests of crash recovery).
 	Hook recover.Hook
+	// PowerEvery: how often every fenceable host's BMC power is read (0: the
+	// engine's default, 30 s).
+	PowerEvery time.Duration
 	// TLSCert and TLSKey (PEM files), when set, make the API (and the agents' and
 	// monitors' endpoints with it) serve HTTPS only: agents' tokens then never
 	// cross a network in clear.
@@ -131,7 +134,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	var agents *agentsrc.Receiver
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
 		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
-		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery,
+		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery, PowerEvery: o.PowerEvery,
 		Sharding: o.Config.HA.Sharding, LeaseTTL: o.Config.HA.LeaseTTL, ReplicaID: o.ReplicaID}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
 		ln.Close()

@@ -198,7 +198,8 @@ func (c *checker) cloud(sec entry, cfg *Config) {
 
 func (c *checker) limits(sec entry, cfg *Config) {
 	l := &cfg.Limits
-	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"max_concurrent", "brake_fraction", "brake_min_hosts"}) {
+	for _, e := range c.mapping(sec.V, sec.Path, "a mapping", []string{"max_concurrent", "brake_fraction", "brake_min_hosts",
+		"max_parallel", "per_host", "per_segment", "actions_per_minute", "bmc_timeout"}) {
 		switch e.Key {
 		case "max_concurrent":
 			if v, ok := c.between(e.V, e.Path, 1, 1<<20, "recoveries at once: give at least 1"); ok {
@@ -215,6 +216,30 @@ func (c *checker) limits(sec entry, cfg *Config) {
 		case "brake_min_hosts":
 			if v, ok := c.between(e.V, e.Path, 1, 1<<20, "hosts: give at least 1"); ok {
 				l.BrakeMinHosts = v
+			}
+		case "max_parallel":
+			if v, ok := c.between(e.V, e.Path, 1, 1024, "actions at once: give at least 1 (1 takes a round's steps one after another)"); ok {
+				l.MaxParallel = v
+			}
+		case "per_host":
+			if v, ok := c.between(e.V, e.Path, 1, 1024, "actions at once on one host: give at least 1"); ok {
+				l.PerHost = v
+			}
+		case "per_segment":
+			if v, ok := c.between(e.V, e.Path, 1, 1024, "actions at once in one segment: give at least 1"); ok {
+				l.PerSegment = v
+			}
+		case "actions_per_minute":
+			if v, ok := c.between(e.V, e.Path, 0, 1<<20, "actions per minute: give 0 for no cap, or at least 1"); ok {
+				l.ActionsPerMinute = v
+			}
+		case "bmc_timeout":
+			if v, ok := c.duration(e.V, e.Path); ok {
+				if v < 100*time.Millisecond || v > 5*time.Minute {
+					c.bad(e.V, e.Path, "%s is out of range: give how long one BMC read may take, from 100ms to 5m, such as 5s", v)
+				} else {
+					l.BMCTimeout = v
+				}
 			}
 		}
 	}

@@ -350,6 +350,8 @@ type runOpts struct {
 	startErr *error
 	// refreshEvery: how often the clusters' sources are resolved (0: the default).
 	refreshEvery time.Duration
+	// powerEvery: how often every BMC's power is read (0: the default).
+	powerEvery time.Duration
 }
 
 // startVigil starts Vigil on the peer the way `vigil serve --amqp` does, and waits
@@ -383,7 +385,7 @@ func startVigil(t *testing.T, p *peer, o runOpts) *vigilRun {
 	}
 	pushed := make(chan model.Observation, 256)
 	r.app, err = Start(ctx, Options{Listen: "127.0.0.1:0", DB: o.db, Interval: o.interval, FullEvery: 10 * time.Minute,
-		Config: cfg, Compute: drv, Fencer: o.fencer, Fabric: o.fabric, Log: log, Pushed: pushed, Hook: o.hook, RefreshEvery: o.refreshEvery,
+		Config: cfg, Compute: drv, Fencer: o.fencer, Fabric: o.fabric, Log: log, Pushed: pushed, Hook: o.hook, RefreshEvery: o.refreshEvery, PowerEvery: o.powerEvery,
 		OnEvent: func(e model.Event) {
 			polls := drv.Calls()["list-servers"]
 			r.mu.Lock()

@@ -90,6 +90,7 @@ func summary(path string, cfg vigil.Config) string {
 	}
 	l := cfg.Limits
 	fmt.Fprintf(&b, "limits: %d recoveries at once; brake at %g of a segment's hosts (at least %d)\n", l.MaxConcurrent, l.BrakeFraction, l.BrakeMinHosts)
+	fmt.Fprintf(&b, "actions: %s\n", actionCaps(l))
 	if len(cfg.Fencing) == 0 && len(cfg.Redfish) == 0 {
 		fmt.Fprintf(&b, "fencing: no host (a dead host's servers are evacuated only under fence_proof: service)\n")
 	}
@@ -124,4 +125,14 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// actionCaps says the executor's caps as a person reads them.
+func actionCaps(l model.Limits) string {
+	p := l.Parallel()
+	rate := "no cap per minute"
+	if l.ActionsPerMinute > 0 {
+		rate = fmt.Sprintf("at most %d per minute", l.ActionsPerMinute)
+	}
+	return fmt.Sprintf("%d at once (%d per host, %d per segment), %s", p.MaxParallel, p.PerHost, p.PerSegment, rate)
 }
