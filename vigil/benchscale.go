@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud/sim"
@@ -34,7 +35,9 @@ type BenchScaleOptions struct {
 	// (`vigil serve`'s defaults: 2 s, 5 min).
 	Interval, FullEvery time.Duration
 	NoLatency           bool // instant API answers (to tell Vigil's own cost from the waits)
-	Seed                uint64
+	// HostDownGrace overrides the default policy's (0: kept), for quick smoke runs.
+	HostDownGrace time.Duration
+	Seed          uint64
 	// Progress receives a progress bar (nil: none); ProfileDir, when set, receives
 	// CPU profiles of the start and of the measured window, and a heap profile at
 	// the end.
@@ -180,7 +183,14 @@ type benchCloud struct {
 func newBenchCloud(hosts, servers, segSize int, latency *sim.Latency) (*benchCloud, error) {
 	cfg := sim.DefaultConfig()
 	cfg.Latency = latency
-	b := &benchCloud{cloud: sim.New(cfg, time.Now), segments: map[string][]string{}}
+	// The cloud is built on a clock an hour behind, then runs on the wall clock:
+	// its servers were created long before Vigil starts, as in a real cloud (else
+	// the changes-since listings just after the start list them all again).
+	var back atomic.Int64
+	back.Store(int64(time.Hour))
+	now := func() time.Time { return time.Now().Add(-time.Duration(back.Load())) }
+	defer back.Store(0)
+	b := &benchCloud{cloud: sim.New(cfg, now), segments: map[string][]string{}}
 	per := max(1, (servers+hosts-1)/hosts)
 	for i := 1; i <= hosts; i++ {
 		h := BenchHost(i)
@@ -218,9 +228,15 @@ func startBenchVigil(ctx context.Context, b *benchCloud, o BenchScaleOptions, on
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	conf := DefaultConfig()
+	if o.HostDownGrace > 0 {
+		pol := conf.Policies["default"]
+		pol.HostDownGrace = o.HostDownGrace
+		conf.Policies["default"] = pol
+	}
 	t0 := time.Now()
 	app, err := Start(ctx, Options{Listen: "127.0.0.1:0", DB: filepath.Join(dir, "vigil.db"), Interval: o.Interval,
-		FullEvery: o.FullEvery, Config: DefaultConfig(), Compute: b.cloud, Fencer: b.cloud, OnEvent: onEvent,
+		FullEvery: o.FullEvery, Config: conf, Compute: b.cloud, Fencer: b.cloud, OnEvent: onEvent,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -24,6 +24,7 @@ type BenchStormOptions struct {
 	// take to engage).
 	Warmup, Hold, Timeout time.Duration
 	Interval              time.Duration
+	HostDownGrace         time.Duration // 0: the default policy's
 	NoLatency             bool
 	Seed                  uint64
 	Progress              progressWriter
@@ -88,7 +89,7 @@ func BenchStorm(ctx context.Context, o BenchStormOptions) (BenchStormReport, err
 	}
 	log := &faultLog{faults: map[string]*BenchFault{}, keep: true}
 	bar.phase("starting Vigil", 0)
-	v, _, _, err := startBenchVigil(ctx, b, BenchScaleOptions{Interval: o.Interval, FullEvery: 5 * time.Minute}, log.onEvent)
+	v, _, _, err := startBenchVigil(ctx, b, BenchScaleOptions{Interval: o.Interval, FullEvery: 5 * time.Minute, HostDownGrace: o.HostDownGrace}, log.onEvent)
 	if err != nil {
 		return rep, err
 	}

@@ -132,19 +132,19 @@ type Notification struct {
 
 // Cloud is the simulated cloud.
 type Cloud struct {
-	mu         sync.Mutex
-	cfg        Config
-	now        func() time.Time
-	rng        *rand.Rand
-	lat        *latency // nil: answers at once
-	hosts      map[string]*host
-	servers    map[string]*server
-	ids        []string // the servers' IDs, sorted (created in order)
-	hostNames  []string // the hosts' names, sorted
+	mu        sync.Mutex
+	cfg       Config
+	now       func() time.Time
+	rng       *rand.Rand
+	lat       *latency // nil: answers at once
+	hosts     map[string]*host
+	servers   map[string]*server
+	ids       []string // the servers' IDs, sorted (created in order)
+	hostNames []string // the hosts' names, sorted
 	// usedMemo counts the servers per host for a run of CreateServer calls (a cloud
 	// of 100,000 servers is built in linear time, not quadratic); any other change
 	// drops it (advanceLocked, touchLocked).
-	usedMemo map[string]int
+	usedMemo   map[string]int
 	pending    map[string]bool
 	migrations []migration
 	seq        int
