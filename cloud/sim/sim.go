@@ -144,7 +144,10 @@ type Cloud struct {
 	// usedMemo counts the servers per host for a run of CreateServer calls (a cloud
 	// of 100,000 servers is built in linear time, not quadratic); any other change
 	// drops it (advanceLocked, touchLocked).
-	usedMemo   map[string]int
+	usedMemo map[string]int
+	// near indexes hosts by segment and servers by host during a round of beats
+	// (agents.go); nil otherwise.
+	near       *nearIndex
 	pending    map[string]bool
 	migrations []migration
 	seq        int
