@@ -392,12 +392,13 @@ func (c *Cloud) ListServers(ctx context.Context, since time.Time) ([]model.Serve
 		out = append(out, s.view())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	// The first page was the call above; the others are calls of their own.
-	if pages := c.lat.pages(len(out)); pages > 1 {
-		c.calls["list-servers-page"] += pages - 1
+	// With paging (Latency), every page is counted; the first was the call above,
+	// the others are calls of their own.
+	if c.lat != nil {
+		pages := c.lat.pages(len(out))
+		c.calls["list-servers-page"] += pages
 		c.spendLocked(pages - 1)
 	}
-	c.calls["list-servers-page"]++
 	return out, nil
 }
 
