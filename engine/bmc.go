@@ -125,27 +125,30 @@ func (e *Engine) mayHaveLostPower(name string) bool {
 // it: the longest. Fencing a host stops every server on it, so it is judged dead
 // only when every policy that has a server there agrees it is.
 func (e *Engine) hostGrace() map[string]time.Duration {
-	policyOf := map[string]model.Policy{}
+	// One pass over the members, in no particular order: a host's grace is the
+	// longest of its servers' (a max), and a server's policy is its first
+	// cluster's. Sorting 100,000 IDs at every reconcile was a quarter of the CPU
+	// of a cloud that size.
+	grace := map[string]time.Duration{}
+	seen := map[string]bool{}
+	view := e.det.View()
 	for _, c := range e.clusters {
 		pol, ok := e.cfg.Policies[c.Policy]
 		if !ok {
 			pol = e.cfg.Policies["default"]
 		}
 		for _, id := range c.Members {
-			if _, seen := policyOf[id]; !seen {
-				policyOf[id] = pol
+			if seen[id] {
+				continue
 			}
-		}
-	}
-	grace := map[string]time.Duration{}
-	view := e.det.View()
-	for _, id := range slices.Sorted(maps.Keys(policyOf)) {
-		s, ok := view.Servers[id]
-		if !ok || s.Host == "" {
-			continue
-		}
-		if g, seen := grace[s.Host]; !seen || policyOf[id].HostDownGrace > g {
-			grace[s.Host] = policyOf[id].HostDownGrace
+			seen[id] = true
+			s, ok := view.Servers[id]
+			if !ok || s.Host == "" {
+				continue
+			}
+			if g, had := grace[s.Host]; !had || pol.HostDownGrace > g {
+				grace[s.Host] = pol.HostDownGrace
+			}
 		}
 	}
 	return grace

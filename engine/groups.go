@@ -353,9 +353,13 @@ func membersChanged(o, c model.Cluster, had bool) string {
 }
 
 func minus(a, b []string) []string {
+	in := make(map[string]bool, len(b)) // clusters of thousands: not a scan per member
+	for _, x := range b {
+		in[x] = true
+	}
 	var out []string
 	for _, x := range a {
-		if !slices.Contains(b, x) {
+		if !in[x] {
 			out = append(out, x)
 		}
 	}

@@ -331,6 +331,8 @@ func (c *Cloud) Beats() []model.AgentBeat {
 	}
 	now := c.now()
 	ag := c.agents
+	c.near = c.nearIndexLocked()
+	defer func() { c.near = nil }()
 	for _, name := range c.hostNames {
 		a := ag.byHost[name]
 		up := c.agentUpLocked(name)
@@ -384,7 +386,7 @@ func (c *Cloud) NextBeat() time.Time {
 func (c *Cloud) beatLocked(name string, a *agent, t time.Time, changed bool) {
 	ag := c.agents
 	a.beats++
-	for _, q := range c.hostNames {
+	for _, q := range c.peerCandidatesLocked(name) {
 		if c.hearsLocked(name, q) {
 			a.lastHeard[q] = t
 		}
@@ -434,7 +436,7 @@ func (c *Cloud) beatLocked(name string, a *agent, t time.Time, changed bool) {
 func (c *Cloud) domainsLocked(name string, a *agent, t time.Time) []model.Domain {
 	cfg := c.agents.cfg
 	var out []model.Domain
-	for _, id := range c.ids {
+	for _, id := range c.serversNearLocked(name) {
 		s := c.servers[id]
 		if s.deleted || s.host != name && s.guest.dom.host != name && !slices.Contains(s.copies, name) {
 			continue
@@ -551,4 +553,57 @@ func domainEvents(last map[string]model.Domain, doms []model.Domain, t time.Time
 		}
 	}
 	return out
+}
+
+// nearIndex is what one round of beats looks up per host, built once per round:
+// scanning every host for peers and every server for domains, for each of 10,000
+// hosts, made a round quadratic.
+type nearIndex struct {
+	bySegment map[string][]string // hosts, sorted
+	onHost    map[string][]string // the servers assigned to, dead on or running on a host, in creation order
+}
+
+func (c *Cloud) nearIndexLocked() *nearIndex {
+	ix := &nearIndex{bySegment: map[string][]string{}, onHost: map[string][]string{}}
+	for _, name := range c.hostNames {
+		seg := c.hosts[name].segment
+		ix.bySegment[seg] = append(ix.bySegment[seg], name)
+	}
+	for _, id := range c.ids {
+		s := c.servers[id]
+		if s.deleted {
+			continue
+		}
+		near := []string{s.host}
+		if d := s.guest.dom.host; d != "" && !slices.Contains(near, d) {
+			near = append(near, d)
+		}
+		for _, h := range s.copies {
+			if !slices.Contains(near, h) {
+				near = append(near, h)
+			}
+		}
+		for _, h := range near {
+			ix.onHost[h] = append(ix.onHost[h], id)
+		}
+	}
+	return ix
+}
+
+// peerCandidatesLocked: the hosts that may hear name (its segment's; every host
+// outside a round of beats).
+func (c *Cloud) peerCandidatesLocked(name string) []string {
+	if c.near == nil {
+		return c.hostNames
+	}
+	return c.near.bySegment[c.hosts[name].segment]
+}
+
+// serversNearLocked: the servers that may have a domain on name (every server
+// outside a round of beats).
+func (c *Cloud) serversNearLocked(name string) []string {
+	if c.near == nil {
+		return c.ids
+	}
+	return c.near.onHost[name]
 }

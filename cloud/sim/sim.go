@@ -43,6 +43,9 @@ type Config struct {
 	// drawn from a generator seeded with Seed.
 	ErrorRate float64
 	Seed      uint64
+	// Latency slows every compute API call and pages server listings (latency.go);
+	// nil: instant answers, one page.
+	Latency *Latency
 }
 
 // DefaultConfig is a fast cloud for the demo and tests.
@@ -129,14 +132,22 @@ type Notification struct {
 
 // Cloud is the simulated cloud.
 type Cloud struct {
-	mu         sync.Mutex
-	cfg        Config
-	now        func() time.Time
-	rng        *rand.Rand
-	hosts      map[string]*host
-	servers    map[string]*server
-	ids        []string // the servers' IDs, sorted (created in order)
-	hostNames  []string // the hosts' names, sorted
+	mu        sync.Mutex
+	cfg       Config
+	now       func() time.Time
+	rng       *rand.Rand
+	lat       *latency // nil: answers at once
+	hosts     map[string]*host
+	servers   map[string]*server
+	ids       []string // the servers' IDs, sorted (created in order)
+	hostNames []string // the hosts' names, sorted
+	// usedMemo counts the servers per host for a run of CreateServer calls (a cloud
+	// of 100,000 servers is built in linear time, not quadratic); any other change
+	// drops it (advanceLocked, touchLocked).
+	usedMemo map[string]int
+	// near indexes hosts by segment and servers by host during a round of beats
+	// (agents.go); nil otherwise.
+	near       *nearIndex
 	pending    map[string]bool
 	migrations []migration
 	seq        int
@@ -165,7 +176,7 @@ type Cloud struct {
 // New returns an empty cloud whose time is read from now.
 func New(cfg Config, now func() time.Time) *Cloud {
 	return &Cloud{
-		cfg: cfg, now: now, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5157)),
+		cfg: cfg, now: now, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5157)), lat: newLatency(cfg.Latency),
 		hosts: map[string]*host{}, servers: map[string]*server{}, pending: map[string]bool{},
 		calls: map[string]int{}, failing: map[string][]error{}, lost: map[string]int{}, broken: map[string]bool{},
 	}
@@ -195,9 +206,10 @@ func (c *Cloud) CreateServer(name, hostName string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("create %s: host %s: %w", name, hostName, cloud.ErrNotFound)
 	}
-	if h.capacity > 0 && c.usedLocked(hostName) >= h.capacity {
+	if h.capacity > 0 && c.usedMemoLocked()[hostName] >= h.capacity {
 		return "", fmt.Errorf("create %s: host %s is full", name, hostName)
 	}
+	memo := c.usedMemo
 	c.seq++
 	id := fmt.Sprintf("srv-%05d", c.seq)
 	now := c.now()
@@ -205,7 +217,36 @@ func (c *Cloud) CreateServer(name, hostName string) (string, error) {
 		status: model.StatusActive, intent: model.IntentOn, copies: []string{hostName},
 		updated: now, actions: []model.InstanceAction{{Action: cloud.ActionCreate, Start: now}}}
 	c.ids = append(c.ids, id)
+	if memo != nil {
+		memo[hostName]++
+		c.usedMemo = memo
+	}
 	return id, nil
+}
+
+// usedMemoLocked is usedAllLocked, kept between CreateServer calls.
+func (c *Cloud) usedMemoLocked() map[string]int {
+	if c.usedMemo == nil {
+		c.usedMemo = c.usedAllLocked()
+	}
+	return c.usedMemo
+}
+
+// usedAllLocked counts usedLocked for every host in one pass over the servers.
+func (c *Cloud) usedAllLocked() map[string]int {
+	used := make(map[string]int, len(c.hosts))
+	for _, s := range c.servers {
+		if s.deleted {
+			continue
+		}
+		used[s.host]++
+		for i, w := range s.work { // each other host it is bound for, once
+			if w.dest != s.host && !slices.ContainsFunc(s.work[:i], func(o *work) bool { return o.dest == w.dest }) {
+				used[w.dest]++
+			}
+		}
+	}
+	return used
 }
 
 func (c *Cloud) usedLocked(hostName string) int {
@@ -228,6 +269,7 @@ func (c *Cloud) call(op string) error {
 		c.cfg.Sleep(c.cfg.CallLatency)
 		c.mu.Lock()
 	}
+	c.spendLocked(1)
 	c.advanceLocked()
 	if c.down {
 		return fmt.Errorf("%s: %w: connection refused", op, cloud.ErrUnavailable)
@@ -254,6 +296,7 @@ func (c *Cloud) answer(op string) error {
 
 // advanceLocked lands every phase that is due, in a fixed order.
 func (c *Cloud) advanceLocked() {
+	c.usedMemo = nil
 	now := c.now()
 	for _, h := range c.hosts {
 		c.stampLocked(h)
@@ -324,6 +367,7 @@ func (c *Cloud) serviceStateLocked(h *host) model.ServiceState {
 // touchLocked records a change of the server at the cloud's time (its updated_at),
 // and its notification.
 func (c *Cloud) touchLocked(s *server) {
+	c.usedMemo = nil
 	s.updated = c.now()
 	if c.cfg.Notifications {
 		c.feed = append(c.feed, Notification{At: s.updated, Server: s.view()})
@@ -348,6 +392,13 @@ func (c *Cloud) ListServers(ctx context.Context, since time.Time) ([]model.Serve
 		out = append(out, s.view())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	// With paging (Latency), every page is counted; the first was the call above,
+	// the others are calls of their own.
+	if c.lat != nil {
+		pages := c.lat.pages(len(out))
+		c.calls["list-servers-page"] += pages
+		c.spendLocked(pages - 1)
+	}
 	return out, nil
 }
 
@@ -547,14 +598,15 @@ func (c *Cloud) Evacuate(ctx context.Context, id, target string) error {
 // and allowed by s's server groups; the one with the most free slots.
 func (c *Cloud) pickHostLocked(s *server) string {
 	best, bestFree := "", -1
-	for _, name := range slices.Sorted(maps.Keys(c.hosts)) {
+	used := c.usedAllLocked() // once, not once per host: 10,000 hosts x 100,000 servers
+	for _, name := range c.hostNames {
 		h := c.hosts[name]
 		if name == s.host || h.disabled || c.serviceStateLocked(h) != model.ServiceUp || !c.roomLocked(name, s) || !c.groupAllowsLocked(s, name) {
 			continue
 		}
 		free := 1 << 30
 		if h.capacity > 0 {
-			free = h.capacity - c.usedLocked(name)
+			free = h.capacity - used[name]
 		}
 		if free > 0 && free > bestFree {
 			best, bestFree = name, free
