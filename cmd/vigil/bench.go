@@ -18,7 +18,7 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Vigil's load and speed on this machine",
 	}
-	cmd.AddCommand(benchAgentsCmd(), benchAgentLoadCmd())
+	cmd.AddCommand(benchAgentsCmd(), benchAgentLoadCmd(), benchNovaCmd())
 	return cmd
 }
 
