@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -623,8 +625,15 @@ func (v *vigilActor) milestones(ctx context.Context, fault time.Time) ([]Milesto
 			continue
 		}
 		switch {
-		case e.Kind == "verdict" && !hasMilestone(ms, "verdict"):
-			ms = append(ms, Milestone{"verdict", since(fault, e.At)})
+		case e.Kind == "verdict" && !hasMilestone(ms, "host verdict"):
+			// "down for 10.2s, at least the grace period 10s": Vigil saw the
+			// service down that long before (the policy's host_down_grace).
+			if m := downFor.FindStringSubmatch(e.Message); m != nil {
+				if d, err := strconv.ParseFloat(m[1], 64); err == nil {
+					ms = append(ms, Milestone{"Vigil sees it down", since(fault, e.At) - d})
+				}
+			}
+			ms = append(ms, Milestone{"host verdict", since(fault, e.At)})
 		case e.Kind == "incident" && strings.Contains(e.Message, " opened ") && !hasMilestone(ms, "incident opened"):
 			ms = append(ms, Milestone{"incident opened", since(fault, e.At)})
 		}
@@ -634,7 +643,7 @@ func (v *vigilActor) milestones(ctx context.Context, fault time.Time) ([]Milesto
 	if err != nil {
 		return ms, append(journal, "stored incidents: "+err.Error())
 	}
-	var firstEvac, lastEvac time.Time
+	var firstEvac, lastEvac, fabricCut time.Time
 	for _, in := range ins {
 		if in.Opened.Before(fault) {
 			continue
@@ -645,6 +654,10 @@ func (v *vigilActor) milestones(ctx context.Context, fault time.Time) ([]Milesto
 				ms = append(ms, Milestone{"fence started", since(fault, st.Started)}, Milestone{"fence confirmed", since(fault, st.Finished)})
 			case model.ActMarkDown:
 				ms = append(ms, Milestone{"force-down started", since(fault, st.Started)}, Milestone{"forced down", since(fault, st.Finished)})
+			case model.ActPortsDown, model.ActDetachVols:
+				if st.Finished.After(fabricCut) {
+					fabricCut = st.Finished
+				}
 			case model.ActEvacuate:
 				if !st.Started.IsZero() && (firstEvac.IsZero() || st.Started.Before(firstEvac)) {
 					firstEvac = st.Started
@@ -655,6 +668,9 @@ func (v *vigilActor) milestones(ctx context.Context, fault time.Time) ([]Milesto
 			}
 		}
 	}
+	if !fabricCut.IsZero() {
+		ms = append(ms, Milestone{"fabric cut", since(fault, fabricCut)})
+	}
 	if !firstEvac.IsZero() {
 		ms = append(ms, Milestone{"first evacuate", since(fault, firstEvac)})
 	}
@@ -663,6 +679,8 @@ func (v *vigilActor) milestones(ctx context.Context, fault time.Time) ([]Milesto
 	}
 	return ms, journal
 }
+
+var downFor = regexp.MustCompile(`down for ([0-9.]+)s`)
 
 func hasMilestone(ms []Milestone, name string) bool {
 	for _, m := range ms {
