@@ -55,9 +55,15 @@ func (e *Engine) Drain(ctx context.Context, host string) (model.Incident, error)
 	} else {
 		ev = append(ev, "no protected server on it")
 	}
+	e.mu.RLock()
+	shard := e.shardOf(subj)
+	e.mu.RUnlock()
+	if err := e.Standby(shard); err != nil {
+		return model.Incident{}, fmt.Errorf("drain %s: %w", host, err)
+	}
 	inc := model.Incident{Subject: subj, State: model.IncidentOpen, Policy: "drain", Rule: model.RuleDrain,
-		Evidence: ev, Opened: now, Updated: now}
-	if err := e.cfg.Store.CreateIncident(ctx, e.epoch, &inc); err != nil {
+		Evidence: ev, Opened: now, Updated: now, Shard: shard}
+	if err := e.cfg.Store.CreateIncident(ctx, e.epochOf(shard), &inc); err != nil {
 		return model.Incident{}, fmt.Errorf("drain %s: journal its incident: %w", host, err)
 	}
 	e.mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/detect"
+	"github.com/vigil-ha/vigil/lead"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/plan"
 	"github.com/vigil-ha/vigil/recover"
@@ -68,6 +69,13 @@ type Config struct {
 	// RefreshEvery: how often Run resolves the clusters' sources (groups.go;
 	// default DefaultRefreshEvery).
 	RefreshEvery time.Duration
+	// Sharding maps segments to shards (default: one shard of every segment); each
+	// shard is led by one replica at a time (lead.Keeper). Keeper is this replica's
+	// (nil: one over the Sharding's shards, named ReplicaID, with LeaseTTL, on Now).
+	Sharding  model.Sharding
+	Keeper    *lead.Keeper
+	ReplicaID string
+	LeaseTTL  time.Duration
 }
 
 // AgentSource holds the heartbeats host agents sent since it was last drained.
@@ -83,9 +91,9 @@ type waker interface {
 
 // Engine is one owner of Vigil's recoveries.
 type Engine struct {
-	cfg   Config
-	epoch int64
-	exec  *recover.Executor
+	cfg    Config
+	keeper *lead.Keeper
+	exec   *recover.Executor
 
 	run sync.Mutex // one reconcile at a time
 
@@ -119,6 +127,12 @@ type Engine struct {
 	edit sync.Mutex
 	// groups are the cloud's server groups as last listed (placement binds on them).
 	groups []model.ServerGroup
+	// loaded: the shards whose journal this engine holds in open (lead.go), with
+	// the epochs it writes under; others: the open incidents of the shards other
+	// replicas lead (shown, never acted on); leaseMsg: the lease error journaled last.
+	loaded   map[string]int64
+	others   []model.Incident
+	leaseMsg string
 }
 
 // Stats counts what the engine did.
@@ -151,11 +165,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.SignalEvery == 0 && cfg.Agents != nil {
 		cfg.SignalEvery = time.Second
 	}
-	epoch, err := cfg.Store.Claim(ctx)
-	if err != nil {
-		return nil, err
+	if len(cfg.Sharding.Shards) == 0 {
+		cfg.Sharding = model.DefaultSharding()
 	}
-	e := &Engine{cfg: cfg, epoch: epoch, lastClosed: map[model.Subject]model.Incident{},
+	keeper := cfg.Keeper
+	if keeper == nil {
+		keeper = lead.New(cfg.Store, cfg.ReplicaID, cfg.Sharding.Names(), model.LeaseTiming{TTL: cfg.LeaseTTL}, cfg.Now)
+	}
+	e := &Engine{cfg: cfg, keeper: keeper, lastClosed: map[model.Subject]model.Incident{},
 		poller:     &poll.Poller{Lister: cfg.Compute, FullEvery: cfg.FullEvery},
 		identities: map[string]string{}, identRecorded: map[string]bool{}, fenceDoubt: map[string]string{}, unconfirmed: map[string]string{}}
 	dcfg := detect.Config{HostDownGrace: cfg.Policies["default"].HostDownGrace, ServiceDownTime: cfg.ServiceDownTime,
@@ -175,24 +192,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			cfg.Migrator = c.Migrator()
 		}
 	}
-	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Fabric: cfg.Fabric, Journal: journal{e}, Epoch: epoch,
-		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames}
-	if e.clusters, err = cfg.Store.Clusters(ctx); err != nil {
+	e.exec = &recover.Executor{Compute: cfg.Compute, Fencer: cfg.Fencer, Migrator: cfg.Migrator, Fabric: cfg.Fabric, Journal: journal{e},
+		Now: cfg.Now, Hook: cfg.Hook, Sabotage: cfg.Sabotage, Hosts: e.hostNames, Guard: e.guard}
+	// The leases first: a store only this process opens is led at once (the
+	// open incidents claimed for its new epoch); a shared one waits for its
+	// leader to stop renewing. Starting must not depend on the store's leases
+	// either: a standby starts, and watches.
+	if err := keeper.Tick(ctx); err != nil && keeper.Store.Exclusive() {
 		return nil, err
 	}
-	e.protect()
-	if e.open, err = cfg.Store.OpenIncidents(ctx); err != nil {
+	if err := e.reload(ctx, keeper.Led()); err != nil {
 		return nil, err
 	}
-	if e.lastClosed, err = cfg.Store.LastClosed(ctx); err != nil {
-		return nil, err
-	}
-	doubts, err := cfg.Store.FenceDoubts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	e.det.SetFenceDoubts(doubts)
-	maps.Copy(e.fenceDoubt, doubts)
 	ids, err := cfg.Store.BMCIdentities(ctx)
 	if err != nil {
 		return nil, err
@@ -200,9 +211,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.det.SetIdentities(ids)
 	for h := range ids {
 		e.identRecorded[h] = true
-	}
-	if err := e.loadHostOps(ctx); err != nil {
-		return nil, err
 	}
 	// Steps a previous owner left in flight are settled at the first reconcile that
 	// can reach the cloud: starting must not depend on the cloud answering.
@@ -242,13 +250,29 @@ func (e *Engine) TrustFence(ctx context.Context, host string) error {
 		Message: "an operator trusts the fence device of host " + host + " again (it was doubted: " + was + ")"})
 }
 
-// Epoch is this engine's ownership token.
-func (e *Engine) Epoch() int64 { return e.epoch }
+// Epoch is this engine's ownership token: the newest epoch among the shards it
+// leads (0: it leads none; see Leadership).
+func (e *Engine) Epoch() int64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return maxEpoch(e.loaded)
+}
+
+func maxEpoch(m map[string]int64) int64 {
+	var out int64
+	for _, ep := range m {
+		out = max(out, ep)
+	}
+	return out
+}
 
 // Tick polls the cloud and reconciles once.
 func (e *Engine) Tick(ctx context.Context) error {
 	e.run.Lock()
 	defer e.run.Unlock()
+	if err := e.lead(ctx); err != nil {
+		return err
+	}
 	return e.reconcile(ctx, e.observe(ctx))
 }
 
@@ -261,6 +285,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 func (e *Engine) Signal(ctx context.Context) error {
 	e.run.Lock()
 	defer e.run.Unlock()
+	if err := e.lead(ctx); err != nil {
+		return err
+	}
 	now := e.cfg.Now()
 	obs := model.Observation{At: now, Source: "signals"}
 	obs.Power, obs.Identity, obs.IdentityErr = e.readBMCs(ctx, now, nil)
@@ -337,6 +364,9 @@ func (e *Engine) hostRecoveryDue() bool {
 func (e *Engine) Observe(ctx context.Context, obs model.Observation) error {
 	e.run.Lock()
 	defer e.run.Unlock()
+	if err := e.lead(ctx); err != nil {
+		return err
+	}
 	if obs.Err == "" && len(obs.Servers) > 0 {
 		// A crash told by a notification is judged now, not at the next poll: the
 		// action log it needs first is read here (one call per changed server).
@@ -484,6 +514,10 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		}
 	}
 	evs = append(evs, doubts...)
+	if len(e.loaded) == 0 {
+		// A standby journals nothing: its leader does.
+		newIdent, doubted = nil, nil
+	}
 	if len(newIdent) > 0 {
 		if err := e.cfg.Store.RecordBMCIdentities(ctx, newIdent, now); err != nil {
 			return err
@@ -546,7 +580,14 @@ func (e *Engine) input(now time.Time) plan.Input {
 	return plan.Input{Now: now, Hosts: view.Hosts, Servers: view.Servers, Verdicts: view.Verdicts,
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
 		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
-		FenceUnconfirmed: e.unconfirmed, Running: view.Running, ServerGroups: e.groups, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric)}
+		FenceUnconfirmed: e.unconfirmed, Running: view.Running, ServerGroups: e.groups, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric),
+		Sharding: e.cfg.Sharding, Led: maps.Collect(func(yield func(string, bool) bool) {
+			for s := range e.loaded {
+				if !yield(s, true) {
+					return
+				}
+			}
+		})}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {
@@ -564,7 +605,7 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 	for _, inc := range out.Open {
 		tmp := inc.ID
 		inc.Steps = nil
-		if err := e.cfg.Store.CreateIncident(ctx, e.epoch, &inc); err != nil {
+		if err := e.cfg.Store.CreateIncident(ctx, e.epochOf(inc.Shard), &inc); err != nil {
 			return err
 		}
 		ids[tmp] = inc.ID
@@ -603,7 +644,7 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 			st.State, st.Error, st.Finished, st.Retryable = u.State, u.Error, now, u.Retryable
 			cp := *st
 			e.mu.Unlock()
-			if err := e.cfg.Store.UpdateStep(ctx, e.epoch, cp); err != nil {
+			if err := e.cfg.Store.UpdateStep(ctx, e.epochOf(inc.Shard), cp); err != nil {
 				return err
 			}
 			msg := fmt.Sprintf("%s %s: %s", cp.Action, cp.Subject().ID, cp.State)
@@ -670,7 +711,7 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 		}
 		cp := *inc
 		e.mu.Unlock()
-		if err := e.cfg.Store.UpdateIncident(ctx, e.epoch, cp); err != nil {
+		if err := e.cfg.Store.UpdateIncident(ctx, e.epochOf(cp.Shard), cp); err != nil {
 			return err
 		}
 		if err := e.emit(ctx, model.Event{At: now, Kind: "incident", Subject: cp.Subject.String(), Incident: cp.ID,
@@ -691,6 +732,9 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 }
 
 func (e *Engine) emit(ctx context.Context, evs ...model.Event) error {
+	// Only the leader of a subject's shard journals about it: a standby writes
+	// nothing, and an old leader that lost its lease neither.
+	evs = slices.DeleteFunc(slices.Clone(evs), func(ev model.Event) bool { return !e.writable(ev) })
 	if len(evs) == 0 {
 		return nil
 	}
@@ -708,11 +752,13 @@ func (e *Engine) emit(ctx context.Context, evs ...model.Event) error {
 // journal forwards the executor's writes to the store and its events to OnEvent.
 type journal struct{ e *Engine }
 
-func (j journal) AddStep(ctx context.Context, epoch int64, st *model.Step) error {
-	return j.e.cfg.Store.AddStep(ctx, epoch, st)
+// The executor's epoch is not used: each step is written under the epoch of its
+// incident's shard.
+func (j journal) AddStep(ctx context.Context, _ int64, st *model.Step) error {
+	return j.e.cfg.Store.AddStep(ctx, j.e.epochOfIncident(st.Incident), st)
 }
-func (j journal) UpdateStep(ctx context.Context, epoch int64, st model.Step) error {
-	return j.e.cfg.Store.UpdateStep(ctx, epoch, st)
+func (j journal) UpdateStep(ctx context.Context, _ int64, st model.Step) error {
+	return j.e.cfg.Store.UpdateStep(ctx, j.e.epochOfIncident(st.Incident), st)
 }
 func (j journal) AppendEvents(ctx context.Context, evs ...model.Event) error {
 	return j.e.emit(ctx, evs...)
@@ -736,6 +782,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan 
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go e.refreshLoop(rctx, onErr)
+	// The leases are renewed beside the loop: a long reconcile (a BMC that does not
+	// answer, a slow cloud) must not cost this replica its leadership.
+	go e.keeper.Run(rctx, onErr)
 	for {
 		var err error
 		select {
@@ -755,7 +804,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration, pushed <-chan 
 			}
 		}
 		if errors.Is(err, store.ErrStale) {
-			return fmt.Errorf("another Vigil took over the recoveries: %w", err)
+			// Another replica took a shard over: the keeper finds which at once,
+			// and the next reconcile drops it; this replica goes on for the rest.
+			_ = e.keeper.Tick(ctx)
 		}
 		if err != nil && ctx.Err() == nil && onErr != nil {
 			onErr(err)
@@ -769,8 +820,9 @@ func (e *Engine) Clusters() []model.ClusterStatus {
 	defer e.mu.RUnlock()
 	v := e.det.View()
 	out := make([]model.ClusterStatus, 0, len(e.clusters))
+	open := append(slices.Clip(e.open), e.others...)
 	for _, c := range e.clusters {
-		out = append(out, clusterStatus(plan.Health(c, v.Servers, v.Verdicts, e.open, e.lastClosed)))
+		out = append(out, clusterStatus(plan.Health(c, v.Servers, v.Verdicts, open, e.lastClosed)))
 	}
 	return out
 }
@@ -810,7 +862,7 @@ func (e *Engine) Cloud() CloudStatus {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	v := e.det.View()
-	return CloudStatus{Reachable: v.CloudErr == "", Error: v.CloudErr, Since: v.CloudErrSince, LastFull: v.LastSeen, Stats: e.stats, Epoch: e.epoch}
+	return CloudStatus{Reachable: v.CloudErr == "", Error: v.CloudErr, Since: v.CloudErrSince, LastFull: v.LastSeen, Stats: e.stats, Epoch: maxEpoch(e.loaded)}
 }
 
 // OpenIncidents returns copies of the open incidents.

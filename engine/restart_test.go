@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -89,9 +90,10 @@ func TestRestartMidEvacuationNeverRepeatsAStep(t *testing.T) {
 			if c := w.cloud.Calls(); c["bmc-power-off"] != 1 || c["evacuate"] != 2 {
 				t.Fatalf("calls %v: want one power-off and two evacuations", c)
 			}
-			// A replaced engine is fenced out: its writes fail with a stale epoch. (Two
-			// processes cannot share the file while both live, the store's lease sees
-			// to that; two engines on one open store, as in one process, can.)
+			// A replaced engine is fenced out: its lease is taken over, so it opens no
+			// incident, takes no step and writes nothing. (Two processes cannot share
+			// the file while both live, the store's lock sees to that; two engines on
+			// one open store, as in one process, can.)
 			old := w.eng
 			w.newEngine()
 			w.now = w.now.Add(time.Second)
@@ -107,9 +109,26 @@ func TestRestartMidEvacuationNeverRepeatsAStep(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.now = w.now.Add(time.Second)
+			before := w.cloud.Calls()
 			err := old.Tick(context.Background())
-			if !errors.Is(err, store.ErrStale) {
-				t.Fatalf("old engine tick: %v, want ErrStale\n%s", err, w.timeline())
+			if err != nil && !errors.Is(err, store.ErrStale) {
+				t.Fatalf("old engine tick: %v, want nothing done or ErrStale\n%s", err, w.timeline())
+			}
+			if old.Leads() {
+				t.Fatalf("the replaced engine still leads: %+v", old.Leadership())
+			}
+			if in := w.lastIncident(); in.Subject.ID == w.ids[1] {
+				t.Fatalf("the replaced engine opened incident %d for %s\n%s", in.ID, w.ids[1], w.timeline())
+			}
+			// A standby reads (lists, BMC power): it watches. It changes nothing.
+			reads := func(k string, _ int) bool {
+				return strings.HasPrefix(k, "list-") || k == "actions" || k == "bmc-power-status" || k == "bmc-identity"
+			}
+			after := w.cloud.Calls()
+			maps.DeleteFunc(before, reads)
+			maps.DeleteFunc(after, reads)
+			if !maps.Equal(before, after) {
+				t.Fatalf("the replaced engine acted: calls %v, were %v", after, before)
 			}
 		})
 	}

@@ -52,6 +52,11 @@ type Input struct {
 	ServerGroups []model.ServerGroup
 	// Sabotage: deliberate bugs, for the simulation's checker tests only.
 	Sabotage model.Sabotage
+	// Sharding maps segments to shards; Led, when not nil, names the shards this
+	// replica leads: incidents open only for subjects of those (a host's shard is
+	// its segment's, a server's its host's); the other shards' leaders answer theirs.
+	Sharding model.Sharding
+	Led      map[string]bool
 }
 
 // Output is what the shell must journal and carry out. New incidents carry negative
@@ -213,8 +218,12 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		if _, ok := p.owner[subj.ID]; ok && subj.Kind == model.KindServer {
 			continue // another incident has a step in flight on it; its outcome decides
 		}
+		shard := p.shardOf(subj)
+		if p.in.Led != nil && !p.in.Led[shard] {
+			continue // another replica leads its shard and answers it
+		}
 		inc := model.Incident{Subject: subj, State: model.IncidentOpen, Rule: v.Rule,
-			Evidence: slices.Clone(v.Evidence), Opened: p.in.Now, Updated: p.in.Now}
+			Evidence: slices.Clone(v.Evidence), Opened: p.in.Now, Updated: p.in.Now, Shard: shard}
 		switch subj.Kind {
 		case model.KindServer:
 			c, ok := p.member[subj.ID]
@@ -242,6 +251,15 @@ func (p *planner) openIncidents(open []model.Incident) []model.Incident {
 		opened = append(opened, inc)
 	}
 	return opened
+}
+
+// shardOf is the shard whose leader answers a subject: its host's segment's.
+func (p *planner) shardOf(subj model.Subject) string {
+	host := subj.ID
+	if subj.Kind == model.KindServer {
+		host = p.in.Servers[subj.ID].Host
+	}
+	return p.in.Sharding.Of(p.in.Hosts[host].Segment)
 }
 
 // opens reports whether a verdict opens an incident: a failure, or an isolated

@@ -3,9 +3,11 @@
 // and the event log that explains every decision. Implementations live in
 // sub-packages: store/sqlite is the embedded default.
 //
-// One live Vigil owns a store at a time: it holds the store's lease, and opening a
-// store whose lease a live owner holds fails (a *HeldError naming that owner) before
-// anything is read or written. Every write to a recovery also carries the owner's
-// epoch; a write from a stale owner (a process that was replaced) fails with
-// ErrStale and changes nothing.
+// Leadership is a lease per shard kept in the store itself (Leadership, lead.Keeper):
+// several Vigil replicas may share one store (MariaDB/MySQL), each leading some
+// shards and standing by for the others. Every write to a recovery carries its
+// leader's epoch; a write from a stale leader (one whose lease was taken over)
+// fails with ErrStale and changes nothing. An SQLite file is opened by one process
+// at a time: a second open fails (a *HeldError naming the live owner) before
+// anything is read or written.
 package store

@@ -58,15 +58,13 @@ func (e *HeldError) Is(target error) bool { return target == ErrHeld }
 
 // Store is Vigil's durable state.
 //
-// An open Store holds the store's lease: opening it takes the lease before
-// anything else (failing with a *HeldError, and changing nothing, while a live
-// owner holds it), the implementation keeps it for as long as the Store is open
-// (renewing it if it can expire), and Close releases it. So only a lease holder
-// can Claim, and a second Vigil can never fence a live one out.
+// Leadership is leased per shard (Leadership): only a shard's leader writes its
+// recoveries. A store that only one process may open (SQLite: Exclusive) is locked
+// by opening it (a *HeldError, changing nothing, while a live owner holds it) and
+// unlocked by Close.
 type Store interface {
-	// Claim makes the caller the owner of every open recovery and returns its epoch.
-	// Only a holder of the lease can call it (an open Store is one).
-	Claim(ctx context.Context) (int64, error)
+	Leadership
+	Housekeeping
 
 	CreateCluster(ctx context.Context, c model.Cluster) error
 	DeleteCluster(ctx context.Context, name string) error
@@ -75,7 +73,9 @@ type Store interface {
 	// operator's edit, or the members its source resolved to last).
 	UpdateCluster(ctx context.Context, c model.Cluster) error
 
-	// CreateIncident stores a new incident (its ID is assigned) owned by epoch.
+	// CreateIncident stores a new incident (its ID is assigned) owned by epoch: it
+	// fails with ErrStale unless epoch leads the incident's shard (in.Shard; ""
+	// is model.DefaultShard).
 	CreateIncident(ctx context.Context, epoch int64, in *model.Incident) error
 	// UpdateIncident changes an incident's state and reason.
 	UpdateIncident(ctx context.Context, epoch int64, in model.Incident) error

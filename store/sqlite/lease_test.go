@@ -67,7 +67,7 @@ func TestSecondOpenIsRefusedWhileTheOwnerLives(t *testing.T) {
 	if err := first.SetAddr("127.0.0.1:8080"); err != nil {
 		t.Fatal(err)
 	}
-	epoch, err := first.Claim(ctx)
+	epoch, err := claim(ctx, first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestSecondOpenIsRefusedWhileTheOwnerLives(t *testing.T) {
 	if got := record(t, path); !sameOwner(got, me) {
 		t.Fatalf("the refused opens changed the owner's record: %+v, was %+v", got, me)
 	}
-	if next, err := first.Claim(ctx); err != nil || next != epoch+1 {
+	if next, err := claim(ctx, first); err != nil || next != epoch+1 {
 		t.Fatalf("the owner's next claim: %d, %v; want %d (the refused opens claimed nothing)", next, err, epoch+1)
 	}
 	if err := first.Close(); err != nil {
@@ -108,7 +108,7 @@ func TestSecondOpenIsRefusedWhileTheOwnerLives(t *testing.T) {
 		t.Fatalf("a closed owner left its record behind: %+v", got)
 	}
 	third := open(t, path)
-	if next, err := third.Claim(ctx); err != nil || next != epoch+2 {
+	if next, err := claim(ctx, third); err != nil || next != epoch+2 {
 		t.Fatalf("claim after the owner closed: %d, %v; want %d", next, err, epoch+2)
 	}
 	if got := record(t, path); !sameOwner(got, third.Owner()) {
@@ -127,7 +127,7 @@ func TestARecordWithoutTheLockIsNoOwner(t *testing.T) {
 	if got := record(t, path); got.PID != os.Getpid() || got.Host == "ghost" {
 		t.Fatalf("record after open: %+v, want this process's", got)
 	}
-	if _, err := db.Claim(context.Background()); err != nil {
+	if _, err := claim(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -189,7 +189,7 @@ func TestCrashedOwnerNeverBlocksARestart(t *testing.T) {
 		t.Fatalf("the killed child's record is gone (%+v): this test no longer shows a stale record is ignored", got)
 	}
 	db := open(t, path)
-	if _, err := db.Claim(context.Background()); err != nil {
+	if _, err := claim(context.Background(), db); err != nil {
 		t.Fatalf("claim after the owner crashed: %v", err)
 	}
 	if got := record(t, path); got.PID != os.Getpid() {

@@ -127,22 +127,6 @@ func tm(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Claim implements store.Store.
-func (s *DB) Claim(ctx context.Context) (int64, error) {
-	var epoch int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, "UPDATE meta SET value = value + 1 WHERE key = 'epoch' RETURNING value").Scan(&epoch); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, "UPDATE incidents SET epoch = ? WHERE closed = 0", epoch)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("claim recoveries: %w", err)
-	}
-	return epoch, nil
-}
-
 func (s *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -250,19 +234,26 @@ func (s *DB) Clusters(ctx context.Context) ([]model.Cluster, error) {
 
 // CreateIncident implements store.Store.
 func (s *DB) CreateIncident(ctx context.Context, epoch int64, in *model.Incident) error {
+	if in.Shard == "" {
+		in.Shard = model.DefaultShard
+	}
 	ev, _ := json.Marshal(in.Evidence)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var cur int64
-		if err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'epoch'").Scan(&cur); err != nil {
+		err := tx.QueryRowContext(ctx, "SELECT epoch FROM leases WHERE shard = ? AND holder != ''", in.Shard).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("shard %s has no leader, write from epoch %d: %w", in.Shard, epoch, store.ErrStale)
+		}
+		if err != nil {
 			return err
 		}
 		if cur != epoch {
-			return fmt.Errorf("current owner is epoch %d, write from %d: %w", cur, epoch, store.ErrStale)
+			return fmt.Errorf("shard %s is led under epoch %d, write from %d: %w", in.Shard, cur, epoch, store.ErrStale)
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch, fault)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		return tx.QueryRowContext(ctx, `INSERT INTO incidents (kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch, fault, shard)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			in.Subject.Kind, in.Subject.ID, in.Cluster, in.Policy, in.State, in.Reason, in.Rule, string(ev),
-			ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch, in.Fault).Scan(&in.ID)
+			ns(in.Opened), ns(in.Updated), ns(in.Closed), epoch, in.Fault, in.Shard).Scan(&in.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("create incident for %s: %w", in.Subject, err)
@@ -315,7 +306,7 @@ func (s *DB) UpdateStep(ctx context.Context, epoch int64, st model.Step) error {
 	})
 }
 
-const incidentCols = "id, kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch, fault"
+const incidentCols = "id, kind, subject, cluster, policy, state, reason, rule, evidence, opened, updated, closed, epoch, fault, shard"
 
 func (s *DB) queryIncidents(ctx context.Context, where string, args ...any) ([]model.Incident, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT "+incidentCols+" FROM incidents "+where, args...)
@@ -329,7 +320,7 @@ func (s *DB) queryIncidents(ctx context.Context, where string, args ...any) ([]m
 		var ev string
 		var opened, updated, closed int64
 		if err := rows.Scan(&in.ID, &in.Subject.Kind, &in.Subject.ID, &in.Cluster, &in.Policy, &in.State, &in.Reason,
-			&in.Rule, &ev, &opened, &updated, &closed, &in.Epoch, &in.Fault); err != nil {
+			&in.Rule, &ev, &opened, &updated, &closed, &in.Epoch, &in.Fault, &in.Shard); err != nil {
 			rows.Close()
 			return nil, err
 		}

@@ -28,7 +28,7 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v.db")
 	db := open(t, path)
-	epoch, err := db.Claim(ctx)
+	epoch, err := claim(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestJournalSurvivesReopen(t *testing.T) {
 func TestStaleOwnerIsFencedOut(t *testing.T) {
 	ctx := context.Background()
 	db := open(t, filepath.Join(t.TempDir(), "v.db"))
-	old, _ := db.Claim(ctx)
+	old, _ := claim(ctx, db)
 	in := model.Incident{Subject: model.Subject{Kind: model.KindServer, ID: "a"}, State: model.IncidentOpen, Opened: t0}
 	if err := db.CreateIncident(ctx, old, &in); err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestStaleOwnerIsFencedOut(t *testing.T) {
 	if err := db.AddStep(ctx, old, &st); err != nil {
 		t.Fatal(err)
 	}
-	newer, _ := db.Claim(ctx)
+	newer, _ := claim(ctx, db)
 	if newer <= old {
 		t.Fatalf("claim gave epoch %d after %d", newer, old)
 	}
@@ -114,7 +114,7 @@ func TestClustersAndLastClosed(t *testing.T) {
 	if err := db.DeleteCluster(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("delete unknown: %v", err)
 	}
-	epoch, _ := db.Claim(ctx)
+	epoch, _ := claim(ctx, db)
 	subj := model.Subject{Kind: model.KindServer, ID: "a"}
 	for i, state := range []model.IncidentState{model.IncidentResolved, model.IncidentEscalated} {
 		in := model.Incident{Subject: subj, State: model.IncidentOpen, Opened: t0}
@@ -206,4 +206,11 @@ func TestBMCIdentitiesPersist(t *testing.T) {
 	if got, _ := db.BMCIdentities(ctx); len(got) != 1 || got["h2"] != "guid-2" {
 		t.Fatalf("identities after clearing h1's doubt: %v, want only h2's", got)
 	}
+}
+
+// claim takes the default shard's lease by force (this process opened the file, so
+// no other can hold it) and returns its epoch: the open incidents are claimed for it.
+func claim(ctx context.Context, db *DB) (int64, error) {
+	l, err := db.TakeLease(ctx, store.LeaseRequest{Shard: model.DefaultShard, Holder: "test", Force: true, TTL: time.Second, Now: time.Now()})
+	return l.Epoch, err
 }

@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/vigil-ha/vigil/lead"
+	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
+)
+
+// ErrStandby: this replica leads no shard the request concerns; the error names
+// the leader (see Engine.Standby).
+var ErrStandby = errors.New("standby: another Vigil replica leads")
+
+// Leading is this replica's share of the leadership, for the API and /readyz.
+type Leading struct {
+	Replica string `json:"replica"`
+	// Leads: the shards this replica leads now, with their epochs.
+	Leads map[string]int64 `json:"leads"`
+	// Leases: every shard's lease as last read (who leads each).
+	Leases []store.Lease `json:"leases"`
+	Error  string        `json:"error,omitempty"` // the store's last error reading or renewing them
+}
+
+// Keeper is this replica's lease keeper.
+func (e *Engine) Keeper() *lead.Keeper { return e.keeper }
+
+// Leadership says which shards this replica leads, and who leads the others.
+func (e *Engine) Leadership() Leading {
+	out := Leading{Replica: e.keeper.ID, Leads: e.keeper.Led(), Leases: e.keeper.Leases()}
+	if err := e.keeper.Err(); err != nil {
+		out.Error = err.Error()
+	}
+	return out
+}
+
+// Leads reports whether this replica leads any shard now.
+func (e *Engine) Leads() bool { return len(e.keeper.Led()) > 0 }
+
+// Standby returns nil if this replica leads shard now ("" any), else an ErrStandby
+// naming the shard's leader and its address: an operator's change goes there.
+func (e *Engine) Standby(shard string) error {
+	led := e.keeper.Led()
+	if shard == "" && len(led) > 0 || led[shard] != 0 {
+		return nil
+	}
+	var who []string
+	for _, l := range e.keeper.Leases() {
+		if (shard == "" || l.Shard == shard) && l.Holder != "" && l.Holder != e.keeper.ID {
+			s := fmt.Sprintf("shard %s: %s", l.Shard, l.Holder)
+			if l.Addr != "" {
+				s += " (API on " + l.Addr + ")"
+			}
+			who = append(who, s)
+		}
+	}
+	if len(who) == 0 {
+		return fmt.Errorf("%w: no replica leads %s yet (a standby takes a lease over once its leader stopped renewing it for %s)",
+			ErrStandby, cmpOr(shard, "any shard"), e.keeper.Timing.TTL)
+	}
+	return fmt.Errorf("%w: %s", ErrStandby, strings.Join(who, "; "))
+}
+
+// shardOfHost is the shard of a host's segment (the catch-all for a host not seen).
+func (e *Engine) shardOfHost(host string) string {
+	return e.cfg.Sharding.Of(e.det.View().Hosts[host].Segment)
+}
+
+// shardOf is the shard whose leader answers a subject: a host's, a server's host's.
+// Under e.mu.
+func (e *Engine) shardOf(s model.Subject) string {
+	switch s.Kind {
+	case model.KindHost, model.KindDrain, model.KindAgent:
+		return e.shardOfHost(s.ID)
+	case model.KindServer:
+		return e.shardOfHost(e.det.View().Servers[s.ID].Host)
+	}
+	return ""
+}
+
+// lead renews the leases when due and follows a change of leadership: the
+// incidents of a shard taken over are loaded (claimed for this replica's epoch by
+// the takeover), those of a shard lost are dropped unfinished (its new leader
+// settles their steps). Called at the start of every reconcile.
+func (e *Engine) lead(ctx context.Context) error {
+	if err := e.keeper.TickIfDue(ctx); err != nil && ctx.Err() == nil {
+		e.leaseErr(ctx, err)
+	}
+	led := e.keeper.Led()
+	e.mu.RLock()
+	same := maps.Equal(led, e.loaded)
+	e.mu.RUnlock()
+	if same {
+		return nil
+	}
+	return e.reload(ctx, led)
+}
+
+// leaseErr journals a store error of the lease keeper once (the leader keeps
+// acting until its last renewal is too old).
+func (e *Engine) leaseErr(ctx context.Context, err error) {
+	msg := err.Error()
+	if msg == e.leaseMsg {
+		return
+	}
+	e.leaseMsg = msg
+	_ = e.emit(ctx, model.Event{At: e.cfg.Now(), Kind: "lease", Subject: "vigil/" + e.keeper.ID,
+		Message: "cannot renew or read the leases: " + msg + fmt.Sprintf("; this replica stops acting on a shard %s after its last renewal", e.keeper.Timing.Valid())})
+}
+
+// reload makes the journal's state of the shards led the engine's.
+func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
+	open, err := e.cfg.Store.OpenIncidents(ctx)
+	if err != nil {
+		return err
+	}
+	lastClosed, err := e.cfg.Store.LastClosed(ctx)
+	if err != nil {
+		return err
+	}
+	clusters, err := e.cfg.Store.Clusters(ctx)
+	if err != nil {
+		return err
+	}
+	doubts, err := e.cfg.Store.FenceDoubts(ctx)
+	if err != nil {
+		return err
+	}
+	mine, others := splitByShard(open, led)
+	e.mu.Lock()
+	was := e.loaded
+	e.loaded = led
+	e.open, e.others, e.lastClosed, e.clusters = mine, others, lastClosed, clusters
+	e.protect()
+	e.det.SetFenceDoubts(doubts)
+	maps.Copy(e.fenceDoubt, doubts)
+	e.mu.Unlock()
+	if err := e.loadHostOps(ctx); err != nil {
+		return err
+	}
+	var evs []model.Event
+	now := e.cfg.Now()
+	for _, s := range slices.Sorted(maps.Keys(led)) {
+		if was[s] != led[s] {
+			n := 0
+			for _, in := range mine {
+				if in.Shard == s {
+					n++
+				}
+			}
+			evs = append(evs, model.Event{At: now, Kind: "lease", Subject: "shard/" + s,
+				Message: fmt.Sprintf("replica %s leads shard %s (epoch %d): %d open incidents taken over; their steps in flight are settled by reading the cloud", e.keeper.ID, s, led[s], n)})
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(was)) {
+		if led[s] == 0 && e.cfg.OnEvent != nil {
+			// Not journaled: this replica may write no more for that shard.
+			e.cfg.OnEvent(model.Event{At: now, Kind: "lease", Subject: "shard/" + s,
+				Message: fmt.Sprintf("replica %s no longer leads shard %s (epoch %d): it stands by", e.keeper.ID, s, was[s])})
+		}
+	}
+	return e.emit(ctx, evs...)
+}
+
+// splitByShard: the open incidents of the shards led, and the others'.
+func splitByShard(open []model.Incident, led map[string]int64) (mine, others []model.Incident) {
+	for _, in := range open {
+		if in.Shard == "" {
+			in.Shard = model.DefaultShard
+		}
+		if ep, ok := led[in.Shard]; ok && in.Epoch == ep {
+			mine = append(mine, in)
+		} else {
+			others = append(others, in)
+		}
+	}
+	return mine, others
+}
+
+// epochOf is the epoch under which this replica writes for an incident's shard (0:
+// none; the store refuses the write as stale).
+func (e *Engine) epochOf(shard string) int64 {
+	if shard == "" {
+		shard = model.DefaultShard
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.loaded[shard]
+}
+
+// epochOfIncident is epochOf the shard of an open incident.
+func (e *Engine) epochOfIncident(id int64) int64 {
+	e.mu.RLock()
+	shard := ""
+	for _, in := range e.open {
+		if in.ID == id {
+			shard = in.Shard
+			break
+		}
+	}
+	e.mu.RUnlock()
+	return e.epochOf(shard)
+}
+
+// guard is asked right before each action: this replica must still lead the
+// step's shard, by its own clock (the last renewal is recent enough: not after a
+// pause) and by the store (no one took it over).
+func (e *Engine) guard(ctx context.Context, st model.Step) error {
+	// A renewal due is made now (the loop may have been busy for a while): what
+	// counts is whether the store still says this replica leads.
+	if err := e.keeper.TickIfDue(ctx); err != nil && ctx.Err() == nil {
+		e.leaseErr(ctx, err)
+	}
+	e.mu.RLock()
+	shard := ""
+	for _, in := range e.open {
+		if in.ID == st.Incident {
+			shard = in.Shard
+			break
+		}
+	}
+	loaded := e.loaded[cmpOr(shard, model.DefaultShard)]
+	e.mu.RUnlock()
+	ep := e.keeper.Epoch(cmpOr(shard, model.DefaultShard))
+	if ep == 0 || ep != loaded {
+		return fmt.Errorf("lease of shard %s lapsed or lost (this replica's last renewal is older than %s): %w",
+			cmpOr(shard, model.DefaultShard), e.keeper.Timing.Valid(), store.ErrStale)
+	}
+	return e.cfg.Store.CheckLease(ctx, ep)
+}
+
+// writable reports whether this replica may journal for a subject now: it leads
+// its shard (a subject of no shard: any shard).
+func (e *Engine) writable(ev model.Event) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.writableLocked(ev)
+}
+
+func (e *Engine) writableLocked(ev model.Event) bool {
+	if len(e.loaded) == 0 {
+		return false
+	}
+	if ev.Incident != 0 {
+		for _, in := range e.open {
+			if in.ID == ev.Incident {
+				return e.loaded[cmpOr(in.Shard, model.DefaultShard)] != 0
+			}
+		}
+	}
+	kind, id, ok := strings.Cut(ev.Subject, "/")
+	if !ok {
+		return true
+	}
+	switch kind {
+	case model.KindHost, model.KindServer, model.KindDrain:
+		return e.loaded[e.shardOf(model.Subject{Kind: kind, ID: id})] != 0
+	}
+	return true
+}
