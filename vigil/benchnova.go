@@ -280,7 +280,7 @@ func (b *novaBench) trial(ctx context.Context, contender, host, prefix, label st
 	if res.NovaDown >= 0 {
 		res.Milestones = append(res.Milestones, Milestone{"nova says down", res.NovaDown})
 	}
-	res.Milestones = append(res.Milestones, Milestone{"all ACTIVE elsewhere", res.Seconds})
+	res.Milestones = append(res.Milestones, Milestone{endMilestone, res.Seconds})
 	sortMilestones(res.Milestones)
 	res.Dominant = dominant(res.Milestones)
 	return nil

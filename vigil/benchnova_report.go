@@ -146,9 +146,22 @@ func phases(ms []Milestone) []Milestone {
 	return out
 }
 
-// dominant names the longest phase and its share of the round.
+// untilEnd: the milestones up to every server ACTIVE elsewhere (a contender's own
+// bookkeeping after it, such as Masakari's notification ending, is not its time).
+func untilEnd(ms []Milestone) []Milestone {
+	for i, m := range ms {
+		if m.Name == endMilestone {
+			return ms[:i+1]
+		}
+	}
+	return ms
+}
+
+const endMilestone = "all ACTIVE elsewhere"
+
+// dominant names the longest phase (up to the end) and its share of the round.
 func dominant(ms []Milestone) string {
-	ps := phases(ms)
+	ps := phases(untilEnd(ms))
 	if len(ps) == 0 {
 		return ""
 	}
@@ -184,8 +197,7 @@ func (r *NovaReport) summarize() {
 	for _, c := range r.Contenders {
 		s := NovaSummary{Contender: c}
 		var xs []float64
-		byPhase := map[string][]float64{}
-		var order []string
+		at := map[string][]float64{}
 		for _, rd := range r.Rounds {
 			if rd.Contender != c {
 				continue
@@ -196,20 +208,24 @@ func (r *NovaReport) summarize() {
 			}
 			s.Completed++
 			xs = append(xs, rd.Seconds)
-			for _, p := range phases(rd.Milestones) {
-				if _, ok := byPhase[p.Name]; !ok {
-					order = append(order, p.Name)
-				}
-				byPhase[p.Name] = append(byPhase[p.Name], p.At)
+			for _, m := range rd.Milestones {
+				at[m.Name] = append(at[m.Name], m.At)
 			}
 		}
 		if len(xs) > 0 {
 			s.Median, s.Min, s.Max = medianOf(xs), slices.Min(xs), slices.Max(xs)
 		}
+		// Each milestone at its median time, in that order: rounds whose moments
+		// came in another order still add up to one timeline.
+		var ms []Milestone
+		for name, v := range at {
+			ms = append(ms, Milestone{name, medianOf(v)})
+		}
+		slices.SortFunc(ms, func(a, b Milestone) int { return strings.Compare(a.Name, b.Name) })
+		sortMilestones(ms)
+		s.Phases = phases(ms)
 		var best Milestone
-		for _, name := range order {
-			p := Milestone{name, medianOf(byPhase[name])}
-			s.Phases = append(s.Phases, p)
+		for _, p := range phases(untilEnd(ms)) {
 			if p.At > best.At {
 				best = p
 			}
@@ -376,4 +392,19 @@ func (b *bar) done() {
 	if b.tty {
 		fmt.Fprintln(b.w)
 	}
+}
+
+// LoadNovaReport reads a saved report and summarizes its rounds again (with this
+// version's summary).
+func LoadNovaReport(path string) (NovaReport, error) {
+	var r NovaReport
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("report %s: %w", path, err)
+	}
+	r.summarize()
+	return r, nil
 }

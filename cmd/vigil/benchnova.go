@@ -16,7 +16,7 @@ func benchNovaCmd() *cobra.Command {
 	var (
 		o                                vigil.BenchNovaOptions
 		policyFile, output, out, restore string
-		hosts, contenders                string
+		hosts, contenders, report        string
 	)
 	cmd := &cobra.Command{
 		Use:   "nova",
@@ -44,6 +44,20 @@ On the OpenStack peer (test/peers/openstack, BMCs from ../shared/peers/ipmi/up.s
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o: want table or json, got %q", output)
+			}
+			if report != "" {
+				rep, err := vigil.LoadNovaReport(report)
+				if err != nil {
+					return err
+				}
+				if out != "" {
+					paths, err := rep.Save(out)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "results: %s\n", strings.Join(paths, " "))
+				}
+				return rep.WriteTable(cmd.OutOrStdout())
 			}
 			if o.Cloud == "" {
 				o.Cloud = os.Getenv("OS_CLOUD")
@@ -102,6 +116,7 @@ On the OpenStack peer (test/peers/openstack, BMCs from ../shared/peers/ipmi/up.s
 	f.DurationVar(&o.Interval, "interval", 2*time.Second, "Vigil's poll interval (vigil serve's default)")
 	f.DurationVar(&o.Within, "within", 10*time.Minute, "longest wait of one round for every server ACTIVE elsewhere")
 	f.StringVar(&restore, "restore", "", "command run after powering a host back on, before checking it is usable (e.g. test/peers/openstack/up.sh)")
+	f.StringVar(&report, "report", "", "summarize a saved JSON report again instead of running (saved again in --out)")
 	f.StringVarP(&output, "output", "o", "table", "output: table or json")
 	f.StringVar(&out, "out", "bench/results", "directory the results are saved in (JSON and table); empty: not saved")
 	return cmd
