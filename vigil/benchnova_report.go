@@ -364,9 +364,9 @@ func (b *bar) draw() {
 	if b.total > 0 {
 		fill = width * b.n / b.total
 	}
-	line := fmt.Sprintf("[%s%s] %d/%d %s %.0f s", strings.Repeat("#", fill), strings.Repeat(".", width-fill), b.n, b.total, b.what, time.Since(b.from).Seconds())
+	line := fmt.Sprintf("[%s%s] %d/%d %s", strings.Repeat("#", fill), strings.Repeat(".", width-fill), b.n, b.total, b.what)
 	if b.tty {
-		fmt.Fprintf(b.w, "\r\033[K%s", line)
+		fmt.Fprintf(b.w, "\r\033[K%s %.0f s", line, time.Since(b.from).Seconds())
 	} else {
 		fmt.Fprintln(b.w, line)
 	}
