@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,7 +38,9 @@ func TestIntegrationBenchNova(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench nova: %v", err)
 	}
-	_ = rep.WriteTable(testWriter{t})
+	var table strings.Builder
+	_ = rep.WriteTable(&table)
+	t.Log(table.String())
 	if len(rep.Rounds) != 3 {
 		t.Fatalf("%d rounds, want one per contender", len(rep.Rounds))
 	}
