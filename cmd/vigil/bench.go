@@ -18,7 +18,7 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Vigil's load and speed on this machine",
 	}
-	cmd.AddCommand(benchAgentsCmd(), benchAgentLoadCmd(), benchScaleCmd(), benchStormCmd())
+	cmd.AddCommand(benchAgentsCmd(), benchAgentLoadCmd(), benchScaleCmd(), benchStormCmd(), benchNovaCmd())
 	return cmd
 }
 
