@@ -93,6 +93,9 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 	}
 	// The replica mode's kinds are drawn from a stream of their own (replicaSchedule).
 	kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return replicaKinds[k] })
+	if len(kinds) == 0 {
+		return nil
+	}
 	if !agents {
 		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return agentKinds[k] })
 		if len(kinds) == 0 {

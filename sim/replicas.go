@@ -625,8 +625,17 @@ func (w *world) pauseInside(r *replica, st model.Step, d time.Duration) {
 }
 
 // validLease: r leads shard now, by the store's lease row and by its own keeper
-// (its last renewal recent enough on its own clock), under the same epoch.
+// (its last renewal recent enough on its own clock), under the same epoch; held:
+// by the store's row alone (r is its holder: nobody took it over).
 func (w *world) validLease(r *replica, shard string) (bool, string) {
+	return w.leaseOf(r, shard, true)
+}
+
+func (w *world) heldLease(r *replica, shard string) (bool, string) {
+	return w.leaseOf(r, shard, false)
+}
+
+func (w *world) leaseOf(r *replica, shard string, keeperToo bool) (bool, string) {
 	leases, err := w.db.Leases(context.Background())
 	if err != nil {
 		return true, "" // the store cannot say: nothing to check against
@@ -637,7 +646,7 @@ func (w *world) validLease(r *replica, shard string) (bool, string) {
 	}
 	for _, l := range leases {
 		if l.Shard == shard {
-			ok := l.Holder == r.id && ep != 0 && l.Epoch == ep
+			ok := l.Holder == r.id && (!keeperToo || ep != 0 && l.Epoch == ep)
 			return ok, fmt.Sprintf("the store's lease of shard %s: holder %q epoch %d; %s's keeper: epoch %d", shard, l.Holder, l.Epoch, r.id, ep)
 		}
 	}
@@ -664,16 +673,17 @@ func (w *world) checkActor(r *replica, what, host string) {
 }
 
 // checkWrite (invariant 14): an event is journaled only by the leader of its
-// subject's shard ("" : any shard), holding it validly at the write.
+// subject's shard ("" : any shard), still its holder in the store at the write
+// (the store is the arbiter of writes; a lapsed renewal only stops actions).
 func (w *world) checkWrite(r *replica, what, shard string) {
 	if shard != "" {
-		if ok, why := w.validLease(r, shard); !ok {
+		if ok, why := w.heldLease(r, shard); !ok {
 			w.violate(14, "replica %s journals (%s) without leading shard %s: %s", r.id, what, shard, why)
 		}
 		return
 	}
 	for _, s := range w.rep.sharding.Names() {
-		if ok, _ := w.validLease(r, s); ok {
+		if ok, _ := w.heldLease(r, s); ok {
 			return
 		}
 	}
@@ -681,14 +691,18 @@ func (w *world) checkWrite(r *replica, what, shard string) {
 }
 
 // checkEpochWrite (invariant 14): a step or incident write the store accepted was
-// made under an epoch this replica validly holds.
+// made under an epoch whose lease this replica still holds in the store.
 func (w *world) checkEpochWrite(r *replica, what string, epoch int64) {
-	for _, s := range w.rep.sharding.Names() {
-		if ok, _ := w.validLease(r, s); ok && r.keeper.Epoch(s) == epoch {
+	leases, err := w.db.Leases(context.Background())
+	if err != nil {
+		return
+	}
+	for _, l := range leases {
+		if l.Holder == r.id && l.Epoch == epoch {
 			return
 		}
 	}
-	w.violate(14, "replica %s writes %s under epoch %d, which it does not validly hold", r.id, what, epoch)
+	w.violate(14, "replica %s writes %s under epoch %d, which it does not hold (leases: %+v)", r.id, what, epoch, leases)
 }
 
 // shardOfEvent is the shard of an event's subject (a host's, a server's host's),
