@@ -276,7 +276,9 @@ func (e *Engine) writableLocked(ev model.Event) bool {
 		return true
 	}
 	switch kind {
-	case model.KindHost, model.KindServer, model.KindDrain:
+	// An agent's verdict is its host's shard's too: every replica hears every
+	// agent, and only the host's leader journals what it concluded.
+	case model.KindHost, model.KindServer, model.KindDrain, model.KindAgent:
 		return e.loaded[e.shardOf(model.Subject{Kind: kind, ID: id})] != 0
 	}
 	return true

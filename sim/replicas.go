@@ -77,6 +77,7 @@ type replica struct {
 	paused time.Time // paused until then
 	down   time.Time // not running until then (zero: running, or dead)
 	dead   bool
+	frozen bool // paused inside its own step (pauseInside): its engine is busy
 }
 
 func (r *replica) at(t time.Time) time.Time {
@@ -86,7 +87,7 @@ func (r *replica) at(t time.Time) time.Time {
 
 // running: started, not dead, not paused at now.
 func (r *replica) running(now time.Time) bool {
-	return r.eng != nil && !r.dead && !now.Before(r.paused)
+	return r.eng != nil && !r.dead && !r.frozen && !now.Before(r.paused)
 }
 
 // replicaStore is the shared store as one replica uses it: not exclusive (other
@@ -141,42 +142,58 @@ type replicaDriver struct {
 	r *replica
 }
 
-func (d replicaDriver) host(server string) string { return d.cloud.ServerHost(server) }
+// server is the shard an action on a server is taken for: that of the journal's
+// open incident with a step on it in flight (an evacuated server's ports are
+// lifted on its new host, under its old host's shard), else its host's.
+func (d replicaDriver) server(id string) string {
+	if open, err := d.w.db.OpenIncidents(context.Background()); err == nil {
+		for _, in := range open {
+			for _, st := range in.Steps {
+				if st.Server == id && st.State == model.StepIntent && in.Shard != "" {
+					return in.Shard
+				}
+			}
+		}
+	}
+	return d.w.shardOfHost(d.cloud.ServerHost(id))
+}
+
+func (d replicaDriver) host(h string) string { return d.w.shardOfHost(h) }
 
 func (d replicaDriver) Reboot(ctx context.Context, id string, hard bool) error {
-	d.w.checkActor(d.r, "reboot "+id, d.host(id))
+	d.w.checkActor(d.r, "reboot "+id, d.server(id))
 	return d.driver.Reboot(ctx, id, hard)
 }
 func (d replicaDriver) Rebuild(ctx context.Context, id string) error {
-	d.w.checkActor(d.r, "rebuild "+id, d.host(id))
+	d.w.checkActor(d.r, "rebuild "+id, d.server(id))
 	return d.driver.Rebuild(ctx, id)
 }
 func (d replicaDriver) ResetState(ctx context.Context, id string) error {
-	d.w.checkActor(d.r, "reset-state "+id, d.host(id))
+	d.w.checkActor(d.r, "reset-state "+id, d.server(id))
 	return d.driver.ResetState(ctx, id)
 }
 func (d replicaDriver) ForceDown(ctx context.Context, host string, down bool) error {
-	d.w.checkActor(d.r, fmt.Sprintf("force-down(%v) %s", down, host), host)
+	d.w.checkActor(d.r, fmt.Sprintf("force-down(%v) %s", down, host), d.host(host))
 	return d.driver.ForceDown(ctx, host, down)
 }
 func (d replicaDriver) Evacuate(ctx context.Context, id, target string) error {
-	d.w.checkActor(d.r, "evacuate "+id, d.host(id))
+	d.w.checkActor(d.r, "evacuate "+id, d.server(id))
 	return d.driver.Evacuate(ctx, id, target)
 }
 func (d replicaDriver) PowerOff(ctx context.Context, host string) error {
-	d.w.checkActor(d.r, "power-off "+host, host)
+	d.w.checkActor(d.r, "power-off "+host, d.host(host))
 	return d.driver.PowerOff(ctx, host)
 }
 func (d replicaDriver) PortsDown(ctx context.Context, id, host string) ([]string, error) {
-	d.w.checkActor(d.r, "ports-down "+id, host)
+	d.w.checkActor(d.r, "ports-down "+id, d.host(host))
 	return d.driver.PortsDown(ctx, id, host)
 }
 func (d replicaDriver) PortsUp(ctx context.Context, id string) ([]string, error) {
-	d.w.checkActor(d.r, "ports-up "+id, d.host(id))
+	d.w.checkActor(d.r, "ports-up "+id, d.server(id))
 	return d.driver.PortsUp(ctx, id)
 }
 func (d replicaDriver) CutVolumes(ctx context.Context, id, host string) ([]string, error) {
-	d.w.checkActor(d.r, "cut-volumes "+id, host)
+	d.w.checkActor(d.r, "cut-volumes "+id, d.host(host))
 	return d.driver.CutVolumes(ctx, id, host)
 }
 func (d replicaDriver) Migrator() cloud.Migrator { return replicaMigrator{d} }
@@ -184,15 +201,15 @@ func (d replicaDriver) Migrator() cloud.Migrator { return replicaMigrator{d} }
 type replicaMigrator struct{ d replicaDriver }
 
 func (m replicaMigrator) LiveMigrate(ctx context.Context, id, target string) error {
-	m.d.w.checkActor(m.d.r, "live-migrate "+id, m.d.host(id))
+	m.d.w.checkActor(m.d.r, "live-migrate "+id, m.d.server(id))
 	return migrator{m.d.driver}.LiveMigrate(ctx, id, target)
 }
 func (m replicaMigrator) ColdMigrate(ctx context.Context, id, target string) error {
-	m.d.w.checkActor(m.d.r, "cold-migrate "+id, m.d.host(id))
+	m.d.w.checkActor(m.d.r, "cold-migrate "+id, m.d.server(id))
 	return migrator{m.d.driver}.ColdMigrate(ctx, id, target)
 }
 func (m replicaMigrator) ConfirmResize(ctx context.Context, id string) error {
-	m.d.w.checkActor(m.d.r, "confirm-resize "+id, m.d.host(id))
+	m.d.w.checkActor(m.d.r, "confirm-resize "+id, m.d.server(id))
 	return migrator{m.d.driver}.ConfirmResize(ctx, id)
 }
 
@@ -349,6 +366,10 @@ func (w *world) stepReplica(ctx context.Context, r *replica) error {
 		r.paused = time.Time{}
 	}
 	w.rep.cur, w.eng = r, r.eng
+	// The beats sent while the replicas before it reconciled (virtual time passes in
+	// their calls): replicas run side by side, not one after another, and each hears
+	// the agents up to its own reconcile.
+	w.pumpBeats()
 	err := w.reconcile(ctx)
 	switch {
 	case errors.Is(err, recover.ErrCrash) && w.crashDown > 0:
@@ -602,7 +623,7 @@ func (w *world) pauseInside(r *replica, st model.Step, d time.Duration) {
 	w.logf("replica %s paused for %s right after the intent of %s %s%s (leads %v)", r.id, d, st.Action, st.Server, st.Host, r.keeper.Led())
 	ctx := context.Background()
 	until := w.now.Add(d)
-	r.paused = until
+	r.paused, r.frozen = until, true
 	w.rep.nested = true
 	for w.now.Before(until) {
 		w.now = w.now.Add(2 * time.Second)
@@ -619,7 +640,7 @@ func (w *world) pauseInside(r *replica, st model.Step, d time.Duration) {
 		w.checkTick()
 	}
 	w.rep.nested = false
-	r.paused = time.Time{}
+	r.paused, r.frozen = time.Time{}, false
 	w.rep.cur, w.eng = r, r.eng
 	w.logf("replica %s resumes inside its step %s %s%s", r.id, st.Action, st.Server, st.Host)
 }
@@ -655,14 +676,13 @@ func (w *world) leaseOf(r *replica, shard string, keeperToo bool) (bool, string)
 
 // checkActor (invariant 14): a replica acts on the cloud only for a shard it
 // validly leads, and never under an epoch older than one that already acted there.
-func (w *world) checkActor(r *replica, what, host string) {
-	shard := w.rep.sharding.Of(w.cloud.Truth(host).Segment)
+func (w *world) checkActor(r *replica, what, shard string) {
 	if !r.running(w.now) {
 		w.violate(14, "replica %s acts (%s) while paused or stopped", r.id, what)
 	}
 	ok, why := w.validLease(r, shard)
 	if !ok {
-		w.violate(14, "replica %s acts (%s on host %s) without leading shard %s: %s", r.id, what, host, shard, why)
+		w.violate(14, "replica %s acts (%s) without leading shard %s: %s", r.id, what, shard, why)
 		return
 	}
 	ep := r.keeper.Epoch(shard)
@@ -704,6 +724,8 @@ func (w *world) checkEpochWrite(r *replica, what string, epoch int64) {
 	}
 	w.violate(14, "replica %s writes %s under epoch %d, which it does not hold (leases: %+v)", r.id, what, epoch, leases)
 }
+
+func (w *world) shardOfHost(h string) string { return w.rep.sharding.Of(w.cloud.Truth(h).Segment) }
 
 // shardOfEvent is the shard of an event's subject (a host's, a server's host's),
 // "" for one of no shard.
