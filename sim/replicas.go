@@ -436,11 +436,13 @@ func (w *world) observeAll(ctx context.Context, obs model.Observation) {
 	}
 }
 
-// queueBeat gives each running replica its copy of an agent's beat, on its clock.
+// queueBeat gives each live replica its copy of an agent's beat, on its clock. A
+// paused one finds them waiting when it resumes (its socket's buffer holds them);
+// a stopped one loses them.
 func (w *world) queueBeat(b model.AgentBeat) {
 	at := b.At
 	for _, r := range w.rep.reps {
-		if r.running(w.now) {
+		if r.eng != nil && !r.dead {
 			b.At = r.at(at)
 			r.beats.beats = append(r.beats.beats, b)
 		}
@@ -625,6 +627,9 @@ func (w *world) pauseInside(r *replica, st model.Step, d time.Duration) {
 	until := w.now.Add(d)
 	r.paused, r.frozen = until, true
 	w.rep.nested = true
+	signalOnly := w.signalOnly
+	w.signalOnly = false // the others poll, as in any busy span
+	defer func() { w.signalOnly = signalOnly }()
 	for w.now.Before(until) {
 		w.now = w.now.Add(2 * time.Second)
 		w.deliver(ctx)
