@@ -27,7 +27,7 @@ func TestReplicaSweeps(t *testing.T) {
 			n = 10 // three engines on twelve hosts: each seed costs twice as much
 		}
 		if testing.Short() || raceEnabled {
-			n = 3
+			n = 2
 		}
 		cfg := replicaConfig(replicas)
 		res := Sweep(context.Background(), 1, n, cfg, 0)
@@ -82,7 +82,11 @@ func TestReplicaPausedMidStepDoesNotAct(t *testing.T) {
 
 // The replica mode is as deterministic as the rest: same seed, same log.
 func TestReplicaSameSeedSameLog(t *testing.T) {
-	for _, n := range []int{2, 3} {
+	modes := []int{2, 3}
+	if testing.Short() || raceEnabled {
+		modes = modes[:1] // the three-replica world is the slow one; the sweep runs it too
+	}
+	for _, n := range modes {
 		cfg := replicaConfig(n)
 		cfg.Log = true
 		a, b := run(t, 4, cfg), run(t, 4, cfg)
