@@ -77,6 +77,15 @@ func (e *Engine) RefreshClusters(ctx context.Context) error {
 	e.lastRefresh = now
 	e.mu.Unlock()
 
+	// Only a replica leading a shard stores and journals what changed (renewed if
+	// due: a refresh runs beside the reconciles); a standby, or a leader that lost
+	// its leases and has not reconciled since, keeps the result in its view only.
+	if err := e.keeper.TickIfDue(ctx); err != nil && ctx.Err() == nil {
+		e.leaseErr(ctx, err)
+	}
+	if len(e.keeper.Led()) == 0 {
+		return nil
+	}
 	var errs []error
 	var evs []model.Event
 	for _, ch := range changed {

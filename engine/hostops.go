@@ -385,6 +385,14 @@ func (e *Engine) returnHealthy(ctx context.Context, host string) (ok, final bool
 func (e *Engine) forceUp(ctx context.Context, host string, deadline time.Time) (bool, string, error) {
 	start := e.cfg.Now()
 	for attempt := 1; ; attempt++ {
+		// An action like a step's: only under a valid lease of the host's shard (a
+		// standby, or a leader whose lease lapsed while it waited, does not act).
+		e.mu.RLock()
+		shard := e.shardOfHost(host)
+		e.mu.RUnlock()
+		if err := e.guardShard(ctx, shard); err != nil {
+			return false, fmt.Sprintf("not forced up: this replica may not act on host %s now: %v; ask the replica leading shard %s", host, err, shard), nil
+		}
 		err := e.cfg.Compute.ForceDown(ctx, host, false)
 		if err == nil {
 			now := e.cfg.Now()

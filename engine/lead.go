@@ -224,12 +224,30 @@ func (e *Engine) guard(ctx context.Context, st model.Step) error {
 			break
 		}
 	}
-	loaded := e.loaded[cmpOr(shard, model.DefaultShard)]
 	e.mu.RUnlock()
-	ep := e.keeper.Epoch(cmpOr(shard, model.DefaultShard))
+	return e.checkShard(ctx, shard)
+}
+
+// guardShard is guard for an action outside the executor (a host return's
+// force-up): the lease of the shard is renewed if due, then checked.
+func (e *Engine) guardShard(ctx context.Context, shard string) error {
+	if err := e.keeper.TickIfDue(ctx); err != nil && ctx.Err() == nil {
+		e.leaseErr(ctx, err)
+	}
+	return e.checkShard(ctx, shard)
+}
+
+// checkShard: this replica leads shard by its own clock (under the epoch its
+// journal state was loaded for) and by the store.
+func (e *Engine) checkShard(ctx context.Context, shard string) error {
+	shard = cmpOr(shard, model.DefaultShard)
+	e.mu.RLock()
+	loaded := e.loaded[shard]
+	e.mu.RUnlock()
+	ep := e.keeper.Epoch(shard)
 	if ep == 0 || ep != loaded {
 		return fmt.Errorf("lease of shard %s lapsed or lost (this replica's last renewal is older than %s): %w",
-			cmpOr(shard, model.DefaultShard), e.keeper.Timing.Valid(), store.ErrStale)
+			shard, e.keeper.Timing.Valid(), store.ErrStale)
 	}
 	return e.cfg.Store.CheckLease(ctx, ep)
 }
@@ -258,7 +276,9 @@ func (e *Engine) writableLocked(ev model.Event) bool {
 		return true
 	}
 	switch kind {
-	case model.KindHost, model.KindServer, model.KindDrain:
+	// An agent's verdict is its host's shard's too: every replica hears every
+	// agent, and only the host's leader journals what it concluded.
+	case model.KindHost, model.KindServer, model.KindDrain, model.KindAgent:
 		return e.loaded[e.shardOf(model.Subject{Kind: kind, ID: id})] != 0
 	}
 	return true

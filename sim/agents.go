@@ -52,6 +52,10 @@ func (w *world) pumpBeats() {
 		return
 	}
 	for _, b := range w.cloud.Beats() {
+		if w.rep != nil {
+			w.queueBeat(b)
+			continue
+		}
 		if w.eng == nil {
 			continue
 		}

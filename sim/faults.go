@@ -91,6 +91,11 @@ func schedule(rng *rand.Rand, cfg Config, hosts, servers []string, prot map[stri
 	if len(cfg.Faults) > 0 {
 		kinds = cfg.Faults
 	}
+	// The replica mode's kinds are drawn from a stream of their own (replicaSchedule).
+	kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return replicaKinds[k] })
+	if len(kinds) == 0 {
+		return nil
+	}
 	if !agents {
 		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return agentKinds[k] })
 		if len(kinds) == 0 {
@@ -191,6 +196,9 @@ func (w *world) applyFaults() {
 func (w *world) begin(f fault) {
 	c := w.cloud
 	w.logf("FAULT %s %s for %s", f.kind, f.target, f.dur)
+	if w.beginReplica(f) {
+		return
+	}
 	switch f.kind {
 	case "server-crash":
 		_ = c.Crash(f.target)

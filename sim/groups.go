@@ -149,9 +149,7 @@ func (w *world) groupsStep(ctx context.Context) {
 			leaves = append(leaves, id)
 		}
 	}
-	if err := w.eng.RefreshClusters(ctx); err != nil {
-		w.logf("refresh of the clusters' sources: %v", err)
-	}
+	w.refreshClusters(ctx)
 	for _, id := range joins {
 		name := g.joining[id]
 		c, ok := w.clusterNamed(name)

@@ -40,7 +40,7 @@ func (w *world) setMaint(host string, on bool) {
 	if w.maint[host] != on {
 		return // a later change of mind already won
 	}
-	res, err := w.eng.SetMaintenance(context.Background(), host, on, "sim: operator")
+	res, err := w.engFor(host).SetMaintenance(context.Background(), host, on, "sim: operator")
 	if err != nil {
 		w.logf("operator: maintenance %v on %s refused: %v", on, host, err)
 		return
@@ -57,7 +57,7 @@ func (w *world) askReturn(host string) {
 		w.insert(fault{at: w.now.Add(60 * time.Second), kind: "return-host", target: host})
 		return
 	}
-	r, err := w.eng.ReturnHost(context.Background(), host)
+	r, err := w.engFor(host).ReturnHost(context.Background(), host)
 	if err != nil {
 		w.logf("operator asks Vigil to return %s: %v", host, err)
 		w.engineErr(err)
@@ -117,7 +117,7 @@ func (w *world) beginHostOps(f fault) bool {
 		// Asked while still off: Vigil must say what is left (its BMC says off, or
 		// its servers are not moved yet) and change nothing.
 		if w.eng != nil {
-			r, err := w.eng.ReturnHost(context.Background(), f.target)
+			r, err := w.engFor(f.target).ReturnHost(context.Background(), f.target)
 			if err != nil {
 				w.logf("operator asks Vigil to return %s (still off): %v", f.target, err)
 				w.engineErr(err)

@@ -58,7 +58,7 @@ func (w *world) drain(host string) {
 		w.logf("operator cannot drain %s: Vigil is down", host)
 		return
 	}
-	inc, err := w.eng.Drain(context.Background(), host)
+	inc, err := w.engFor(host).Drain(context.Background(), host)
 	switch {
 	case errors.Is(err, engine.ErrDrainRefused):
 		w.logf("drain of %s refused: %s", host, err)

@@ -77,6 +77,8 @@ func TestRegressionSeeds(t *testing.T) {
 			cfg = DefaultConfig()
 		case "classic": // the world these seeds were found in: its fault kinds, no settings
 			cfg.Faults, cfg.Settings = ClassicFaults, []string{}
+		case "replicas2", "replicas3": // issue 16's replica modes (replicaConfig)
+			cfg = replicaConfig(int(fields[1][len(fields[1])-1] - '0'))
 		}
 		r := run(t, seed, cfg)
 		for _, v := range r.Violations {

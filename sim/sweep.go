@@ -152,6 +152,7 @@ feed:
 
 func (s *Stats) add(o Stats) {
 	s.Faults += o.Faults
+	s.Takeovers += o.Takeovers
 	s.Incidents += o.Incidents
 	s.Resolved += o.Resolved
 	s.Escalated += o.Escalated
@@ -170,6 +171,12 @@ func ReplayCommand(seed uint64, cfg Config) string {
 	}
 	if cfg.Settings != nil {
 		fmt.Fprintf(&b, " --settings %s", cmp.Or(strings.Join(cfg.Settings, ","), "none"))
+	}
+	if cfg.Replicas > 1 {
+		fmt.Fprintf(&b, " --replicas %d", cfg.Replicas)
+		if cfg.ShardPerSegment {
+			b.WriteString(" --shards per-segment")
+		}
 	}
 	if s := SabotageFlags(cfg); s != "" {
 		fmt.Fprintf(&b, " --sabotage %s", s)

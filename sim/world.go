@@ -42,6 +42,11 @@ type Config struct {
 	Dir string
 	// Log keeps the event log in the result (a sweep only keeps failures).
 	Log bool
+	// Replicas > 1: that many Vigil replicas share the store and the cloud, each
+	// with its own lease keeper and clock (sim/replicas.go); ShardPerSegment gives
+	// each segment its own shard (else one shard of every segment).
+	Replicas        int
+	ShardPerSegment bool
 }
 
 // DefaultConfig is the default-size world: 20 hosts, 200 servers, 2 segments, 2 h.
@@ -79,6 +84,7 @@ var invariantNames = map[int]string{
 	11: "no fence or evacuation of a host in maintenance",
 	12: "no return of a dead or occupied host",
 	13: "placement honours server groups and restart priority",
+	14: "one replica acts and writes for a shard, under a valid lease",
 }
 
 // Invariants is the number of invariants the checkers hold a run to.
@@ -105,6 +111,8 @@ type Stats struct {
 	Faults, Incidents, Resolved, Escalated, Restarts, Ticks int
 	// Signals: reconciles on the agents' signals alone (no compute API poll).
 	Signals int
+	// Takeovers: shards a replica took over from one that stopped renewing.
+	Takeovers int
 }
 
 // Run simulates one seed.
@@ -214,6 +222,8 @@ type world struct {
 	grp *groupsWorld
 	// place: the placement setting (placement.go); nil when not drawn.
 	place *placeWorld
+	// rep: the replica mode (sim/replicas.go); nil with one Vigil.
+	rep *replicaWorld
 }
 
 type delivery struct {
@@ -355,6 +365,9 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	if w.agents {
 		w.ecfg.Agents, w.ecfg.AgentInterval = &w.beats, agentInterval
 	}
+	if cfg.Replicas > 1 {
+		w.setupReplicas()
+	}
 	if err := w.start(); err != nil {
 		return nil, err
 	}
@@ -370,6 +383,12 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 		return nil, err
 	}
 	w.sched = schedule(w.rng, cfg, w.hosts, ids, w.prot, w.agents)
+	if w.rep != nil {
+		if err := w.startOthers(); err != nil {
+			return nil, err
+		}
+		w.replicaSchedule()
+	}
 	return w, nil
 }
 
@@ -389,6 +408,9 @@ func (w *world) policy(server string) (model.Policy, bool) {
 }
 
 func (w *world) start() error {
+	if w.rep != nil {
+		return w.startReplica(w.rep.cur)
+	}
 	eng, err := engine.New(context.Background(), w.ecfg)
 	if err != nil {
 		return err
@@ -486,7 +508,11 @@ func (w *world) run() error {
 		w.fairLies()
 		w.deliver(ctx)
 		w.pumpBeats()
-		if w.eng != nil {
+		if w.rep != nil {
+			if err := w.stepReplicas(ctx); err != nil {
+				return fmt.Errorf("tick at %s: %w", fmtDur(w.now.Sub(epoch0)), err)
+			}
+		} else if w.eng != nil {
 			err := w.reconcile(ctx)
 			switch {
 			case errors.Is(err, recover.ErrCrash) && w.crashDown > 0:
@@ -504,6 +530,7 @@ func (w *world) run() error {
 		}
 		w.groupsStep(ctx)
 		w.checkTick()
+		w.checkReplicasTick()
 		w.watchHeard()
 		t0 := w.now
 		w.advance(end)
@@ -531,8 +558,8 @@ func (w *world) answersDue(end time.Time) time.Time {
 		longest = max(longest, p.HostDownGrace+p.Deadline)
 	}
 	limit := epoch0.Add(w.cfg.Until + longest)
-	skew := w.vigilClock().Sub(w.now) // incidents are stamped on Vigil's clock
-	for _, in := range w.eng.OpenIncidents() {
+	skew := w.minSkew() // incidents are stamped on Vigil's clock
+	for _, in := range w.openIncidents() {
 		pol, ok := w.ecfg.Policies[in.Policy]
 		if !ok {
 			pol = w.ecfg.Policies["default"]
@@ -549,6 +576,10 @@ func (w *world) answersDue(end time.Time) time.Time {
 }
 
 func (w *world) restart(why string) {
+	if w.rep != nil {
+		w.restartReplica(why)
+		return
+	}
 	w.stats.Restarts++
 	w.logf("vigil restarts (%s)", why)
 	if err := w.start(); err != nil {
@@ -559,6 +590,10 @@ func (w *world) restart(why string) {
 
 // down stops Vigil for d: no tick, no notification, while the world moves on.
 func (w *world) down(d time.Duration, why string) {
+	if w.rep != nil {
+		w.downReplica(d, why)
+		return
+	}
 	w.logf("vigil is down for %s (%s)", d, why)
 	w.eng = nil
 	clear(w.powerLost) // a death while Vigil is down is not a detection to measure
@@ -596,9 +631,7 @@ func (w *world) deliver(ctx context.Context) {
 		if late := w.now.Sub(d.n.At); late > 30*time.Second {
 			w.logf("late notification (%s old): %s %s on %s", late.Round(time.Second), d.n.Server.ID, d.n.Server.Status, d.n.Server.Host)
 		}
-		if err := w.eng.Observe(ctx, obs); err != nil && !errors.Is(err, recover.ErrCrash) {
-			w.logf("notification: %v", err)
-		}
+		w.observeAll(ctx, obs)
 	}
 }
 
@@ -610,7 +643,7 @@ func (w *world) advance(end time.Time) {
 	next := w.now.Add(step)
 	quietFor := w.now.Sub(w.lastChange)
 	w.signalOnly = false
-	if quietFor > time.Minute && len(w.active) == 0 && w.crashArmed == "" && w.eng != nil && len(w.eng.OpenIncidents()) == 0 && w.cloud.Quiet() {
+	if quietFor > time.Minute && len(w.active) == 0 && w.crashArmed == "" && w.eng != nil && len(w.openIncidents()) == 0 && w.cloud.Quiet() {
 		target := end
 		if len(w.sched) > 0 && w.sched[0].at.Before(target) {
 			target = w.sched[0].at
@@ -630,6 +663,7 @@ func (w *world) advance(end time.Time) {
 			// nothing new): the beats of every interval arrive as they would.
 			next, w.signalOnly = w.now.Add(agentInterval), true
 		} else if t.After(next) {
+			w.keepLeases(t)
 			next = t
 		}
 	}

@@ -19,7 +19,7 @@ func simCmd() *cobra.Command {
 	var (
 		seed              uint64
 		seeds, faults     string
-		settings          string
+		settings, shards  string
 		sabotage          string
 		workers, showFail int
 	)
@@ -56,6 +56,13 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 					}
 				}
 			}
+			switch shards {
+			case "one":
+			case "per-segment":
+				cfg.ShardPerSegment = true
+			default:
+				return fmt.Errorf("--shards: %q is neither one nor per-segment", shards)
+			}
 			var err error
 			if cfg.Sabotage, cfg.Planted, err = sim.SplitSabotage(sabotage); err != nil {
 				return err
@@ -74,6 +81,9 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 				}
 				fmt.Fprintf(out, "\nseed %d: %d faults, %d incidents (%d resolved, %d escalated), %d restarts of Vigil, %d ticks, %d signal-only reconciles\n",
 					seed, r.Stats.Faults, r.Stats.Incidents, r.Stats.Resolved, r.Stats.Escalated, r.Stats.Restarts, r.Stats.Ticks, r.Stats.Signals)
+				if cfg.Replicas > 1 {
+					fmt.Fprintf(out, "replicas %d: %d shard takeovers\n", cfg.Replicas, r.Stats.Takeovers)
+				}
 				for _, d := range r.Detect {
 					fmt.Fprintf(out, "detection of a host's power loss: %s\n", d.Round(time.Millisecond))
 				}
@@ -99,6 +109,9 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 				res.Seeds, cfg.Hosts, cfg.Servers, cfg.Segments, cfg.Until, res.Elapsed.Round(time.Millisecond), res.SeedsPerMinute())
 			fmt.Fprintf(out, "faults %d, incidents %d (resolved %d, escalated %d), Vigil restarts %d, ticks %d, signal-only reconciles %d\n",
 				res.Stats.Faults, res.Stats.Incidents, res.Stats.Resolved, res.Stats.Escalated, res.Stats.Restarts, res.Stats.Ticks, res.Stats.Signals)
+			if cfg.Replicas > 1 {
+				fmt.Fprintf(out, "replicas %d (shards: %s): %d shard takeovers\n", cfg.Replicas, shards, res.Stats.Takeovers)
+			}
 			printKinds(out, res)
 			printDetect(out, res.Detect)
 			for _, e := range res.Errors {
@@ -138,6 +151,8 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 	f.DurationVar(&cfg.Until, "until", cfg.Until, "simulated time per seed")
 	f.DurationVar(&cfg.Settle, "settle", cfg.Settle, "quiet time at the end, for the liveness check")
 	f.StringVar(&sabotage, "sabotage", "", "deliberate bugs, to see the checkers catch them (e.g. skip-fence)")
+	f.IntVar(&cfg.Replicas, "replicas", 0, "Vigil replicas sharing the store and the cloud, each with its own leases and clock (0, 1: one Vigil)")
+	f.StringVar(&shards, "shards", "one", "with --replicas: one (one shard of every segment) or per-segment")
 	f.IntVar(&workers, "workers", 0, "parallel seeds (default: one per CPU)")
 	f.IntVar(&showFail, "show", 20, "failing seeds to print")
 	return cmd
