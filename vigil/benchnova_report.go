@@ -19,15 +19,15 @@ import (
 
 // NovaReport is what `vigil bench nova` measured, with where and when.
 type NovaReport struct {
-	NovaMachine    NovaMachine   `json:"machine"`
-	Commit     string    `json:"commit"`
-	Started    time.Time `json:"started"`
-	Finished   time.Time `json:"finished"`
-	Servers    int       `json:"servers_per_round"`
-	RoundsEach int       `json:"rounds_per_contender"`
-	Hosts      []string  `json:"hosts"`
-	Interval   string    `json:"vigil_interval"`
-	Contenders []string  `json:"contenders"`
+	NovaMachine NovaMachine `json:"machine"`
+	Commit      string      `json:"commit"`
+	Started     time.Time   `json:"started"`
+	Finished    time.Time   `json:"finished"`
+	Servers     int         `json:"servers_per_round"`
+	RoundsEach  int         `json:"rounds_per_contender"`
+	Hosts       []string    `json:"hosts"`
+	Interval    string      `json:"vigil_interval"`
+	Contenders  []string    `json:"contenders"`
 	// Summary per contender, in Contenders' order.
 	Summary []NovaSummary `json:"summary"`
 	Rounds  []NovaRound   `json:"rounds"`
