@@ -52,7 +52,10 @@ func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) h
 	h := &handler{eng: eng, rec: rec, log: log}
 	r := chi.NewRouter()
 	r.Get("/healthz", h.healthz)
+	r.Get("/readyz", h.readyz)
 	r.Route("/v1", func(r chi.Router) {
+		r.Use(h.leaderOnly)
+		r.Get("/leadership", h.leadership)
 		r.Get("/clusters", h.listClusters)
 		r.Post("/clusters", h.createCluster)
 		r.Get("/clusters/{name}", h.getCluster)

@@ -81,7 +81,7 @@ API serves the same state. Ctrl-C stops it.`,
 
 func serveCmd() *cobra.Command {
 	var (
-		listen, db, osCloud, cloudsFile, policyFile, amqpURL string
+		listen, db, osCloud, cloudsFile, policyFile, amqpURL, replicaID string
 		tlsCert, tlsKey, serviceCloud                        string
 		interval, fullEvery                                  time.Duration
 	)
@@ -146,7 +146,7 @@ func serveCmd() *cobra.Command {
 				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
 			}
 			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
-				Config: cfg, Compute: drv, Fencer: fencer, Fabric: fab, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey,
+				Config: cfg, Compute: drv, Fencer: fencer, Fabric: fab, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey, ReplicaID: replicaID,
 				OnEvent: func(e model.Event) { log.Info(e.Message, "kind", e.Kind, "subject", e.Subject, "incident", e.Incident) }})
 			if err != nil {
 				return err
@@ -161,7 +161,8 @@ func serveCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "REST API address")
-	f.StringVar(&db, "db", "vigil.db", "SQLite file (one live Vigil per file: a second is refused while the first runs)")
+	f.StringVar(&db, "db", "vigil.db", "store: an SQLite file (sqlite:///path or a path; one live Vigil per file) or MariaDB/MySQL (mysql://user:pass@host:port/db) shared by replicas")
+	f.StringVar(&replicaID, "replica-id", "", "this replica's name among those sharing the store (default host:PID)")
 	f.StringVar(&osCloud, "os-cloud", "", "clouds.yaml entry (default $OS_CLOUD)")
 	f.StringVar(&cloudsFile, "os-client-config-file", "", "clouds.yaml path (default $OS_CLIENT_CONFIG_FILE, then the standard places)")
 	f.StringVar(&policyFile, "policy", "", "policy file (YAML): policies, limits, fencing (BMCs); default: the built-in policy, no fencing")
