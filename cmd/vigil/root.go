@@ -82,8 +82,8 @@ API serves the same state. Ctrl-C stops it.`,
 func serveCmd() *cobra.Command {
 	var (
 		listen, db, osCloud, cloudsFile, policyFile, amqpURL, replicaID string
-		tlsCert, tlsKey, serviceCloud                        string
-		interval, fullEvery                                  time.Duration
+		tlsCert, tlsKey, serviceCloud                                   string
+		interval, fullEvery                                             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
