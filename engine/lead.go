@@ -283,25 +283,3 @@ func (e *Engine) writableLocked(ev model.Event) bool {
 	}
 	return true
 }
-
-// refreshOthers reads the open incidents of the shards other replicas lead, after
-// a listing of the cloud: their steps say which hosts Vigil forced down (a
-// force-down's bump of Nova's updated_at is no heartbeat), and the API shows them.
-// The leader journals a force-down's intent before the call, so a bump seen in the
-// listing just made is in the journal read now. A replica that leads every shard
-// has none to read.
-func (e *Engine) refreshOthers(ctx context.Context) {
-	e.mu.RLock()
-	all := len(e.loaded) >= len(e.cfg.Sharding.Shards)
-	e.mu.RUnlock()
-	if all {
-		return
-	}
-	open, err := e.cfg.Store.OpenIncidents(ctx)
-	if err != nil {
-		return // the last read stands; the next listing reads again
-	}
-	e.mu.Lock()
-	_, e.others = splitByShard(open, e.loaded)
-	e.mu.Unlock()
-}
