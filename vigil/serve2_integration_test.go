@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,8 +21,15 @@ import (
 // Issue 16, criterion 1: two `vigil serve` on one MariaDB store against the Nova
 // peer; the leader is killed (-9) in the middle of a host evacuation; the standby
 // takes over within 2x the lease period, finishes the recovery, and Nova's instance
-// actions show exactly one evacuate per server.
+// actions show exactly one evacuate per server. Then again with the leader
+// SIGSTOPped (paused) instead, and resumed after the takeover: it performs no
+// action and writes nothing.
 func TestIntegrationTwoServeKillLeaderMidEvacuation(t *testing.T) {
+	t.Run("kill", func(t *testing.T) { twoServeMidEvacuation(t, false, 0) })
+	t.Run("sigstop", func(t *testing.T) { twoServeMidEvacuation(t, true, 1) })
+}
+
+func twoServeMidEvacuation(t *testing.T, pause bool, hostIdx int) {
 	if os.Getenv("VIGIL_OPENSTACK_CLOUD") == "" || os.Getenv("VIGIL_IPMI_OPENSTACK") == "" || os.Getenv("VIGIL_MYSQL_DSN") == "" {
 		t.Skip("VIGIL_OPENSTACK_CLOUD, VIGIL_IPMI_OPENSTACK and VIGIL_MYSQL_DSN are needed: start test/peers/openstack/up.sh and " +
 			"../shared/peers/ipmi/up.sh --openstack, source test/peers/openstack/env.sh, set VIGIL_IPMI_OPENSTACK=1 and " +
@@ -74,7 +82,7 @@ func TestIntegrationTwoServeKillLeaderMidEvacuation(t *testing.T) {
 		t.Fatalf("fencer: %v", err)
 	}
 	b := &novaBench{o: o, c: bc, fencer: fencer, image: image, bar: newBar(o.Progress, 1)}
-	host := o.Hosts[0]
+	host := o.Hosts[hostIdx]
 	prefix := fmt.Sprintf("vserve2-%d", time.Now().UnixNano()%1e6)
 	t.Cleanup(func() {
 		cctx := context.Background()
@@ -98,7 +106,7 @@ func TestIntegrationTwoServeKillLeaderMidEvacuation(t *testing.T) {
 	type replica struct {
 		name, url string
 		cmd       *exec.Cmd
-		log       *bytes.Buffer
+		log       *syncBuf
 	}
 	start := func(name string) *replica {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -107,7 +115,7 @@ func TestIntegrationTwoServeKillLeaderMidEvacuation(t *testing.T) {
 		}
 		addr := l.Addr().String()
 		l.Close()
-		r := &replica{name: name, url: "http://" + addr, log: &bytes.Buffer{}}
+		r := &replica{name: name, url: "http://" + addr, log: &syncBuf{}}
 		r.cmd = exec.Command(bin, "serve", "--db", dsn, "--replica-id", name, "--listen", addr, "--os-cloud", cloudName,
 			"--policy", policy, "--interval", "1s")
 		r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
@@ -194,7 +202,11 @@ func TestIntegrationTwoServeKillLeaderMidEvacuation(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := leader.cmd.Process.Kill(); err != nil {
+	sig, what := os.Signal(syscall.SIGKILL), "kill -9"
+	if pause {
+		sig, what = syscall.SIGSTOP, "SIGSTOP"
+	}
+	if err := leader.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -208,7 +220,7 @@ func TestIntegrationTwoServeKillLeaderMidEvacuation(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("takeover: standby %s ready %.2f s after kill -9 of leader %s (bound %s)", standby.name, takeover.Seconds(), leader.name, 2*leaseTTL)
+	t.Logf("takeover: standby %s ready %.2f s after %s of leader %s (bound %s)", standby.name, takeover.Seconds(), what, leader.name, 2*leaseTTL)
 	if takeover > 2*leaseTTL {
 		t.Errorf("takeover took %s, want within %s", takeover, 2*leaseTTL)
 	}
@@ -217,7 +229,33 @@ func TestIntegrationTwoServeKillLeaderMidEvacuation(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("servers now on %v", targets)
-	time.Sleep(5 * time.Second) // a second evacuate, if any, would show now
+	if pause {
+		// Resume the paused leader: it must find its lease gone and do nothing.
+		mark := leader.log.Len()
+		if err := leader.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * leaseTTL)
+		if c := ready(leader); c != 503 {
+			t.Errorf("resumed old leader %s: /readyz %d, want 503", leader.name, c)
+		}
+		if c := ready(standby); c != 200 {
+			t.Errorf("new leader %s: /readyz %d after the old one resumed, want 200", standby.name, c)
+		}
+		after := leader.log.String()[mark:]
+		var evlines []string
+		for _, l := range strings.Split(after, "\n") {
+			if strings.Contains(l, "kind=") {
+				evlines = append(evlines, l)
+			}
+			if strings.Contains(l, "intent:") || strings.Contains(l, "kind=step") {
+				t.Errorf("resumed old leader acted: %s", l)
+			}
+		}
+		t.Logf("resumed old leader %s: %d event line(s) in its log after SIGCONT: %v", leader.name, len(evlines), evlines)
+	} else {
+		time.Sleep(5 * time.Second) // a second evacuate, if any, would show now
+	}
 	for _, id := range ids {
 		n := bc.evacuations(ctx, id)
 		t.Logf("server %s: %d evacuate action(s)", id, n)
@@ -234,3 +272,13 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(ls, "\n")
 }
+
+// syncBuf is a replica's output, read while the process writes it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) Len() int                    { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Len() }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
