@@ -1,15 +1,12 @@
 package vigil
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -64,59 +61,13 @@ type NovaMachine struct {
 func ThisNovaMachine() NovaMachine {
 	m := NovaMachine{Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH, Go: runtime.Version()}
 	m.Host, _ = os.Hostname()
-	m.CPU = novaProcField("/proc/cpuinfo", "model name")
-	if kb := novaProcField("/proc/meminfo", "MemTotal"); kb != "" {
+	m.CPU = procField("/proc/cpuinfo", "model name")
+	if kb := procField("/proc/meminfo", "MemTotal"); kb != "" {
 		var n int
 		fmt.Sscanf(kb, "%d", &n)
 		m.MemGiB = (n + 512*1024) / (1024 * 1024)
 	}
 	return m
-}
-
-func novaProcField(file, key string) string {
-	f, err := os.Open(file)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// Commit is the source's commit: the binary's VCS stamp, else git's HEAD in the
-// working directory (go run stamps none); "+dirty" when the tree had changes.
-func Commit() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		var rev, dirty string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "+dirty"
-				}
-			}
-		}
-		if rev != "" {
-			return rev + dirty
-		}
-	}
-	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	rev := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-		rev += "+dirty"
-	}
-	return rev
 }
 
 func sortMilestones(ms []Milestone) {

@@ -34,7 +34,7 @@ func ThisMachine() Machine {
 		fmt.Sscanf(kb, "%f", &n)
 		m.RAMGiB = float64(int(n/(1<<20)*10)) / 10
 	}
-	m.Commit = buildCommit()
+	m.Commit = Commit()
 	return m
 }
 
@@ -55,9 +55,9 @@ func procField(path, key string) string {
 	return ""
 }
 
-// buildCommit is the commit the binary was built from (its VCS stamp), else the
-// working directory's (go run stamps none), marked when the tree had changes.
-func buildCommit() string {
+// Commit is the source's commit: the binary's VCS stamp, else git's HEAD in the
+// working directory (go run stamps none); "+dirty" when the tree had changes.
+func Commit() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		rev, dirty := "", false
 		for _, s := range bi.Settings {
