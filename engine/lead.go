@@ -196,40 +196,36 @@ func (e *Engine) epochOf(shard string) int64 {
 // epochOfIncident is epochOf the shard of an open incident.
 func (e *Engine) epochOfIncident(id int64) int64 {
 	e.mu.RLock()
-	shard := ""
-	for _, in := range e.open {
-		if in.ID == id {
-			shard = in.Shard
-			break
-		}
-	}
+	shard, _ := e.incidentShardLocked(id)
 	e.mu.RUnlock()
 	return e.epochOf(shard)
+}
+
+// incidentShardLocked is the shard of an open incident (model.DefaultShard for
+// one stored without), and whether it is open here. Under e.mu.
+func (e *Engine) incidentShardLocked(id int64) (string, bool) {
+	for _, in := range e.open {
+		if in.ID == id {
+			return cmpOr(in.Shard, model.DefaultShard), true
+		}
+	}
+	return model.DefaultShard, false
 }
 
 // guard is asked right before each action: this replica must still lead the
 // step's shard, by its own clock (the last renewal is recent enough: not after a
 // pause) and by the store (no one took it over).
 func (e *Engine) guard(ctx context.Context, st model.Step) error {
-	// A renewal due is made now (the loop may have been busy for a while): what
-	// counts is whether the store still says this replica leads.
-	if err := e.keeper.TickIfDue(ctx); err != nil && ctx.Err() == nil {
-		e.leaseErr(ctx, err)
-	}
 	e.mu.RLock()
-	shard := ""
-	for _, in := range e.open {
-		if in.ID == st.Incident {
-			shard = in.Shard
-			break
-		}
-	}
+	shard, _ := e.incidentShardLocked(st.Incident)
 	e.mu.RUnlock()
-	return e.checkShard(ctx, shard)
+	return e.guardShard(ctx, shard)
 }
 
-// guardShard is guard for an action outside the executor (a host return's
-// force-up): the lease of the shard is renewed if due, then checked.
+// guardShard is guard for any action (a step of the executor, a host return's
+// force-up): the lease of the shard is renewed if due (the loop may have been busy
+// for a while: what counts is whether the store still says this replica leads),
+// then checked.
 func (e *Engine) guardShard(ctx context.Context, shard string) error {
 	if err := e.keeper.TickIfDue(ctx); err != nil && ctx.Err() == nil {
 		e.leaseErr(ctx, err)
@@ -265,10 +261,8 @@ func (e *Engine) writableLocked(ev model.Event) bool {
 		return false
 	}
 	if ev.Incident != 0 {
-		for _, in := range e.open {
-			if in.ID == ev.Incident {
-				return e.loaded[cmpOr(in.Shard, model.DefaultShard)] != 0
-			}
+		if shard, open := e.incidentShardLocked(ev.Incident); open {
+			return e.loaded[shard] != 0
 		}
 	}
 	kind, id, ok := strings.Cut(ev.Subject, "/")
