@@ -277,3 +277,13 @@ func (e *Engine) writableLocked(ev model.Event) bool {
 	}
 	return true
 }
+
+// ledSetLocked names the shards whose journal this engine holds (the planner opens
+// incidents for those only). Under e.mu.
+func (e *Engine) ledSetLocked() map[string]bool {
+	out := make(map[string]bool, len(e.loaded))
+	for s := range e.loaded {
+		out[s] = true
+	}
+	return out
+}
