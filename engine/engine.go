@@ -740,7 +740,11 @@ func (e *Engine) apply(ctx context.Context, now time.Time, out plan.Output) erro
 
 func (e *Engine) emit(ctx context.Context, evs ...model.Event) error {
 	// Only the leader of a subject's shard journals about it: a standby writes
-	// nothing, and an old leader that lost its lease neither.
+	// nothing, and an old leader that lost its lease neither. The lease is renewed
+	// first if due: after a pause, the renewal is what finds it lost.
+	if err := e.keeper.TickIfDue(ctx); err != nil && ctx.Err() == nil {
+		e.leaseErr(ctx, err)
+	}
 	evs = slices.DeleteFunc(slices.Clone(evs), func(ev model.Event) bool { return !e.writable(ev) })
 	if len(evs) == 0 {
 		return nil

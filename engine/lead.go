@@ -249,7 +249,9 @@ func (e *Engine) checkShard(ctx context.Context, shard string) error {
 }
 
 // writable reports whether this replica may journal for a subject now: it leads
-// its shard (a subject of no shard: any shard).
+// its shard (a subject of no shard: any shard), under the epoch its journal state
+// was loaded for and by its own clock (an old leader resumed after a pause writes
+// nothing more, not even what it concluded before the pause).
 func (e *Engine) writable(ev model.Event) bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -257,25 +259,33 @@ func (e *Engine) writable(ev model.Event) bool {
 }
 
 func (e *Engine) writableLocked(ev model.Event) bool {
-	if len(e.loaded) == 0 {
-		return false
-	}
 	if ev.Incident != 0 {
 		if shard, open := e.incidentShardLocked(ev.Incident); open {
-			return e.loaded[shard] != 0
+			return e.leadsLocked(shard)
 		}
 	}
 	kind, id, ok := strings.Cut(ev.Subject, "/")
-	if !ok {
-		return true
+	if ok {
+		switch kind {
+		// An agent's verdict is its host's shard's too: every replica hears every
+		// agent, and only the host's leader journals what it concluded.
+		case model.KindHost, model.KindServer, model.KindDrain, model.KindAgent:
+			return e.leadsLocked(e.shardOf(model.Subject{Kind: kind, ID: id}))
+		}
 	}
-	switch kind {
-	// An agent's verdict is its host's shard's too: every replica hears every
-	// agent, and only the host's leader journals what it concluded.
-	case model.KindHost, model.KindServer, model.KindDrain, model.KindAgent:
-		return e.loaded[e.shardOf(model.Subject{Kind: kind, ID: id})] != 0
+	for s := range e.loaded {
+		if e.leadsLocked(s) {
+			return true
+		}
 	}
-	return true
+	return false
+}
+
+// leadsLocked: this replica leads shard now, under the epoch its journal state was
+// loaded for, by its own clock. Under e.mu.
+func (e *Engine) leadsLocked(shard string) bool {
+	ep := e.loaded[shard]
+	return ep != 0 && e.keeper.Epoch(shard) == ep
 }
 
 // ledSetLocked names the shards whose journal this engine holds (the planner opens
