@@ -247,6 +247,12 @@ func twoServeMidEvacuation(t *testing.T, pause bool, hostIdx int) {
 		for _, l := range strings.Split(after, "\n") {
 			if strings.Contains(l, "kind=") {
 				evlines = append(evlines, l)
+				// Every event line but the replica's own "no longer leads" (logged,
+				// not journaled) was written to the store: a resumed old leader may
+				// write nothing.
+				if !strings.Contains(l, "no longer leads") {
+					t.Errorf("resumed old leader journaled: %s", l)
+				}
 			}
 			if strings.Contains(l, "intent:") || strings.Contains(l, "kind=step") {
 				t.Errorf("resumed old leader acted: %s", l)
