@@ -46,13 +46,35 @@ type Error struct {
 	Field string `json:"field,omitempty"`
 }
 
-// Handler returns the API's routes; masakari, when given, also serves Masakari's
-// notifications (see NewMasakari).
-func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) http.Handler {
+// Option configures the API handler (Handler). Each feature that plugs into the
+// API (Masakari's notifications, auth, metrics, the dashboard) is one option, in
+// its own file.
+type Option func(*handler)
+
+// WithMasakari also serves Masakari's notifications (see NewMasakari).
+func WithMasakari(m *Masakari) Option {
+	return func(h *handler) {
+		if m != nil {
+			h.v1 = append(h.v1, m.Routes)
+		}
+	}
+}
+
+// Handler returns the API's routes.
+func Handler(eng Engine, rec Records, log *slog.Logger, opts ...Option) http.Handler {
 	h := &handler{eng: eng, rec: rec, log: log}
+	for _, o := range opts {
+		o(h)
+	}
 	r := chi.NewRouter()
+	for _, mw := range h.middleware {
+		r.Use(mw)
+	}
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
+	for _, mount := range h.root {
+		mount(r)
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(h.leaderOnly)
 		r.Get("/leadership", h.leadership)
@@ -73,8 +95,8 @@ func Handler(eng Engine, rec Records, log *slog.Logger, masakari ...*Masakari) h
 		r.Get("/incidents/{id}", h.getIncident)
 		r.Get("/events", h.listEvents)
 		r.Get("/store", h.storeReport)
-		for _, m := range masakari {
-			m.Routes(r)
+		for _, mount := range h.v1 {
+			mount(r)
 		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +112,9 @@ type handler struct {
 	eng Engine
 	rec Records
 	log *slog.Logger
+	// Added by options: middleware on every route, routes at the root and under /v1.
+	middleware []func(http.Handler) http.Handler
+	root, v1   []func(chi.Router)
 }
 
 func write(w http.ResponseWriter, code int, v any) {

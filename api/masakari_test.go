@@ -668,7 +668,7 @@ func TestMasakariAuth(t *testing.T) {
 func TestMasakariMountedInVigilsAPI(t *testing.T) {
 	var got []model.Observation
 	m := api.NewMasakari(api.MasakariConfig{Observe: func(o model.Observation) { got = append(got, o) }})
-	srv := httptest.NewServer(api.Handler(nil, nil, slog.New(slog.DiscardHandler), m))
+	srv := httptest.NewServer(api.Handler(nil, nil, slog.New(slog.DiscardHandler), api.WithMasakari(m)))
 	defer srv.Close()
 	for _, path := range []string{"/v1/notifications", "/v1/abc/notifications"} {
 		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(valid[4].body))

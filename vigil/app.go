@@ -160,14 +160,14 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	// Standbys name the leader by its API address.
 	eng.Keeper().SetAddr(ln.Addr().String())
 	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
-	var monitors []*api.Masakari
+	var apiOpts []api.Option
 	if len(o.Config.MasakariTokens) > 0 {
 		a.monitors = make(chan model.Observation, 1024)
-		monitors = append(monitors, api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
-			Observe: func(obs model.Observation) { a.monitors <- obs }}))
+		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
+			Observe: func(obs model.Observation) { a.monitors <- obs }})))
 	}
 	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
-	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, monitors...)
+	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }
