@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -62,7 +60,7 @@ func WithMasakari(m *Masakari) Option {
 
 // Handler returns the API's routes.
 func Handler(eng Engine, rec Records, log *slog.Logger, opts ...Option) http.Handler {
-	h := &handler{eng: eng, rec: rec, log: log}
+	h := &handler{eng: eng, rec: rec, log: log, middleware: inputRules()}
 	for _, o := range opts {
 		o(h)
 	}
@@ -90,7 +88,7 @@ func Handler(eng Engine, rec Records, log *slog.Logger, opts ...Option) http.Han
 		r.Post("/hosts/{name}/return", h.returnHost)
 		r.Get("/servers", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Servers()) })
 		r.Get("/cloud", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Cloud()) })
-		r.Get("/policies", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Policies()) })
+		r.Get("/policies", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, withDurations(h.eng.Policies())) })
 		r.Get("/incidents", h.listIncidents)
 		r.Get("/incidents/{id}", h.getIncident)
 		r.Get("/events", h.listEvents)
@@ -102,9 +100,7 @@ func Handler(eng Engine, rec Records, log *slog.Logger, opts ...Option) http.Han
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusNotFound, Error{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		write(w, http.StatusMethodNotAllowed, Error{Error: "method " + r.Method + " not allowed on " + r.URL.Path})
-	})
+	r.MethodNotAllowed(methodNotAllowed)
 	return r
 }
 
@@ -127,7 +123,10 @@ func write(w http.ResponseWriter, code int, v any) {
 
 func (h *handler) fail(w http.ResponseWriter, err error) {
 	var ie *engine.InvalidError
+	var se *statusError
 	switch {
+	case errors.As(err, &se):
+		write(w, se.code, Error{Error: se.msg, Field: "body"})
 	case errors.As(err, &ie):
 		write(w, http.StatusBadRequest, Error{Error: ie.Error(), Field: ie.Field})
 	case errors.Is(err, store.ErrNotFound):
@@ -154,7 +153,7 @@ func (h *handler) listClusters(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getCluster(w http.ResponseWriter, r *http.Request) {
-	name := chi.URLParam(r, "name")
+	name := pathParam(r, "name")
 	for _, c := range h.eng.Clusters() {
 		if c.Name == name {
 			write(w, http.StatusOK, c)
@@ -213,37 +212,8 @@ func (h *handler) createCluster(w http.ResponseWriter, r *http.Request) {
 	write(w, http.StatusCreated, c)
 }
 
-// decode reads a JSON body strictly; its errors name the field or the offset.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		var se *json.SyntaxError
-		switch {
-		case errors.As(err, &te):
-			return &engine.InvalidError{Field: te.Field, Msg: fmt.Sprintf("must be %s, got JSON %s", te.Type, te.Value)}
-		case errors.As(err, &se):
-			return &engine.InvalidError{Field: "body", Msg: fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)}
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return &engine.InvalidError{Field: "body", Msg: "malformed JSON: it ends before the object is complete"}
-		case errors.Is(err, io.EOF):
-			return &engine.InvalidError{Field: "body", Msg: "empty; want a JSON object"}
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return &engine.InvalidError{Field: f, Msg: "unknown field"}
-		default:
-			return &engine.InvalidError{Field: "body", Msg: err.Error()}
-		}
-	}
-	if dec.More() {
-		return &engine.InvalidError{Field: "body", Msg: "trailing data after the JSON object"}
-	}
-	return nil
-}
-
 func (h *handler) deleteCluster(w http.ResponseWriter, r *http.Request) {
-	if err := h.eng.DeleteCluster(r.Context(), chi.URLParam(r, "name")); err != nil {
+	if err := h.eng.DeleteCluster(r.Context(), pathParam(r, "name")); err != nil {
 		h.fail(w, err)
 		return
 	}
@@ -253,7 +223,7 @@ func (h *handler) deleteCluster(w http.ResponseWriter, r *http.Request) {
 // trustFence clears the doubt on a host's fence device (an operator fixed its BMC
 // or its entry): Vigil may fence through it again.
 func (h *handler) trustFence(w http.ResponseWriter, r *http.Request) {
-	if err := h.eng.TrustFence(r.Context(), chi.URLParam(r, "name")); err != nil {
+	if err := h.eng.TrustFence(r.Context(), pathParam(r, "name")); err != nil {
 		h.fail(w, err)
 		return
 	}
@@ -338,7 +308,7 @@ func (h *handler) drainHost(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusNotImplemented, Error{Error: "this Vigil cannot drain hosts"})
 		return
 	}
-	inc, err := d.Drain(r.Context(), chi.URLParam(r, "name"))
+	inc, err := d.Drain(r.Context(), pathParam(r, "name"))
 	if errors.Is(err, engine.ErrDrainRefused) {
 		write(w, http.StatusConflict, Error{Error: err.Error()})
 		return

@@ -3,8 +3,6 @@ package api
 import (
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/vigil-ha/vigil/engine"
 )
 
@@ -30,7 +28,7 @@ func (h *handler) editCluster(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	name := chi.URLParam(r, "name")
+	name := pathParam(r, "name")
 	if _, err := h.eng.EditCluster(r.Context(), name, req.Add, req.Remove); err != nil {
 		h.fail(w, err)
 		return

@@ -3,8 +3,6 @@ package api
 import (
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/vigil-ha/vigil/engine"
 )
 
@@ -31,7 +29,7 @@ func (h *handler) maintenance(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, &engine.InvalidError{Field: "reason", Msg: "must be at most 1024 characters"})
 		return
 	}
-	res, err := h.eng.SetMaintenance(r.Context(), chi.URLParam(r, "name"), *req.On, req.Reason)
+	res, err := h.eng.SetMaintenance(r.Context(), pathParam(r, "name"), *req.On, req.Reason)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -44,7 +42,7 @@ func (h *handler) maintenance(w http.ResponseWriter, r *http.Request) {
 // done and what is left (returned false while something is), 404 for a host the
 // cloud does not list. It may take up to the engine's ReturnWait.
 func (h *handler) returnHost(w http.ResponseWriter, r *http.Request) {
-	res, err := h.eng.ReturnHost(r.Context(), chi.URLParam(r, "name"))
+	res, err := h.eng.ReturnHost(r.Context(), pathParam(r, "name"))
 	if err != nil {
 		h.fail(w, err)
 		return

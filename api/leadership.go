@@ -22,7 +22,7 @@ func (h *handler) leadership(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusNotFound, Error{Error: "this Vigil does not report leadership"})
 		return
 	}
-	write(w, http.StatusOK, l.Leadership())
+	write(w, http.StatusOK, withDurations(l.Leadership()))
 }
 
 // readyz tells a load balancer which replica leads: 200 from one that leads a
@@ -34,7 +34,7 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lead := l.Leadership()
-	body := map[string]any{"replica": lead.Replica, "leader": len(lead.Leads) > 0, "leads": lead.Leads, "leases": lead.Leases}
+	body := map[string]any{"replica": lead.Replica, "leader": len(lead.Leads) > 0, "leads": lead.Leads, "leases": withDurations(lead.Leases)}
 	if len(lead.Leads) == 0 {
 		body["ready"] = false
 		if err := l.Standby(""); err != nil {

@@ -44,5 +44,5 @@ func (h *handler) storeReport(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusInternalServerError, Error{Error: err.Error()})
 		return
 	}
-	write(w, http.StatusOK, rep)
+	write(w, http.StatusOK, withDurations(rep))
 }

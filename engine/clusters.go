@@ -31,10 +31,8 @@ func (e *Engine) ValidateCluster(c model.Cluster) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	switch {
-	case c.Name == "":
-		return &InvalidError{"name", "must not be empty"}
-	case len(c.Name) > 128:
-		return &InvalidError{"name", "must be at most 128 characters"}
+	case model.CheckName(c.Name) != nil:
+		return &InvalidError{"name", model.CheckName(c.Name).Error()}
 	case c.Desired < 0:
 		return &InvalidError{"desired", fmt.Sprintf("must not be negative, got %d", c.Desired)}
 	}

@@ -75,6 +75,9 @@ func (c *checker) policy(n *yaml.Node, path string) (model.Policy, *yaml.Node, b
 			if name, ok = c.str(e.V, e.Path, "the policy's name (clusters refer to it)"); ok && strings.TrimSpace(name) == "" {
 				c.bad(e.V, e.Path, "empty: give the policy a name (clusters refer to it)")
 				ok = false
+			} else if err := model.CheckName(name); ok && err != nil {
+				c.bad(e.V, e.Path, "policy name %v (clusters refer to it in URLs and tables)", err)
+				ok = false
 			}
 			p.Name, nameNode = name, e.V
 		case "ladder":
