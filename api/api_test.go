@@ -68,6 +68,9 @@ func (r *rig) tick() {
 func (r *rig) call(method, path, body string) (int, []byte) {
 	r.t.Helper()
 	req, _ := http.NewRequest(method, r.srv.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		r.t.Fatal(err)

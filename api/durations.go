@@ -32,7 +32,7 @@ func present(v reflect.Value) any {
 	}
 	switch t.Kind() {
 	case reflect.Int64: // time.Duration (hasDuration: nothing else gets here)
-		return time.Duration(v.Int()).String()
+		return fileDuration(time.Duration(v.Int()))
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
 			return nil
@@ -183,4 +183,17 @@ func (o jsonObject) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// fileDuration writes d as a policy file would: Go's form without its zero
+// units ("1m", "1m30s", "1h", "1.5s"), which time.ParseDuration reads back.
+func fileDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -78,7 +78,7 @@ func readBody(r *http.Request) ([]byte, error) {
 func tooLarge(n int64) error {
 	msg := fmt.Sprintf("request body too large: at most %d bytes (1 MiB)", MaxBody)
 	if n > 0 {
-		msg = fmt.Sprintf("request body too large: %d bytes, at most %d (1 MiB)", n, MaxBody)
+		msg = fmt.Sprintf("request body too large (%d bytes): at most %d bytes (1 MiB)", n, MaxBody)
 	}
 	return &statusError{code: http.StatusRequestEntityTooLarge, msg: msg}
 }
@@ -134,7 +134,7 @@ func checkKeys(data []byte, t reflect.Type) error {
 func walkValue(dec *json.Decoder, t reflect.Type, path string) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return decodeError(err)
+		return decodeError0(err)
 	}
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -163,7 +163,7 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return decodeError(err)
+			return decodeError0(err)
 		}
 		key, _ := tok.(string)
 		field := keyPath(path, key)
@@ -192,7 +192,11 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 	return decodeError0(err)
 }
 
+// decodeError0 is decodeError inside a document, where its end is premature.
 func decodeError0(err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
 	if err != nil {
 		return decodeError(err)
 	}
