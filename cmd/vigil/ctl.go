@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -49,6 +48,9 @@ func ctlCmd() *cobra.Command {
 		Short: "Protect a group of servers",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := model.CheckName(args[0]); err != nil {
+				return fmt.Errorf("cluster name %w", err)
+			}
 			body := map[string]any{"name": args[0], "members": members, "policy": policy}
 			if err := src.apply(body); err != nil {
 				return err
@@ -72,7 +74,7 @@ func ctlCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete-cluster NAME", Short: "Stop protecting a group", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.do(http.MethodDelete, "/v1/clusters/"+args[0], nil, nil); err != nil {
+			if err := c.do(http.MethodDelete, "/v1/clusters/"+seg(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cluster %s deleted\n", args[0])
@@ -88,7 +90,7 @@ func ctlCmd() *cobra.Command {
 			"is doubted again.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.do(http.MethodDelete, "/v1/hosts/"+url.PathEscape(args[0])+"/fence-doubt", nil, nil); err != nil {
+			if err := c.do(http.MethodDelete, "/v1/hosts/"+seg(args[0])+"/fence-doubt", nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "the fence device of host %s is trusted again\n", args[0])
@@ -124,12 +126,17 @@ func (c *ctl) do(method, path string, body, out any) error {
 	if resp.StatusCode >= 400 {
 		var e api.Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s", method, path, e.Error)
+			return fmt.Errorf("%s %s: %s", method, path, printable(e.Error))
 		}
 		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
 	if out != nil && len(data) > 0 {
-		return json.Unmarshal(data, out)
+		if err := json.Unmarshal(data, out); err != nil {
+			return err
+		}
+		if c.output != "json" {
+			escapeStrings(out)
+		}
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -39,7 +38,7 @@ func (c *ctl) addHostDrain(ctlRoot *cobra.Command) {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var inc model.Incident
-			if err := c.do(http.MethodPost, "/v1/hosts/"+url.PathEscape(args[0])+"/drain", nil, &inc); err != nil {
+			if err := c.do(http.MethodPost, "/v1/hosts/"+seg(args[0])+"/drain", nil, &inc); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()

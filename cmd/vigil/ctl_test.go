@@ -20,16 +20,21 @@ import (
 // and a server ID.
 func startVigil(t *testing.T) (string, []string) {
 	t.Helper()
+	return startVigilOn(t, []string{"host-0", "host-1", "host-2"}, filepath.Join(t.TempDir(), "v.db"))
+}
+
+// startVigilOn is startVigil with the given hosts (one server on each) and store.
+func startVigilOn(t *testing.T, hosts []string, db string) (string, []string) {
+	t.Helper()
 	c := sim.New(sim.DefaultConfig(), time.Now)
 	var ids []string
-	for h := range 3 {
-		name := fmt.Sprintf("host-%d", h)
+	for h, name := range hosts {
 		c.AddHost(name, "a", 10)
 		id, _ := c.CreateServer(fmt.Sprintf("vm-%d", h), name)
 		ids = append(ids, id)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := vigil.Start(ctx, vigil.Options{Listen: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "v.db"),
+	app, err := vigil.Start(ctx, vigil.Options{Listen: "127.0.0.1:0", DB: db,
 		Interval: 100 * time.Millisecond, Config: vigil.DefaultConfig(), Compute: c, Fencer: c,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

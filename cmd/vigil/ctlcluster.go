@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -66,7 +65,7 @@ func (c *ctl) clusterCmd() *cobra.Command {
 			Args: cobra.MinimumNArgs(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				var out model.ClusterStatus
-				if err := c.do(http.MethodPatch, "/v1/clusters/"+url.PathEscape(args[0]), map[string][]string{key: args[1:]}, &out); err != nil {
+				if err := c.do(http.MethodPatch, "/v1/clusters/"+seg(args[0]), map[string][]string{key: args[1:]}, &out); err != nil {
 					return err
 				}
 				return c.print(cmd.OutOrStdout(), out, func(w io.Writer) {

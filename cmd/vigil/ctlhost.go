@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,7 +35,7 @@ func (c *ctl) hostCmd() *cobra.Command {
 				return fmt.Errorf("want on or off, got %q", args[0])
 			}
 			var out engine.MaintenanceResult
-			if err := c.do(http.MethodPost, "/v1/hosts/"+url.PathEscape(args[1])+"/maintenance", map[string]any{"on": on, "reason": reason}, &out); err != nil {
+			if err := c.do(http.MethodPost, "/v1/hosts/"+seg(args[1])+"/maintenance", map[string]any{"on": on, "reason": reason}, &out); err != nil {
 				return err
 			}
 			return c.print(cmd.OutOrStdout(), out, func(w io.Writer) { fmt.Fprintln(w, out.Message) })
@@ -57,7 +56,7 @@ func (c *ctl) hostCmd() *cobra.Command {
 			saved := c.client
 			c.client = &http.Client{Timeout: 5 * time.Minute} // it waits for Nova up to the engine's bound
 			defer func() { c.client = saved }()
-			if err := c.do(http.MethodPost, "/v1/hosts/"+url.PathEscape(args[0])+"/return", nil, &out); err != nil {
+			if err := c.do(http.MethodPost, "/v1/hosts/"+seg(args[0])+"/return", nil, &out); err != nil {
 				return err
 			}
 			if err := c.print(cmd.OutOrStdout(), out, func(w io.Writer) {
