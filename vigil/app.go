@@ -56,6 +56,8 @@ type Options struct {
 	// ReplicaID names this replica among those sharing the store (default
 	// host:PID); the leases of the policy file's ha section are held under it.
 	ReplicaID string
+	// Timeouts bound the API's connections (timeouts.go); zero: DefaultTimeouts.
+	Timeouts Timeouts
 }
 
 // App is a running Vigil.
@@ -176,7 +178,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		mux.Handle("/", h)
 		h = mux
 	}
-	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)}
+	a.srv = &http.Server{Handler: h, ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)}
+	o.Timeouts.apply(a.srv)
 	return a, nil
 }
 
