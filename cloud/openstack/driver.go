@@ -218,7 +218,7 @@ func checkCloudEntry(file, name string) error {
 		}
 		return fmt.Errorf("cloud %q not found in %s (it has: %s)", name, file, strings.Join(have, ", "))
 	}
-	return nil
+	return checkAuth(file, name, doc.Clouds[name])
 }
 
 // negotiate reads the compute endpoint's version document and settles on
