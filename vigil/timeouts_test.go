@@ -73,6 +73,6 @@ func TestTimeoutsDefaults(t *testing.T) {
 	var srv http.Server
 	Timeouts{Read: 3 * time.Second}.apply(&srv)
 	if srv.ReadTimeout != 3*time.Second || srv.ReadHeaderTimeout != 10*time.Second || srv.WriteTimeout != 2*time.Minute || srv.IdleTimeout != 2*time.Minute {
-		t.Fatalf("timeouts: %+v", srv)
+		t.Fatalf("timeouts: header %s, read %s, write %s, idle %s", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
 	}
 }
