@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,21 +24,6 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd())
 	return root
-}
-
-func versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, args []string) {
-			v := version
-			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vigil %s\n", v)
-		},
-	}
 }
 
 func demoCmd() *cobra.Command {
