@@ -140,6 +140,9 @@ func serveCmd() *cobra.Command {
 				scheme = "https://"
 			}
 			log.Info("serving", "api", scheme+app.Addr(), "db", db)
+			if err := sdNotify("READY=1"); err != nil { // systemd's Type=notify (deploy/vigil.service)
+				log.Warn("systemd notify", "err", err)
+			}
 			return app.Run(ctx)
 		},
 	}
