@@ -224,6 +224,7 @@ func (c *ctl) addListShow(ctlRoot *cobra.Command) {
 func group(ctlRoot *cobra.Command, name, short string) *cobra.Command {
 	for _, sub := range ctlRoot.Commands() {
 		if sub.Name() == name {
+			sub.Short = short // it says what the group holds now
 			return sub
 		}
 	}
