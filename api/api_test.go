@@ -53,7 +53,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	r.tick()
-	r.srv = httptest.NewServer(api.Handler(r.eng, db, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	r.srv = httptest.NewServer(validated(t, api.Handler(r.eng, db, slog.New(slog.NewTextHandler(io.Discard, nil)), allOptions()...)))
 	t.Cleanup(r.srv.Close)
 	return r
 }
