@@ -116,8 +116,9 @@ func TestHeadOnEveryGetRouteAndAllowOn405(t *testing.T) {
 func TestUnknownQueryParameterIs400NamingIt(t *testing.T) {
 	r := newRig(t)
 	cases := []struct{ path, field, msg string }{
-		{"/v1/clusters?state=open", "state", "this route takes none"},
-		{"/v1/incidents?limit=5&host=host-1", "host", "this route takes limit"},
+		{"/v1/clusters?state=open", "state", "this route takes limit, marker, health, policy"},
+		{"/v1/incidents?limit=5&segment=a", "segment", "this route takes limit, marker, state, cluster, host"},
+		{"/v1/cloud?verbose=1", "verbose", "this route takes none"},
 		{"/v1/events?after=0&limit=1&limit=2", "limit", "more than once"},
 		{"/healthz?verbose=1", "verbose", "unknown query parameter"},
 		{"/v1/clusters/web?x=1", "x", "unknown query parameter"},

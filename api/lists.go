@@ -30,22 +30,9 @@ import (
 const maxPage = 10000
 
 // onlyParams refuses (400 naming it) a query parameter the route does not know: a
-// misspelt filter must not silently return everything.
-func onlyParams(r *http.Request, known ...string) error {
-	q := r.URL.Query()
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range q {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		if !slices.Contains(known, k) {
-			return &engine.InvalidError{Field: k, Msg: fmt.Sprintf("unknown query parameter; %s %s takes %s", r.Method, r.URL.Path, strings.Join(known, ", "))}
-		}
-	}
-	return nil
-}
+// misspelt filter must not silently return everything. It is allowParams
+// (params.go), whose table strictQuery applies to every route.
+func onlyParams(r *http.Request, known ...string) error { return allowParams(r, known...) }
 
 // setNext links the next page: this request's URL with marker set to next.
 func setNext(w http.ResponseWriter, r *http.Request, param, next string) {

@@ -257,6 +257,13 @@ var producers = map[string]func(r *rig) (int, []byte){
 	"POST /v1/{project_id}/notifications 400": badNotification("/v1/abc/notifications"),
 	"#/components/responses/BadRequest":       get("/v1/incidents?sate=open"),
 	"#/components/responses/NotFound":         get("/v1/clusters/nope"),
+	"#/components/responses/TooLarge": func(r *rig) (int, []byte) {
+		return r.call(http.MethodPost, "/v1/clusters", `{"name":"db","members":["`+strings.Repeat("x", 2<<20)+`"]}`)
+	},
+	"#/components/responses/UnsupportedMediaType": func(r *rig) (int, []byte) {
+		code, _, body := r.send(http.MethodPost, "/v1/clusters", "text/plain", strings.NewReader(`{"name":"db","members":["srv-00001"]}`))
+		return code, body
+	},
 	"#/components/responses/Conflict": func(r *rig) (int, []byte) {
 		r.call(http.MethodPost, "/v1/clusters", `{"name":"web","members":["srv-00001"]}`)
 		return r.call(http.MethodPost, "/v1/clusters", `{"name":"web","members":["srv-00003"]}`)
