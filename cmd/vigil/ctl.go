@@ -136,7 +136,7 @@ func (c *ctl) do(method, path string, body, out any) error {
 		if err := json.Unmarshal(data, out); err != nil {
 			return err
 		}
-		if c.output != "json" {
+		if c.forTerminal() {
 			escapeStrings(out)
 		}
 	}

@@ -46,6 +46,13 @@ func isPrintable(s string) bool {
 	return true
 }
 
+// forTerminal says whether the output is text a terminal shows as is (table,
+// value), not JSON or YAML, which quote control characters themselves.
+func (c *ctl) forTerminal() bool {
+	f, err := c.formatter()
+	return err != nil || (f.format != "json" && f.format != "yaml")
+}
+
 // escapeStrings makes every string reachable from v (a pointer to what an answer
 // was decoded into) printable, for table output; -o json prints the answer as
 // JSON, which escapes them itself.

@@ -98,3 +98,19 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+// The list commands (-f table, value) escape too; -f json keeps the data as is
+// (JSON escapes it).
+func TestCtlListEscapes(t *testing.T) {
+	url, _ := startVigilOn(t, []string{"host-0", "host\x1b[2J-1"}, filepath.Join(t.TempDir(), "v.db"))
+	for _, f := range []string{"table", "value"} {
+		out, err := vigilCmd(t, "ctl", "host", "list", "-f", f, "--server", url)
+		if err != nil || strings.Contains(out, "\x1b") || !strings.Contains(out, `host\x1b[2J-1`) {
+			t.Fatalf("host list -f %s: %v\n%q", f, err, out)
+		}
+	}
+	out, err := vigilCmd(t, "ctl", "host", "list", "-f", "json", "--server", url)
+	if err != nil || !strings.Contains(out, `host\u001b[2J-1`) {
+		t.Fatalf("host list -f json: %v\n%s", err, out)
+	}
+}
