@@ -140,15 +140,6 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	}
 }
 
-func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
-	c := h.eng.Cloud()
-	body := map[string]any{"status": "ok", "cloud_reachable": c.Reachable}
-	if !c.Reachable {
-		body["cloud_error"] = c.Error
-	}
-	write(w, http.StatusOK, body)
-}
-
 func (h *handler) listClusters(w http.ResponseWriter, r *http.Request) {
 	write(w, http.StatusOK, h.eng.Clusters())
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud/sim"
+	"github.com/vigil-ha/vigil/metrics"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -112,6 +113,8 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	d.report.Calls, d.report.Recovered = map[string]int{}, map[string]int{}
 	cfg := sim.DefaultConfig()
 	cfg.ActionLatency, cfg.ServiceDownTime = 1500*time.Millisecond, 3*time.Second
+	mets := metrics.New(metrics.Config{})
+	cfg.OnCall = mets.SimCall // the simulated cloud's calls, in /metrics
 	d.cloud = sim.New(cfg, time.Now)
 	clusters := d.build()
 
@@ -129,7 +132,7 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	conf := DefaultConfig()
 	conf.Policies["default"] = pol
 	app, err := Start(ctx, Options{Listen: o.Listen, DB: o.DB, Interval: 500 * time.Millisecond, FullEvery: 5 * time.Second,
-		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud},
+		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud}, Metrics: mets,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return DemoReport{}, err
