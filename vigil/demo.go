@@ -1,6 +1,7 @@
 package vigil
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -28,6 +29,8 @@ type DemoOptions struct {
 	Servers    int
 	FaultEvery time.Duration
 	Out        io.Writer
+	// Log receives Vigil's logs (the timeline goes to Out); nil: none.
+	Log *slog.Logger
 }
 
 // DemoReport sums up a demo run.
@@ -133,7 +136,7 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	conf.Policies["default"] = pol
 	app, err := Start(ctx, Options{Listen: o.Listen, DB: o.DB, Interval: 500 * time.Millisecond, FullEvery: 5 * time.Second,
 		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud}, Metrics: mets,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log: cmp.Or(o.Log, slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return DemoReport{}, err
 	}
