@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-ha/vigil/api"
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/engine"
+	"github.com/vigil-ha/vigil/metrics"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/recover"
 	agentsrc "github.com/vigil-ha/vigil/source/agent"
@@ -56,6 +57,10 @@ type Options struct {
 	// ReplicaID names this replica among those sharing the store (default
 	// host:PID); the leases of the policy file's ha section are held under it.
 	ReplicaID string
+	// Metrics, served at /metrics, observe the journal, the BMCs and (given to the
+	// cloud's driver by the caller) the cloud's API; nil: a new set, without the
+	// cloud's calls.
+	Metrics *metrics.Metrics
 }
 
 // App is a running Vigil.
@@ -132,7 +137,10 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	var agents *agentsrc.Receiver
-	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(metrics.Config{})
+	}
+	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Metrics.Fencer(o.Fencer), Fabric: o.Fabric, Store: o.Metrics.Journal(db),
 		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
 		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery, PowerEvery: o.PowerEvery,
 		Sharding: o.Config.HA.Sharding, LeaseTTL: o.Config.HA.LeaseTTL, ReplicaID: o.ReplicaID}
@@ -160,7 +168,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	// Standbys name the leader by its API address.
 	eng.Keeper().SetAddr(ln.Addr().String())
 	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
-	var apiOpts []api.Option
+	o.Metrics.Attach(eng, o.Config.Limits)
+	apiOpts := []api.Option{api.WithMetrics(o.Metrics.Handler())}
 	if len(o.Config.MasakariTokens) > 0 {
 		a.monitors = make(chan model.Observation, 1024)
 		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,

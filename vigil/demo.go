@@ -1,6 +1,7 @@
 package vigil
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud/sim"
+	"github.com/vigil-ha/vigil/metrics"
 	"github.com/vigil-ha/vigil/model"
 )
 
@@ -27,6 +29,8 @@ type DemoOptions struct {
 	Servers    int
 	FaultEvery time.Duration
 	Out        io.Writer
+	// Log receives Vigil's logs (the timeline goes to Out); nil: none.
+	Log *slog.Logger
 }
 
 // DemoReport sums up a demo run.
@@ -112,6 +116,8 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	d.report.Calls, d.report.Recovered = map[string]int{}, map[string]int{}
 	cfg := sim.DefaultConfig()
 	cfg.ActionLatency, cfg.ServiceDownTime = 1500*time.Millisecond, 3*time.Second
+	mets := metrics.New(metrics.Config{})
+	cfg.OnCall = mets.SimCall // the simulated cloud's calls, in /metrics
 	d.cloud = sim.New(cfg, time.Now)
 	clusters := d.build()
 
@@ -129,8 +135,8 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	conf := DefaultConfig()
 	conf.Policies["default"] = pol
 	app, err := Start(ctx, Options{Listen: o.Listen, DB: o.DB, Interval: 500 * time.Millisecond, FullEvery: 5 * time.Second,
-		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud}, Metrics: mets,
+		Log: cmp.Or(o.Log, slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return DemoReport{}, err
 	}

@@ -59,7 +59,12 @@ func OpenAs(ctx context.Context, path string, owner store.Owner) (*DB, error) {
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// A URI filename: SQLite reads '?' as the start of the parameters and '#' as
+	// the end of the name, and decodes %HH. Escaped, a path holding them opens the
+	// file it names (a test's directory named after a subtest with '#' opened a
+	// shared /tmp file instead).
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", "file:"+esc+"?"+q.Encode())
 	if err != nil {
 		l.release()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
