@@ -18,6 +18,7 @@ import (
 	agentsrc "github.com/vigil-ha/vigil/source/agent"
 	"github.com/vigil-ha/vigil/store"
 	storeopen "github.com/vigil-ha/vigil/store/open"
+	"github.com/vigil-ha/vigil/web"
 )
 
 // Options configure one Vigil process.
@@ -72,6 +73,7 @@ type App struct {
 	monitors chan model.Observation
 	srv      *http.Server
 	compact  *compactor // bounds the store (storecfg.go)
+	stream   *api.Stream
 }
 
 // Start takes the store's lease, binds the API's address, then claims the
@@ -132,8 +134,16 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	var agents *agentsrc.Receiver
+	// The dashboard's event stream follows the journal: every event written wakes it.
+	stream := api.NewStream(db, o.Log)
+	onEvent := func(ev model.Event) {
+		stream.Notify()
+		if o.OnEvent != nil {
+			o.OnEvent(ev)
+		}
+	}
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
-		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
+		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: onEvent, FullEvery: o.FullEvery, Hook: o.Hook,
 		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery, PowerEvery: o.PowerEvery,
 		Sharding: o.Config.HA.Sharding, LeaseTTL: o.Config.HA.LeaseTTL, ReplicaID: o.ReplicaID}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
@@ -159,8 +169,8 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	// Standbys name the leader by its API address.
 	eng.Keeper().SetAddr(ln.Addr().String())
-	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
-	var apiOpts []api.Option
+	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln, stream: stream}
+	apiOpts := []api.Option{api.WithStream(stream), api.WithBrakes(), api.WithDashboard(web.Handler())}
 	if len(o.Config.MasakariTokens) > 0 {
 		a.monitors = make(chan model.Observation, 1024)
 		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
@@ -229,6 +239,7 @@ func (a *App) Run(ctx context.Context) error {
 		pushed = merged
 	}
 	go a.compact.run(ctx)
+	go a.stream.Run(ctx)
 	engDone := make(chan error, 1)
 	go func() {
 		engDone <- a.Engine.Run(ctx, a.opts.Interval, pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })

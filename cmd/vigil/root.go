@@ -76,6 +76,7 @@ API serves the same state. Ctrl-C stops it.`,
 	f.IntVar(&o.Hosts, "hosts", 8, "simulated hosts")
 	f.IntVar(&o.Servers, "servers", 40, "simulated servers")
 	f.DurationVar(&o.FaultEvery, "fault-every", 6*time.Second, "time between faults")
+	f.DurationVar(&o.FirstFault, "first-fault", 3*time.Second, "time before the first fault")
 	return cmd
 }
 
