@@ -239,14 +239,15 @@ function explainChain(inc) {
   items.push(el("li", {"data-link": "rule"}, el("strong", {}, "Verdict: "),
     subj(inc.subject) + " judged failed by rule ", el("code", {}, inc.rule),
     inc.fault ? " (fault: " + inc.fault + ")" : ""));
-  const ladder = ladderOf(inc);
+  // A ladder is a server's; a host's recovery is fence, mark down, evacuate.
+  const ladder = inc.subject && inc.subject.kind === "server" ? ladderOf(inc) : null;
   items.push(el("li", {"data-link": "policy"}, el("strong", {}, "Policy: "),
     "policy " + inc.policy + (inc.cluster ? " of cluster " + inc.cluster : ""),
     ladder ? "; its recovery ladder: " + ladder.join(" → ") : ""));
   for (const s of inc.steps || []) {
     const on = [s.server, s.host && "host " + s.host, s.target && "to " + s.target].filter(Boolean).join(" ");
     items.push(el("li", {"data-link": "step", "data-step": s.seq}, el("strong", {}, "Step " + s.seq + ": "),
-      s.action + (on ? " " + on : ""), " by rule ", el("code", {}, s.rule), " — ", stateBadge(s.state),
+      s.action + (on ? " " + on : ""), s.rule ? ", because " + s.rule : "", " — ", stateBadge(s.state),
       zero(s.started) ? "" : ", started " + clock(s.started),
       zero(s.finished) ? "" : ", finished " + clock(s.finished) + " (took " + between(s.started, s.finished) + ")",
       s.error ? "; result: " + s.error : (s.state === "succeeded" ? "; result: its effect was observed" : "")));
@@ -289,7 +290,7 @@ async function showIncident(id) {
   document.querySelector("#steps tbody").replaceChildren(...(inc.steps || []).map(s => el("tr", {"data-step": s.seq},
     el("td", {}, s.seq), el("td", {}, s.action + (s.hard ? " (hard)" : "")),
     el("td", {}, [s.server, s.host && "host " + s.host, s.target && "→ " + s.target].filter(Boolean).join(" ")),
-    el("td", {}, el("code", {}, s.rule)), el("td", {}, stateBadge(s.state)), el("td", {}, clock(s.started)),
+    el("td", {}, s.rule), el("td", {}, stateBadge(s.state)), el("td", {}, clock(s.started)),
     el("td", {}, clock(s.finished)), el("td", {}, zero(s.started) ? "—" : between(s.started, s.finished)),
     el("td", {}, s.error || (s.state === "succeeded" ? "ok" : "")))));
 }
