@@ -106,7 +106,8 @@ func validated(t testing.TB, h http.Handler) http.Handler {
 // allOptions is every api.Option, for the route walk: a feature that adds one adds
 // it here too.
 func allOptions() []api.Option {
-	return []api.Option{api.WithMasakari(api.NewMasakari(api.MasakariConfig{}))}
+	return []api.Option{api.WithMasakari(api.NewMasakari(api.MasakariConfig{})),
+		api.WithStream(api.NewStream(nil, nil)), api.WithBrakes()}
 }
 
 var pathParam = regexp.MustCompile(`\{[^}]*\}`)

@@ -170,7 +170,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	// Standbys name the leader by its API address.
 	eng.Keeper().SetAddr(ln.Addr().String())
 	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln, stream: stream}
-	apiOpts := []api.Option{api.WithStream(stream), api.WithBrakes(), api.WithDashboard(web.Handler())}
+	apiOpts := []api.Option{api.WithStream(stream), api.WithBrakes()}
 	if len(o.Config.MasakariTokens) > 0 {
 		a.monitors = make(chan model.Observation, 1024)
 		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
@@ -178,6 +178,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
 	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
+	h = web.Mount(h) // the dashboard at /ui/
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }

@@ -30,3 +30,16 @@ func Handler() http.Handler {
 		files.ServeHTTP(w, r)
 	})
 }
+
+// Mount serves the dashboard under /ui/ (and redirects / there) beside api, which
+// serves everything else. The page is kept out of the API's router: it is not a
+// REST resource, and the API's spec (api/openapi.yaml) lists only those.
+func Mount(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
+	mux.Handle("GET /ui/", http.StripPrefix("/ui", Handler()))
+	mux.Handle("/", api)
+	return mux
+}
