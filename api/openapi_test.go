@@ -107,7 +107,7 @@ func validated(t testing.TB, h http.Handler) http.Handler {
 // it here too.
 func allOptions() []api.Option {
 	return []api.Option{api.WithMasakari(api.NewMasakari(api.MasakariConfig{})),
-		api.WithMetrics(http.NotFoundHandler())}
+		api.WithMetrics(http.NotFoundHandler()), api.WithStream(api.NewStream(nil, nil)), api.WithBrakes()}
 }
 
 var pathParam = regexp.MustCompile(`\{[^}]*\}`)

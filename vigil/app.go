@@ -19,6 +19,7 @@ import (
 	agentsrc "github.com/vigil-ha/vigil/source/agent"
 	"github.com/vigil-ha/vigil/store"
 	storeopen "github.com/vigil-ha/vigil/store/open"
+	"github.com/vigil-ha/vigil/web"
 )
 
 // Options configure one Vigil process.
@@ -77,6 +78,7 @@ type App struct {
 	monitors chan model.Observation
 	srv      *http.Server
 	compact  *compactor // bounds the store (storecfg.go)
+	stream   *api.Stream
 }
 
 // Start takes the store's lease, binds the API's address, then claims the
@@ -140,8 +142,16 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	if o.Metrics == nil {
 		o.Metrics = metrics.New(metrics.Config{})
 	}
+	// The dashboard's event stream follows the journal: every event written wakes it.
+	stream := api.NewStream(db, o.Log)
+	onEvent := func(ev model.Event) {
+		stream.Notify()
+		if o.OnEvent != nil {
+			o.OnEvent(ev)
+		}
+	}
 	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Metrics.Fencer(o.Fencer), Fabric: o.Fabric, Store: o.Metrics.Journal(db),
-		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
+		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: onEvent, FullEvery: o.FullEvery, Hook: o.Hook,
 		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery, PowerEvery: o.PowerEvery,
 		Sharding: o.Config.HA.Sharding, LeaseTTL: o.Config.HA.LeaseTTL, ReplicaID: o.ReplicaID}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
@@ -167,9 +177,9 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	// Standbys name the leader by its API address.
 	eng.Keeper().SetAddr(ln.Addr().String())
-	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
+	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln, stream: stream}
 	o.Metrics.Attach(eng, o.Config.Limits)
-	apiOpts := []api.Option{api.WithMetrics(o.Metrics.Handler())}
+	apiOpts := []api.Option{api.WithMetrics(o.Metrics.Handler()), api.WithStream(stream), api.WithBrakes()}
 	if len(o.Config.MasakariTokens) > 0 {
 		a.monitors = make(chan model.Observation, 1024)
 		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
@@ -177,6 +187,7 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
 	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
+	h = web.Mount(h) // the dashboard at /ui/
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }
@@ -238,6 +249,7 @@ func (a *App) Run(ctx context.Context) error {
 		pushed = merged
 	}
 	go a.compact.run(ctx)
+	go a.stream.Run(ctx)
 	engDone := make(chan error, 1)
 	go func() {
 		engDone <- a.Engine.Run(ctx, a.opts.Interval, pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })

@@ -28,6 +28,8 @@ type DemoOptions struct {
 	Hosts      int
 	Servers    int
 	FaultEvery time.Duration
+	// FirstFault is when the first fault is injected (default 3 s after the start).
+	FirstFault time.Duration
 	Out        io.Writer
 	// Log receives Vigil's logs (the timeline goes to Out); nil: none.
 	Log *slog.Logger
@@ -102,6 +104,9 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	if o.FaultEvery <= 0 {
 		o.FaultEvery = 6 * time.Second
 	}
+	if o.FirstFault <= 0 {
+		o.FirstFault = 3 * time.Second
+	}
 	if o.DB == "" {
 		dir, err := os.MkdirTemp("", "vigil-demo-")
 		if err != nil {
@@ -157,6 +162,7 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 		}
 	}
 	d.printf("Vigil demo: %d hosts in 2 segments, %d servers, clusters %s; seed %d\n", len(d.hosts), o.Servers, names(clusters), o.Seed)
+	d.printf("Dashboard on http://%s/ui/  (clusters, hosts, live incidents and why)\n", app.Addr())
 	d.printf("REST API on http://%s  (try: curl http://%s/v1/clusters, or vigil ctl status --server http://%s)\n\n", app.Addr(), app.Addr(), app.Addr())
 
 	if o.Duration > 0 {
@@ -253,7 +259,7 @@ func (d *demo) stamp(t time.Time) string {
 // four are fixed (a server crash, a host power loss, a host cut off its management
 // network, a hung guest) so every run of half a minute shows them.
 func (d *demo) inject(ctx context.Context, app *App) {
-	next := d.start.Add(3 * time.Second)
+	next := d.start.Add(d.o.FirstFault)
 	plan := []string{"crash", "kill-host", "isolate", "hang"}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()

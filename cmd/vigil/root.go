@@ -69,6 +69,7 @@ API serves the same state. Ctrl-C stops it.`,
 	f.IntVar(&o.Servers, "servers", 40, "simulated servers")
 	f.DurationVar(&o.FaultEvery, "fault-every", 6*time.Second, "time between faults")
 	lf.add(f, "warn") // the timeline on stdout is the demo's story; stderr has what went wrong
+	f.DurationVar(&o.FirstFault, "first-fault", 3*time.Second, "time before the first fault")
 	return cmd
 }
 
