@@ -56,6 +56,9 @@ type Options struct {
 	// ReplicaID names this replica among those sharing the store (default
 	// host:PID); the leases of the policy file's ha section are held under it.
 	ReplicaID string
+	// Keystone validates OpenStack tokens on the API when the policy file's
+	// auth.keystone is on (vigil serve sets it from its cloud); see auth.go.
+	Keystone api.Keystone
 }
 
 // App is a running Vigil.
@@ -71,7 +74,8 @@ type App struct {
 	// the API to the engine (nil: no endpoint).
 	monitors chan model.Observation
 	srv      *http.Server
-	compact  *compactor // bounds the store (storecfg.go)
+	api      http.Handler // the API's router, behind its auth (auth.go)
+	compact  *compactor   // bounds the store (storecfg.go)
 }
 
 // Start takes the store's lease, binds the API's address, then claims the
@@ -166,8 +170,16 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
 			Observe: func(obs model.Observation) { a.monitors <- obs }})))
 	}
+	authOpt, err := authOption(o, db)
+	if err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
+	apiOpts = append(apiOpts, authOpt)
 	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
-	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
+	a.api = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
+	h := a.api
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -89,4 +91,28 @@ func (s *DB) TouchToken(ctx context.Context, name string, at time.Time) error {
 		return fmt.Errorf("record the use of token %q: %w", name, err)
 	}
 	return nil
+}
+
+// OpenTokens opens only the API tokens of the store at path, beside the live
+// Vigil that holds its lease (`vigil token create` on the Vigil host makes the
+// first token while Vigil runs). It takes no lease and migrates nothing: it
+// writes only the tokens table, which SQLite's own locking shares safely with
+// the owner. close closes it.
+func OpenTokens(ctx context.Context, path string) (tokens store.Tokens, close func() error, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if _, err := db.ExecContext(ctx, "SELECT count(*) FROM api_tokens"); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("store %s has no API tokens table (its Vigil is older than API tokens: upgrade it and restart it first): %w", path, err)
+	}
+	return &DB{db: db, path: path}, db.Close, nil
 }
