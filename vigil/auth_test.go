@@ -62,7 +62,7 @@ func (s *syncBuffer) String() string {
 
 // startWalkVigil runs a Vigil whose policy file holds a BMC password, a Masakari
 // token and an agent token, with Keystone validation, logging to the returned buffer.
-func startWalkVigil(t *testing.T, policy string) (*App, *syncBuffer) {
+func startWalkVigil(t *testing.T, policy string, ks api.Keystone) (*App, *syncBuffer) {
 	t.Helper()
 	t.Setenv("TEST_WALK_BMC_PW", walkBMCPassword)
 	t.Setenv("TEST_WALK_MASAKARI", walkMasakari)
@@ -88,7 +88,7 @@ agents: {interval: 1s, hosts: [{name: host-a, token_env: TEST_WALK_AGENT}]}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := Start(ctx, Options{Listen: "127.0.0.1:0", DB: filepath.Join(t.TempDir(), "v.db"), Interval: time.Hour,
-		Config: cfg, Compute: cloud, Fencer: cloud, Keystone: fakeKeystone{},
+		Config: cfg, Compute: cloud, Fencer: cloud, Keystone: ks,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		cancel()
@@ -190,7 +190,7 @@ func send(t *testing.T, base, method, path, body string, hdr map[string]string) 
 // member's (403) and a valid one (the route runs: 2xx or its own 4xx, never 401
 // or 403); and no token, password or BMC secret in any log line or response.
 func TestEveryMutatingRouteNeedsAToken(t *testing.T) {
-	app, logs := startWalkVigil(t, "auth: {keystone: true}\n")
+	app, logs := startWalkVigil(t, "auth: {keystone: true}\n", fakeKeystone{})
 	srv := httptest.NewServer(app.api)
 	defer srv.Close()
 	ctx := context.Background()
