@@ -118,7 +118,8 @@ var pathParam = regexp.MustCompile(`\{[^}]*\}`)
 func TestSpecListsEveryRoute(t *testing.T) {
 	doc, _ := loadSpec(t)
 	r := newRig(t)
-	h := api.Handler(r.eng, r.db, slog.New(slog.DiscardHandler), allOptions()...)
+	// With auth's routes too (the rig's other tests run without auth: see WithAuth).
+	h := api.Handler(r.eng, r.db, slog.New(slog.DiscardHandler), append(allOptions(), api.WithAuth(api.AuthConfig{Tokens: r.db}))...)
 	routes, ok := h.(chi.Routes)
 	if !ok {
 		t.Fatalf("api.Handler returned a %T, not a chi router: the walk cannot list its routes", h)

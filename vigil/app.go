@@ -62,6 +62,9 @@ type Options struct {
 	// cloud's driver by the caller) the cloud's API; nil: a new set, without the
 	// cloud's calls.
 	Metrics *metrics.Metrics
+	// Keystone validates OpenStack tokens on the API when the policy file's
+	// auth.keystone is on (vigil serve sets it from its cloud); see auth.go.
+	Keystone api.Keystone
 }
 
 // App is a running Vigil.
@@ -77,7 +80,8 @@ type App struct {
 	// the API to the engine (nil: no endpoint).
 	monitors chan model.Observation
 	srv      *http.Server
-	compact  *compactor // bounds the store (storecfg.go)
+	api      http.Handler // the API's router, behind its auth (auth.go)
+	compact  *compactor   // bounds the store (storecfg.go)
 	stream   *api.Stream
 }
 
@@ -185,9 +189,16 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
 			Observe: func(obs model.Observation) { a.monitors <- obs }})))
 	}
+	authOpt, err := authOption(o, db)
+	if err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
+	apiOpts = append(apiOpts, authOpt)
 	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
-	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
-	h = web.Mount(h) // the dashboard at /ui/
+	a.api = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
+	h := web.Mount(a.api) // the dashboard at /ui/
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }

@@ -1,37 +1,20 @@
 package vigil
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
 
-// syncBuffer is the demo's timeline, written by the demo and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer (auth_test.go) holds the demo's timeline, written by the demo and read
+// by the test.
 
 // chromium returns the browser's path, or skips the test without one unless
 // VIGIL_CHROMIUM=1 (CI installs it) says it must run.

@@ -3,6 +3,7 @@ package vigil
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/vigil-ha/vigil/cloud/sim"
 	"github.com/vigil-ha/vigil/metrics"
 	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
 )
 
 // DemoOptions configure `vigil demo`.
@@ -55,6 +57,7 @@ type DemoReport struct {
 	DoubleRunning     []string // servers seen running on two hosts: must stay empty
 	Calls             map[string]int
 	APIAddr           string
+	Token             string // the API token the demo made (and printed) at its start
 	RecoveryDurations []time.Duration
 }
 
@@ -139,6 +142,9 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	}
 	conf := DefaultConfig()
 	conf.Policies["default"] = pol
+	// Anyone may look at the demo (the dashboard, curl); a change takes the token
+	// printed below, as on a real Vigil.
+	conf.Auth.OpenReads = true
 	app, err := Start(ctx, Options{Listen: o.Listen, DB: o.DB, Interval: 500 * time.Millisecond, FullEvery: 5 * time.Second,
 		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud}, Metrics: mets,
 		Log: cmp.Or(o.Log, slog.New(slog.DiscardHandler))})
@@ -146,6 +152,17 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 		return DemoReport{}, err
 	}
 	d.report.APIAddr = app.Addr()
+	// A demo run on a kept --db replaces the last run's token.
+	if err := app.Store.RevokeToken(ctx, "demo", time.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		app.Close()
+		return DemoReport{}, err
+	}
+	token, err := app.CreateToken(ctx, "demo")
+	if err != nil {
+		app.Close()
+		return DemoReport{}, err
+	}
+	d.report.Token = token
 	if err := app.Engine.Tick(ctx); err != nil {
 		app.Close()
 		return DemoReport{}, err
@@ -163,7 +180,8 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	}
 	d.printf("Vigil demo: %d hosts in 2 segments, %d servers, clusters %s; seed %d\n", len(d.hosts), o.Servers, names(clusters), o.Seed)
 	d.printf("Dashboard on http://%s/ui/  (clusters, hosts, live incidents and why)\n", app.Addr())
-	d.printf("REST API on http://%s  (try: curl http://%s/v1/clusters, or vigil ctl status --server http://%s)\n\n", app.Addr(), app.Addr(), app.Addr())
+	d.printf("REST API on http://%s  (try: curl http://%s/v1/clusters, or vigil ctl status --server http://%s)\n", app.Addr(), app.Addr(), app.Addr())
+	d.printf("reads are open; a change needs this token (shown once): export VIGIL_TOKEN=%s\n\n", token)
 
 	if o.Duration > 0 {
 		var cancel context.CancelFunc

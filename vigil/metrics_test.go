@@ -31,6 +31,10 @@ func TestStartServesMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	token, err := app.CreateToken(ctx, "prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
 	want := []string{`vigil_verdicts{kind="host",verdict="up"} 3`, `vigil_shard_leader{shard="all"} 1`,
@@ -38,7 +42,9 @@ func TestStartServesMetrics(t *testing.T) {
 		`vigil_bmc_calls_total{op="power-status",outcome="ok"}`, `version="v-test"`}
 	var text string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + app.Addr() + "/metrics")
+		req, _ := http.NewRequest(http.MethodGet, "http://"+app.Addr()+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token) // a read: closed unless auth.open_reads
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			continue
 		}

@@ -22,7 +22,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd())
+	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd(), tokenCmd())
 	return root
 }
 
@@ -139,12 +139,16 @@ func serveCmd() *cobra.Command {
 			for _, b := range cfg.Redfish {
 				log.Info("fencing", "redfish", b) // redfish.BMC logs without its password
 			}
+			keystone, err := keystoneAuth(ctx, cfg, osCloud, cloudsFile)
+			if err != nil {
+				return err
+			}
 			pushed := make(chan model.Observation, 256)
 			if amqpURL != "" {
 				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
 			}
 			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
-				Config: cfg, Compute: drv, Fencer: fencer, Fabric: fab, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey, ReplicaID: replicaID, Metrics: mets,
+				Config: cfg, Compute: drv, Fencer: fencer, Fabric: fab, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey, ReplicaID: replicaID, Metrics: mets, Keystone: keystone,
 				OnEvent: func(e model.Event) { log.Info(e.Message, "kind", e.Kind, "subject", e.Subject, "incident", e.Incident) }})
 			if err != nil {
 				return err
