@@ -141,15 +141,6 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	}
 }
 
-func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
-	c := h.eng.Cloud()
-	body := map[string]any{"status": "ok", "cloud_reachable": c.Reachable}
-	if !c.Reachable {
-		body["cloud_error"] = c.Error
-	}
-	write(w, http.StatusOK, body)
-}
-
 func (h *handler) getCluster(w http.ResponseWriter, r *http.Request) {
 	name := pathParam(r, "name")
 	for _, c := range h.eng.Clusters() {

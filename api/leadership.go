@@ -25,28 +25,6 @@ func (h *handler) leadership(w http.ResponseWriter, r *http.Request) {
 	write(w, http.StatusOK, withDurations(l.Leadership()))
 }
 
-// readyz tells a load balancer which replica leads: 200 from one that leads a
-// shard, 503 from a standby (its body names the leaders).
-func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
-	l, ok := h.eng.(Leader)
-	if !ok {
-		write(w, http.StatusOK, map[string]any{"ready": true, "leader": true})
-		return
-	}
-	lead := l.Leadership()
-	body := map[string]any{"replica": lead.Replica, "leader": len(lead.Leads) > 0, "leads": lead.Leads, "leases": withDurations(lead.Leases)}
-	if len(lead.Leads) == 0 {
-		body["ready"] = false
-		if err := l.Standby(""); err != nil {
-			body["reason"] = err.Error()
-		}
-		write(w, http.StatusServiceUnavailable, body)
-		return
-	}
-	body["ready"] = true
-	write(w, http.StatusOK, body)
-}
-
 // leaderOnly refuses a change on a standby with 503 naming the leader: only the
 // leader journals, and an operator's change goes there (or through the load
 // balancer that /readyz steers).

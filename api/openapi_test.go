@@ -106,7 +106,8 @@ func validated(t testing.TB, h http.Handler) http.Handler {
 // allOptions is every api.Option, for the route walk: a feature that adds one adds
 // it here too.
 func allOptions() []api.Option {
-	return []api.Option{api.WithMasakari(api.NewMasakari(api.MasakariConfig{}))}
+	return []api.Option{api.WithMasakari(api.NewMasakari(api.MasakariConfig{})),
+		api.WithMetrics(http.NotFoundHandler()), api.WithStream(api.NewStream(nil, nil)), api.WithBrakes()}
 }
 
 var pathParam = regexp.MustCompile(`\{[^}]*\}`)
@@ -117,7 +118,8 @@ var pathParam = regexp.MustCompile(`\{[^}]*\}`)
 func TestSpecListsEveryRoute(t *testing.T) {
 	doc, _ := loadSpec(t)
 	r := newRig(t)
-	h := api.Handler(r.eng, r.db, slog.New(slog.DiscardHandler), allOptions()...)
+	// With auth's routes too (the rig's other tests run without auth: see WithAuth).
+	h := api.Handler(r.eng, r.db, slog.New(slog.DiscardHandler), append(allOptions(), api.WithAuth(api.AuthConfig{Tokens: r.db}))...)
 	routes, ok := h.(chi.Routes)
 	if !ok {
 		t.Fatalf("api.Handler returned a %T, not a chi router: the walk cannot list its routes", h)

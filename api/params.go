@@ -39,6 +39,11 @@ var queryParams = map[string][]string{
 	"GET /v1/incidents/{id}":              nil,
 	"GET /v1/events":                      {"after", "limit"},
 	"GET /v1/store":                       nil,
+	"GET /metrics":                        nil,
+	"GET /v1/stream":                      {"after"},
+	"POST /v1/tokens":                     nil,
+	"GET /v1/tokens":                      nil,
+	"DELETE /v1/tokens/{name}":            nil,
 }
 
 // ownRules lists the routes that keep their own rules for the query (Masakari's

@@ -65,6 +65,7 @@ func (e *HeldError) Is(target error) bool { return target == ErrHeld }
 type Store interface {
 	Leadership
 	Housekeeping
+	Tokens
 
 	CreateCluster(ctx context.Context, c model.Cluster) error
 	DeleteCluster(ctx context.Context, name string) error

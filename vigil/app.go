@@ -13,11 +13,13 @@ import (
 	"github.com/vigil-ha/vigil/api"
 	"github.com/vigil-ha/vigil/cloud"
 	"github.com/vigil-ha/vigil/engine"
+	"github.com/vigil-ha/vigil/metrics"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/recover"
 	agentsrc "github.com/vigil-ha/vigil/source/agent"
 	"github.com/vigil-ha/vigil/store"
 	storeopen "github.com/vigil-ha/vigil/store/open"
+	"github.com/vigil-ha/vigil/web"
 )
 
 // Options configure one Vigil process.
@@ -58,6 +60,13 @@ type Options struct {
 	ReplicaID string
 	// Timeouts bound the API's connections (timeouts.go); zero: DefaultTimeouts.
 	Timeouts Timeouts
+	// Metrics, served at /metrics, observe the journal, the BMCs and (given to the
+	// cloud's driver by the caller) the cloud's API; nil: a new set, without the
+	// cloud's calls.
+	Metrics *metrics.Metrics
+	// Keystone validates OpenStack tokens on the API when the policy file's
+	// auth.keystone is on (vigil serve sets it from its cloud); see auth.go.
+	Keystone api.Keystone
 }
 
 // App is a running Vigil.
@@ -73,7 +82,9 @@ type App struct {
 	// the API to the engine (nil: no endpoint).
 	monitors chan model.Observation
 	srv      *http.Server
-	compact  *compactor // bounds the store (storecfg.go)
+	api      http.Handler // the API's router, behind its auth (auth.go)
+	compact  *compactor   // bounds the store (storecfg.go)
+	stream   *api.Stream
 }
 
 // Start takes the store's lease, binds the API's address, then claims the
@@ -134,8 +145,19 @@ func Start(ctx context.Context, o Options) (*App, error) {
 		}
 	}
 	var agents *agentsrc.Receiver
-	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Fencer, Fabric: o.Fabric, Store: db,
-		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: o.OnEvent, FullEvery: o.FullEvery, Hook: o.Hook,
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(metrics.Config{})
+	}
+	// The dashboard's event stream follows the journal: every event written wakes it.
+	stream := api.NewStream(db, o.Log)
+	onEvent := func(ev model.Event) {
+		stream.Notify()
+		if o.OnEvent != nil {
+			o.OnEvent(ev)
+		}
+	}
+	ecfg := engine.Config{Compute: o.Compute, Fencer: o.Metrics.Fencer(o.Fencer), Fabric: o.Fabric, Store: o.Metrics.Journal(db),
+		Policies: o.Config.Policies, Limits: o.Config.Limits, ServiceDownTime: o.Config.ServiceDownTime, Now: o.Now, OnEvent: onEvent, FullEvery: o.FullEvery, Hook: o.Hook,
 		Agents: o.Agents, DisabledNotMaintenance: o.Config.DisabledNotMaintenance, RefreshEvery: o.RefreshEvery, PowerEvery: o.PowerEvery,
 		Sharding: o.Config.HA.Sharding, LeaseTTL: o.Config.HA.LeaseTTL, ReplicaID: o.ReplicaID}
 	if len(o.Config.Agents.Tokens) > 0 && o.Agents != nil {
@@ -161,15 +183,24 @@ func Start(ctx context.Context, o Options) (*App, error) {
 	}
 	// Standbys name the leader by its API address.
 	eng.Keeper().SetAddr(ln.Addr().String())
-	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln}
-	var apiOpts []api.Option
+	a := &App{Engine: eng, Store: db, Agents: agents, opts: o, ln: ln, stream: stream}
+	o.Metrics.Attach(eng, o.Config.Limits)
+	apiOpts := []api.Option{api.WithMetrics(o.Metrics.Handler()), api.WithStream(stream), api.WithBrakes()}
 	if len(o.Config.MasakariTokens) > 0 {
 		a.monitors = make(chan model.Observation, 1024)
 		apiOpts = append(apiOpts, api.WithMasakari(api.NewMasakari(api.MasakariConfig{Now: o.Now, Tokens: o.Config.MasakariTokens, Log: o.Log,
 			Observe: func(obs model.Observation) { a.monitors <- obs }})))
 	}
+	authOpt, err := authOption(o, db)
+	if err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
+	apiOpts = append(apiOpts, authOpt)
 	a.compact = &compactor{store: db, cfg: o.Config.Store, leads: eng.Leads, now: o.Now, log: o.Log}
-	var h http.Handler = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
+	a.api = api.Handler(eng, records{db, a.compact}, o.Log, apiOpts...)
+	h := web.Mount(a.api) // the dashboard at /ui/
 	if agents != nil {
 		interval := o.Config.Agents.Interval
 		agents.Orders = func(host string) model.AgentOrders { return eng.Orders(host, interval) }
@@ -232,6 +263,7 @@ func (a *App) Run(ctx context.Context) error {
 		pushed = merged
 	}
 	go a.compact.run(ctx)
+	go a.stream.Run(ctx)
 	engDone := make(chan error, 1)
 	go func() {
 		engDone <- a.Engine.Run(ctx, a.opts.Interval, pushed, func(err error) { a.opts.Log.Warn("reconcile", "err", err) })

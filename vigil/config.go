@@ -46,6 +46,8 @@ type Config struct {
 	HA HA
 	// Store: retention of history and how often it is compacted.
 	Store StoreConfig
+	// Auth: who may call the API besides holders of Vigil's tokens (authcfg.go).
+	Auth AuthSettings
 }
 
 // DefaultConfig holds the built-in "default" policy and the default limits.
@@ -81,7 +83,7 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // Sections of the policy file, in the order the documentation gives them.
-var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari", "store", "ha"}
+var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari", "store", "ha", "auth"}
 
 // CheckConfig parses a policy file's contents and returns every mistake it can
 // find independently, by line (none: the Config is valid). file names the file in
@@ -156,6 +158,8 @@ func (c *checker) config(root *yaml.Node, cfg *Config) {
 			c.ha(e, cfg)
 		case "store":
 			c.storeSection(e, cfg)
+		case "auth":
+			c.authSection(e, cfg)
 		default:
 			c.bad(e.KeyNode, e.Path, "unknown section%s: known sections are %s", didYouMean(e.Key, sections), strings.Join(sections, ", "))
 		}

@@ -1,7 +1,9 @@
 package vigil
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +16,9 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/cloud/sim"
+	"github.com/vigil-ha/vigil/metrics"
 	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
 )
 
 // DemoOptions configure `vigil demo`.
@@ -26,7 +30,11 @@ type DemoOptions struct {
 	Hosts      int
 	Servers    int
 	FaultEvery time.Duration
+	// FirstFault is when the first fault is injected (default 3 s after the start).
+	FirstFault time.Duration
 	Out        io.Writer
+	// Log receives Vigil's logs (the timeline goes to Out); nil: none.
+	Log *slog.Logger
 }
 
 // DemoReport sums up a demo run.
@@ -49,6 +57,7 @@ type DemoReport struct {
 	DoubleRunning     []string // servers seen running on two hosts: must stay empty
 	Calls             map[string]int
 	APIAddr           string
+	Token             string // the API token the demo made (and printed) at its start
 	RecoveryDurations []time.Duration
 }
 
@@ -98,6 +107,9 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	if o.FaultEvery <= 0 {
 		o.FaultEvery = 6 * time.Second
 	}
+	if o.FirstFault <= 0 {
+		o.FirstFault = 3 * time.Second
+	}
 	if o.DB == "" {
 		dir, err := os.MkdirTemp("", "vigil-demo-")
 		if err != nil {
@@ -112,6 +124,8 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	d.report.Calls, d.report.Recovered = map[string]int{}, map[string]int{}
 	cfg := sim.DefaultConfig()
 	cfg.ActionLatency, cfg.ServiceDownTime = 1500*time.Millisecond, 3*time.Second
+	mets := metrics.New(metrics.Config{})
+	cfg.OnCall = mets.SimCall // the simulated cloud's calls, in /metrics
 	d.cloud = sim.New(cfg, time.Now)
 	clusters := d.build()
 
@@ -128,13 +142,27 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 	}
 	conf := DefaultConfig()
 	conf.Policies["default"] = pol
+	// Anyone may look at the demo (the dashboard, curl); a change takes the token
+	// printed below, as on a real Vigil.
+	conf.Auth.OpenReads = true
 	app, err := Start(ctx, Options{Listen: o.Listen, DB: o.DB, Interval: 500 * time.Millisecond, FullEvery: 5 * time.Second,
-		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Config: conf, Compute: d.cloud, Fencer: d.cloud, OnEvent: d.onEvent, Agents: demoBeats{d.cloud}, Metrics: mets,
+		Log: cmp.Or(o.Log, slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return DemoReport{}, err
 	}
 	d.report.APIAddr = app.Addr()
+	// A demo run on a kept --db replaces the last run's token.
+	if err := app.Store.RevokeToken(ctx, "demo", time.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		app.Close()
+		return DemoReport{}, err
+	}
+	token, err := app.CreateToken(ctx, "demo")
+	if err != nil {
+		app.Close()
+		return DemoReport{}, err
+	}
+	d.report.Token = token
 	if err := app.Engine.Tick(ctx); err != nil {
 		app.Close()
 		return DemoReport{}, err
@@ -151,7 +179,9 @@ func Demo(ctx context.Context, o DemoOptions) (DemoReport, error) {
 		}
 	}
 	d.printf("Vigil demo: %d hosts in 2 segments, %d servers, clusters %s; seed %d\n", len(d.hosts), o.Servers, names(clusters), o.Seed)
-	d.printf("REST API on http://%s  (try: curl http://%s/v1/clusters, or vigil ctl status --server http://%s)\n\n", app.Addr(), app.Addr(), app.Addr())
+	d.printf("Dashboard on http://%s/ui/  (clusters, hosts, live incidents and why)\n", app.Addr())
+	d.printf("REST API on http://%s  (try: curl http://%s/v1/clusters, or vigil ctl status --server http://%s)\n", app.Addr(), app.Addr(), app.Addr())
+	d.printf("reads are open; a change needs this token (shown once): export VIGIL_TOKEN=%s\n\n", token)
 
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
@@ -247,7 +277,7 @@ func (d *demo) stamp(t time.Time) string {
 // four are fixed (a server crash, a host power loss, a host cut off its management
 // network, a hung guest) so every run of half a minute shows them.
 func (d *demo) inject(ctx context.Context, app *App) {
-	next := d.start.Add(3 * time.Second)
+	next := d.start.Add(d.o.FirstFault)
 	plan := []string{"crash", "kill-host", "isolate", "hang"}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()

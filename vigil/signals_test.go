@@ -117,7 +117,8 @@ func TestMasakariNotificationBecomesAnObservation(t *testing.T) {
 	}
 
 	plain, _ := startOnSim(t, "")
-	if code, _ := post(t, "http://"+plain.Addr()+"/v1/notifications", nil, n); code != http.StatusNotFound {
+	// With a valid API token (without one, any route is a 401: no one learns what is served).
+	if code, _ := post(t, "http://"+plain.Addr()+"/v1/notifications", apiToken(t, plain), n); code != http.StatusNotFound {
 		t.Fatalf("no masakari section: %d, want 404 (no endpoint)", code)
 	}
 }
@@ -164,7 +165,8 @@ agents:
 		return false
 	})
 	plain, _ := startOnSim(t, "")
-	if code, _ := post(t, "http://"+plain.Addr()+"/v1/agent/beat", nil, beat(1)); code != http.StatusNotFound {
+	// With a valid API token (without one, any route is a 401: no one learns what is served).
+	if code, _ := post(t, "http://"+plain.Addr()+"/v1/agent/beat", apiToken(t, plain), beat(1)); code != http.StatusNotFound {
 		t.Fatalf("no agents section: %d, want 404 (no endpoint)", code)
 	}
 }
@@ -176,4 +178,14 @@ func recentEvents(t *testing.T, app *App) []model.Event {
 		t.Fatal(err)
 	}
 	return evs
+}
+
+// apiToken is the header of a new API token of app.
+func apiToken(t *testing.T, app *App) map[string]string {
+	t.Helper()
+	tok, err := app.CreateToken(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"Authorization": "Bearer " + tok}
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// often (default 15 s); GroupsInterval: server groups (default 60 s).
 	PlacementInterval time.Duration
 	GroupsInterval    time.Duration
+	// Transport, when set, wraps the driver's HTTP transport (every request to
+	// the cloud, authentication included, goes through it): Vigil's metrics
+	// count the calls there.
+	Transport func(http.RoundTripper) http.RoundTripper
 }
 
 // Driver is a cloud.Compute for one OpenStack cloud. It is safe for concurrent use.
@@ -136,8 +140,11 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("cloud %q in %s: auth_url %q: %w", cfg.CloudName, file, authOpts.IdentityEndpoint, err)
 	}
 	clock := newCloudClock(time.Now)
-	provider.HTTPClient = http.Client{Timeout: cfg.Timeout,
-		Transport: &countingTransport{next: &clockTransport{next: transport, clock: clock}, counter: counter}}
+	var rt http.RoundTripper = &clockTransport{next: transport, clock: clock}
+	if cfg.Transport != nil {
+		rt = cfg.Transport(rt)
+	}
+	provider.HTTPClient = http.Client{Timeout: cfg.Timeout, Transport: &countingTransport{next: rt, counter: counter}}
 
 	d := &Driver{cfg: cfg, cloud: cfg.CloudName, counter: counter, clock: clock, eo: endpointOpts,
 		services: map[string]string{}, intents: map[string]intentEntry{}}

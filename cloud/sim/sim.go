@@ -46,6 +46,9 @@ type Config struct {
 	// Latency slows every compute API call and pages server listings (latency.go);
 	// nil: instant answers, one page.
 	Latency *Latency
+	// OnCall is told of every API call with its answer (nil or the error it gets),
+	// under the cloud's lock: it must not call the cloud (the demo's metrics).
+	OnCall func(op string, err error)
 }
 
 // DefaultConfig is a fast cloud for the demo and tests.
@@ -263,6 +266,14 @@ func (c *Cloud) usedLocked(hostName string) int {
 }
 
 func (c *Cloud) call(op string) error {
+	err := c.callLocked(op)
+	if c.cfg.OnCall != nil {
+		c.cfg.OnCall(op, err)
+	}
+	return err
+}
+
+func (c *Cloud) callLocked(op string) error {
 	c.calls[op]++
 	if c.cfg.CallLatency > 0 && c.cfg.Sleep != nil {
 		c.mu.Unlock()

@@ -22,6 +22,8 @@ type ctl struct {
 	output string
 	out    formatter // -f, -c, --max-width (ctllist.go)
 	client *http.Client
+	token  string // --token, else $VIGIL_TOKEN (ctlauth.go)
+	cacert string // --cacert: the CA of a Vigil serving HTTPS
 }
 
 func ctlCmd() *cobra.Command {
@@ -37,6 +39,7 @@ func ctlCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&c.server, "server", def, "Vigil's API URL ($VIGIL_URL)")
 	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", "", "output: table, json or yaml (as -f)")
 	c.addFormatFlags(cmd)
+	c.authFlags(cmd)
 
 	status := &cobra.Command{Use: "status", Short: "Clusters with their health, hosts, open incidents", Args: cobra.NoArgs, RunE: c.status}
 	incidents := &cobra.Command{Use: "incidents", Short: "Recent incidents with their steps", Args: cobra.NoArgs, RunE: c.incidents}
@@ -98,7 +101,7 @@ func ctlCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(status, incidents, create, del, trust, c.hostCmd(), c.clusterCmd())
+	cmd.AddCommand(status, incidents, create, del, trust, c.hostCmd(), c.clusterCmd(), c.tokenCmd())
 	c.addHostDrain(cmd)
 	c.addListShow(cmd)
 	return cmd
@@ -116,7 +119,11 @@ func (c *ctl) do(method, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.client.Do(req)
+	client, err := c.prepare(req)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach Vigil at %s (is `vigil serve` or `vigil demo` running? set --server): %w", c.server, err)
 	}
@@ -128,9 +135,9 @@ func (c *ctl) do(method, path string, body, out any) error {
 	if resp.StatusCode >= 400 {
 		var e api.Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s", method, path, printable(e.Error))
+			return fmt.Errorf("%s %s: %s%s", method, path, printable(e.Error), c.authHint(resp.StatusCode))
 		}
-		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+		return fmt.Errorf("%s %s: HTTP %d%s", method, path, resp.StatusCode, c.authHint(resp.StatusCode))
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -43,6 +43,7 @@ func startVigilOn(t *testing.T, hosts []string, db string) (string, []string) {
 	if err := app.Engine.Tick(ctx); err != nil { // the servers are known before the first request
 		t.Fatal(err)
 	}
+	useToken(t, app)
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -109,4 +110,14 @@ func TestCtlTrustFence(t *testing.T) {
 	if _, err := vigilCmd(t, "ctl", "trust-fence", "host-1/../../clusters/web", "--server", url); err == nil {
 		t.Fatal("trust-fence with a path in the host name succeeded")
 	}
+}
+
+// useToken makes an API token on app and gives it to every ctl of the test.
+func useToken(t *testing.T, app *vigil.App) {
+	t.Helper()
+	tok, err := app.CreateToken(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VIGIL_TOKEN", tok)
 }

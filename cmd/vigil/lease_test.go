@@ -31,6 +31,7 @@ func TestSecondVigilOnADatabaseInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	useToken(t, app)
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
 	defer func() {

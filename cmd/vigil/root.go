@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/vigil-ha/vigil/cloud/openstack"
 	"github.com/vigil-ha/vigil/fence/fabric"
+	"github.com/vigil-ha/vigil/metrics"
 	"github.com/vigil-ha/vigil/model"
 	"github.com/vigil-ha/vigil/source/notifications"
 	"github.com/vigil-ha/vigil/vigil"
@@ -22,12 +22,13 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd())
+	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd(), tokenCmd())
 	return root
 }
 
 func demoCmd() *cobra.Command {
 	o := vigil.DemoOptions{}
+	var lf logFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run Vigil on an embedded simulated cloud and inject faults live",
@@ -44,6 +45,10 @@ API serves the same state. Ctrl-C stops it.`,
 			o.Out = cmd.OutOrStdout()
 			if !cmd.Flags().Changed("seed") {
 				o.Seed = uint64(time.Now().UnixNano() % 1000)
+			}
+			var err error
+			if o.Log, err = lf.logger(cmd.ErrOrStderr()); err != nil {
+				return err
 			}
 			rep, err := vigil.Demo(cmd.Context(), o)
 			if err != nil {
@@ -63,6 +68,8 @@ API serves the same state. Ctrl-C stops it.`,
 	f.IntVar(&o.Hosts, "hosts", 8, "simulated hosts")
 	f.IntVar(&o.Servers, "servers", 40, "simulated servers")
 	f.DurationVar(&o.FaultEvery, "fault-every", 6*time.Second, "time between faults")
+	lf.add(f, "warn") // the timeline on stdout is the demo's story; stderr has what went wrong
+	f.DurationVar(&o.FirstFault, "first-fault", 3*time.Second, "time before the first fault")
 	return cmd
 }
 
@@ -71,6 +78,7 @@ func serveCmd() *cobra.Command {
 		listen, db, osCloud, cloudsFile, policyFile, amqpURL, replicaID string
 		tlsCert, tlsKey, serviceCloud                                   string
 		interval, fullEvery                                             time.Duration
+		lf                                                              logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -78,8 +86,11 @@ func serveCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			// Flags are checked before anything is opened or connected.
+			log, err := lf.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			if interval <= 0 {
 				return fmt.Errorf("--interval: must be positive, got %s", interval)
 			}
@@ -94,7 +105,6 @@ func serveCmd() *cobra.Command {
 			}
 			cfg := vigil.DefaultConfig()
 			if policyFile != "" {
-				var err error
 				if cfg, err = vigil.LoadConfig(policyFile); err != nil {
 					return err
 				}
@@ -103,7 +113,8 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			drv, err := openstack.New(ctx, openstack.Config{CloudName: osCloud, CloudsFile: cloudsFile})
+			mets := metrics.New(metrics.Config{Version: version})
+			drv, err := openstack.New(ctx, openstack.Config{CloudName: osCloud, CloudsFile: cloudsFile, Transport: mets.Transport})
 			if err != nil {
 				return err
 			}
@@ -128,12 +139,16 @@ func serveCmd() *cobra.Command {
 			for _, b := range cfg.Redfish {
 				log.Info("fencing", "redfish", b) // redfish.BMC logs without its password
 			}
+			keystone, err := keystoneAuth(ctx, cfg, osCloud, cloudsFile)
+			if err != nil {
+				return err
+			}
 			pushed := make(chan model.Observation, 256)
 			if amqpURL != "" {
 				go vigil.Notifications(ctx, notifications.Config{URL: amqpURL, Logger: log}, pushed)
 			}
 			app, err := vigil.Start(ctx, vigil.Options{Listen: listen, DB: db, Interval: interval, FullEvery: fullEvery,
-				Config: cfg, Compute: drv, Fencer: fencer, Fabric: fab, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey, ReplicaID: replicaID,
+				Config: cfg, Compute: drv, Fencer: fencer, Fabric: fab, Log: log, Pushed: pushed, TLSCert: tlsCert, TLSKey: tlsKey, ReplicaID: replicaID, Metrics: mets, Keystone: keystone,
 				OnEvent: func(e model.Event) { log.Info(e.Message, "kind", e.Kind, "subject", e.Subject, "incident", e.Incident) }})
 			if err != nil {
 				return err
@@ -161,6 +176,7 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&fullEvery, "full-every", 5*time.Minute, "interval of full listings between changes-since polls")
 	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve the API (and the agents' endpoint) over HTTPS only")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	lf.add(f, "info")
 	f.StringVar(&serviceCloud, "service-cloud", "", "clouds.yaml entry of a user with the service role, for the fabric fence's Cinder half (overrides cloud.service_cloud)")
 	return cmd
 }

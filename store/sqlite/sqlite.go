@@ -35,9 +35,6 @@ type DB struct {
 
 var _ store.Store = (*DB)(nil)
 
-// uriPath escapes what a file: URI would not take as part of the path.
-var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-
 // Open opens the database at path as this process: OpenAs with the owner's record
 // filled in (PID, host name, now).
 func Open(ctx context.Context, path string) (*DB, error) {
@@ -62,9 +59,12 @@ func OpenAs(ctx context.Context, path string, owner store.Owner) (*DB, error) {
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
 	}
-	// In a file: URI, '?' starts the parameters and '#' a fragment: a path holding
-	// them (a test's directory named after "#/components/...") opened another file.
-	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
+	// A URI filename: SQLite reads '?' as the start of the parameters and '#' as
+	// the end of the name, and decodes %HH. Escaped, a path holding them opens the
+	// file it names (a test's directory named after a subtest with '#' opened a
+	// shared /tmp file instead).
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", "file:"+esc+"?"+q.Encode())
 	if err != nil {
 		l.release()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CompactByAge", testCompactByAge},
 		{"CompactByCount", testCompactByCount},
 		{"Size", testSize},
+		{"Tokens", testTokens},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.f(t, open(t)) })
 	}
