@@ -26,7 +26,7 @@ func TestConfigDryRun(t *testing.T) {
 			cfg.Policies["gold"].DryRun, cfg.Policies["silver"].DryRun, cfg.Policies["default"].DryRun)
 	}
 	for doc, want := range map[string]string{
-		"dry_run: maybe\n":                            "1: dry_run: ",
+		"dry_run: maybe\n":                           "1: dry_run: ",
 		"policies:\n  - name: g\n    dry_run: 3\n":   "3: policies[0].dry_run: ",
 		"policies:\n  - name: g\n    dry_rn: true\n": "policies[0].dry_rn",
 	} {
