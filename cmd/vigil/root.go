@@ -23,7 +23,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd())
+	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), explainCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd())
 	return root
 }
 
