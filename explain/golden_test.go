@@ -19,11 +19,12 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 // journal runs one seeded simulation (plain world, the given faults) and returns
 // its journal: every incident and every event, on the virtual clock.
-func journal(t *testing.T, seed uint64, faults []string, hosts int) ([]model.Incident, []model.Event) {
+func journal(t *testing.T, seed uint64, faults []string, hosts int, dry ...bool) ([]model.Incident, []model.Event) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := sim.SmallConfig()
 	cfg.Hosts, cfg.Faults, cfg.Settings, cfg.Dir = hosts, faults, []string{}, dir
+	cfg.DryRun = len(dry) > 0 && dry[0]
 	r, err := sim.Run(seed, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -129,4 +130,19 @@ func TestExplainBrakedMassFailure(t *testing.T) {
 		t.Errorf("the chain does not say the brake held it: waits %q", c.Waits)
 	}
 	golden(t, "braked-mass-failure", c)
+}
+
+// The same crash under a dry-run policy: the reboot is shown as "would have".
+func TestExplainDryRunCrash(t *testing.T) {
+	incs, evs := journal(t, 1, []string{"server-crash"}, 6, true)
+	in := find(t, incs, "a server incident with a would-have reboot", func(in model.Incident) bool {
+		return in.Subject.Kind == model.KindServer && hasStep(in, model.ActReboot, model.StepWould)
+	})
+	var b bytes.Buffer
+	c := explain.Build(in, evs)
+	_ = c.Text(&b)
+	if !strings.Contains(b.String(), "Would have taken reboot") || !c.Incident.DryRun {
+		t.Errorf("dry run not shown as would-have:\n%s", b.String())
+	}
+	golden(t, "dry-run-crash", c)
 }
