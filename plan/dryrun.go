@@ -46,3 +46,13 @@ func WouldAction(st model.Step) string {
 		return a + " " + st.Host
 	}
 }
+
+// dryRun reports whether an incident's steps are only journaled: its policy is
+// dry-run, or (an operator's drain, whose policy "drain" is no policy of the file) the default
+// policy is, as the top-level dry_run makes it.
+func (p *planner) dryRun(inc *model.Incident) bool {
+	if inc.Subject.Kind == model.KindDrain {
+		return p.policy("default").DryRun
+	}
+	return p.policyOf(inc).DryRun
+}

@@ -389,7 +389,7 @@ func (p *planner) take(inc *model.Incident, st model.Step) bool {
 			"waiting: %d steps already in flight (limits.max_concurrent)", p.in.Limits.MaxConcurrent))
 		return false
 	}
-	dry := p.policyOf(inc).DryRun
+	dry := p.dryRun(inc)
 	if dry {
 		if w := lastWould(inc.Steps); w != nil {
 			// Dry run: the step it would have taken is journaled; the incident holds
