@@ -36,6 +36,7 @@ type Engine interface {
 // Records is what the API needs of the store.
 type Records interface {
 	Incidents(ctx context.Context, limit int) ([]model.Incident, error)
+	QueryIncidents(ctx context.Context, q store.IncidentQuery) ([]model.Incident, error)
 	Incident(ctx context.Context, id int64) (model.Incident, error)
 	Events(ctx context.Context, after int64, limit int) ([]model.Event, error)
 }
@@ -78,17 +79,18 @@ func Handler(eng Engine, rec Records, log *slog.Logger, opts ...Option) http.Han
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(h.leaderOnly)
 		r.Get("/leadership", h.leadership)
+		r.Get("/openapi.yaml", serveSpec)
 		r.Get("/clusters", h.listClusters)
 		r.Post("/clusters", h.createCluster)
 		r.Get("/clusters/{name}", h.getCluster)
 		r.Delete("/clusters/{name}", h.deleteCluster)
 		r.Patch("/clusters/{name}", h.editCluster)
-		r.Get("/hosts", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Hosts()) })
+		r.Get("/hosts", h.listHosts)
 		r.Delete("/hosts/{name}/fence-doubt", h.trustFence)
 		r.Post("/hosts/{name}/drain", h.drainHost)
 		r.Post("/hosts/{name}/maintenance", h.maintenance)
 		r.Post("/hosts/{name}/return", h.returnHost)
-		r.Get("/servers", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Servers()) })
+		r.Get("/servers", h.listServers)
 		r.Get("/cloud", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Cloud()) })
 		r.Get("/policies", func(w http.ResponseWriter, r *http.Request) { write(w, http.StatusOK, h.eng.Policies()) })
 		r.Get("/incidents", h.listIncidents)
@@ -148,10 +150,6 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 		body["cloud_error"] = c.Error
 	}
 	write(w, http.StatusOK, body)
-}
-
-func (h *handler) listClusters(w http.ResponseWriter, r *http.Request) {
-	write(w, http.StatusOK, h.eng.Clusters())
 }
 
 func (h *handler) getCluster(w http.ResponseWriter, r *http.Request) {
@@ -273,23 +271,6 @@ func intParam(r *http.Request, name string, def, max int64) (int64, error) {
 	return n, nil
 }
 
-func (h *handler) listIncidents(w http.ResponseWriter, r *http.Request) {
-	limit, err := intParam(r, "limit", 100, 10000)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	incs, err := h.rec.Incidents(r.Context(), int(limit))
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	if incs == nil {
-		incs = []model.Incident{}
-	}
-	write(w, http.StatusOK, incs)
-}
-
 func (h *handler) getIncident(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
 	if err != nil {
@@ -302,28 +283,6 @@ func (h *handler) getIncident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	write(w, http.StatusOK, in)
-}
-
-func (h *handler) listEvents(w http.ResponseWriter, r *http.Request) {
-	after, err := intParam(r, "after", 0, 1<<62)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	limit, err := intParam(r, "limit", 500, 10000)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	evs, err := h.rec.Events(r.Context(), after, int(limit))
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	if evs == nil {
-		evs = []model.Event{}
-	}
-	write(w, http.StatusOK, evs)
 }
 
 // drainer is what the drain endpoint needs of the engine (engine.Engine has it).

@@ -53,7 +53,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	r.tick()
-	r.srv = httptest.NewServer(api.Handler(r.eng, db, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	r.srv = httptest.NewServer(validated(t, api.Handler(r.eng, db, slog.New(slog.NewTextHandler(io.Discard, nil)), allOptions()...)))
 	t.Cleanup(r.srv.Close)
 	return r
 }
@@ -68,6 +68,9 @@ func (r *rig) tick() {
 func (r *rig) call(method, path, body string) (int, []byte) {
 	r.t.Helper()
 	req, _ := http.NewRequest(method, r.srv.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		r.t.Fatal(err)

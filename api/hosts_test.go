@@ -80,7 +80,7 @@ func TestMaintenanceSurvivesRestartThenHostReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.eng = eng
-	r.srv.Config.Handler = api.Handler(eng, r.db, nil)
+	r.srv.Config.Handler = validated(t, api.Handler(eng, r.db, nil))
 	r.tick()
 	var hosts []engine.HostStatus
 	r.get("/v1/hosts", &hosts)

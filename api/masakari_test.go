@@ -54,7 +54,7 @@ func newMasakariRig(t *testing.T, tokens ...string) *masakariRig {
 	})
 	r := chi.NewRouter()
 	r.Route("/v1", m.Routes)
-	g.srv = httptest.NewServer(r)
+	g.srv = httptest.NewServer(validated(t, r))
 	t.Cleanup(g.srv.Close)
 	return g
 }
@@ -668,7 +668,7 @@ func TestMasakariAuth(t *testing.T) {
 func TestMasakariMountedInVigilsAPI(t *testing.T) {
 	var got []model.Observation
 	m := api.NewMasakari(api.MasakariConfig{Observe: func(o model.Observation) { got = append(got, o) }})
-	srv := httptest.NewServer(api.Handler(nil, nil, slog.New(slog.DiscardHandler), api.WithMasakari(m)))
+	srv := httptest.NewServer(validated(t, api.Handler(nil, nil, slog.New(slog.DiscardHandler), api.WithMasakari(m))))
 	defer srv.Close()
 	for _, path := range []string{"/v1/notifications", "/v1/abc/notifications"} {
 		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(valid[4].body))

@@ -90,6 +90,8 @@ type Store interface {
 	LastClosed(ctx context.Context) (map[model.Subject]model.Incident, error)
 	// Incidents returns the newest incidents first, with their steps.
 	Incidents(ctx context.Context, limit int) ([]model.Incident, error)
+	// QueryIncidents returns one page of incidents, filtered (IncidentQuery).
+	QueryIncidents(ctx context.Context, q IncidentQuery) ([]model.Incident, error)
 	Incident(ctx context.Context, id int64) (model.Incident, error)
 
 	// FenceDoubts returns the hosts whose fence device is not trusted, with why; a

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +21,7 @@ import (
 type ctl struct {
 	server string
 	output string
+	out    formatter // -f, -c, --max-width (ctllist.go)
 	client *http.Client
 }
 
@@ -36,7 +36,8 @@ func ctlCmd() *cobra.Command {
 		def = "http://127.0.0.1:8080"
 	}
 	cmd.PersistentFlags().StringVar(&c.server, "server", def, "Vigil's API URL ($VIGIL_URL)")
-	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", "table", "output: table or json")
+	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", "", "output: table, json or yaml (as -f)")
+	c.addFormatFlags(cmd)
 
 	status := &cobra.Command{Use: "status", Short: "Clusters with their health, hosts, open incidents", Args: cobra.NoArgs, RunE: c.status}
 	incidents := &cobra.Command{Use: "incidents", Short: "Recent incidents with their steps", Args: cobra.NoArgs, RunE: c.incidents}
@@ -97,6 +98,7 @@ func ctlCmd() *cobra.Command {
 	}
 	cmd.AddCommand(status, incidents, create, del, trust, c.hostCmd(), c.clusterCmd())
 	c.addHostDrain(cmd)
+	c.addListShow(cmd)
 	return cmd
 }
 
@@ -135,17 +137,7 @@ func (c *ctl) do(method, path string, body, out any) error {
 }
 
 func (c *ctl) print(w io.Writer, v any, table func(io.Writer)) error {
-	switch c.output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	case "table", "":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		table(tw)
-		return tw.Flush()
-	}
-	return fmt.Errorf("--output: want table or json, got %q", c.output)
+	return c.printRaw(w, v, table)
 }
 
 type statusView struct {

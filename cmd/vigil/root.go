@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,21 +26,6 @@ func rootCmd() *cobra.Command {
 	return root
 }
 
-func versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, args []string) {
-			v := version
-			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "vigil %s\n", v)
-		},
-	}
-}
-
 func demoCmd() *cobra.Command {
 	o := vigil.DemoOptions{}
 	cmd := &cobra.Command{
@@ -58,6 +42,9 @@ API serves the same state. Ctrl-C stops it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Out = cmd.OutOrStdout()
+			if !cmd.Flags().Changed("seed") {
+				o.Seed = uint64(time.Now().UnixNano() % 1000)
+			}
 			rep, err := vigil.Demo(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -71,7 +58,7 @@ API serves the same state. Ctrl-C stops it.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "REST API address")
 	f.StringVar(&o.DB, "db", "", "SQLite file (default: a temporary one, removed at exit)")
-	f.Uint64Var(&o.Seed, "seed", uint64(time.Now().UnixNano()%1000), "seed of the fault schedule (same seed, same faults)")
+	f.Uint64Var(&o.Seed, "seed", 0, "seed of the fault schedule (same seed, same faults; default: a random one)")
 	f.DurationVar(&o.Duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
 	f.IntVar(&o.Hosts, "hosts", 8, "simulated hosts")
 	f.IntVar(&o.Servers, "servers", 40, "simulated servers")
@@ -156,6 +143,9 @@ func serveCmd() *cobra.Command {
 				scheme = "https://"
 			}
 			log.Info("serving", "api", scheme+app.Addr(), "db", db)
+			if err := sdNotify("READY=1"); err != nil { // systemd's Type=notify (deploy/vigil.service)
+				log.Warn("systemd notify", "err", err)
+			}
 			return app.Run(ctx)
 		},
 	}

@@ -447,6 +447,12 @@ func (s *DB) Incidents(ctx context.Context, limit int) ([]model.Incident, error)
 	return s.queryIncidents(ctx, "ORDER BY id DESC LIMIT ?", limit)
 }
 
+// QueryIncidents implements store.Store.
+func (s *DB) QueryIncidents(ctx context.Context, q store.IncidentQuery) ([]model.Incident, error) {
+	where, args := store.IncidentWhere(q)
+	return s.queryIncidents(ctx, where, args...)
+}
+
 // Incident implements store.Store.
 func (s *DB) Incident(ctx context.Context, id int64) (model.Incident, error) {
 	out, err := s.queryIncidents(ctx, "WHERE id = ?", id)

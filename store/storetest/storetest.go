@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NoLeaderNoWrite", testNoLeaderNoWrite},
 		{"TakeoverClaimsOnlyItsShard", testTakeoverClaimsItsShard},
 		{"LastClosedAndIncidents", testLastClosed},
+		{"QueryIncidents", testQueryIncidents},
 		{"FenceDoubts", testFenceDoubts},
 		{"BMCIdentitiesFirstKept", testBMCIdentities},
 		{"MaintenanceAndReturns", testMaintenance},
