@@ -94,6 +94,7 @@ func Handler(eng Engine, rec Records, log *slog.Logger, opts ...Option) http.Han
 		r.Get("/incidents", h.listIncidents)
 		r.Get("/incidents/{id}", h.getIncident)
 		r.Get("/events", h.listEvents)
+		r.Get("/explain/{kind}/{id}", h.explainChain) // api/explain.go
 		r.Get("/store", h.storeReport)
 		for _, mount := range h.v1 {
 			mount(r)

@@ -40,6 +40,7 @@ var queryParams = map[string][]string{
 	"GET /v1/events":                      {"after", "limit"},
 	"GET /v1/store":                       nil,
 	"GET /metrics":                        nil,
+	"GET /v1/explain/{kind}/{id}":         nil,
 	"GET /v1/stream":                      {"after"},
 	"POST /v1/tokens":                     nil,
 	"GET /v1/tokens":                      nil,

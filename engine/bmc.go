@@ -174,7 +174,7 @@ func markedDown(inc model.Incident, out map[string]time.Time) {
 		// Taken, or attempted with its outcome unknown (a lost answer, settled as
 		// "no record" since Nova keeps none): the force-down may have been
 		// written, and its bump of updated_at must not pass for a heartbeat.
-		if st.Action == model.ActMarkDown && !st.Started.IsZero() && st.State != model.StepPlanned &&
+		if st.Action == model.ActMarkDown && !st.Started.IsZero() && st.State != model.StepPlanned && st.State != model.StepWould &&
 			(st.State != model.StepFailed || st.Retryable) {
 			// The latest moment the force-down can have been written: its outcome
 			// seen, else the call sent.

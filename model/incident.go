@@ -73,11 +73,15 @@ const (
 	StepSucceeded StepState = "succeeded" // its effect was observed
 	StepFailed    StepState = "failed"    // the driver refused it or its effect never came
 	StepSkipped   StepState = "skipped"   // no longer needed
+	// StepWould: decided under a dry-run policy and journaled, never taken: Vigil
+	// would have taken it (same rule, same reason). It counts as done for planning:
+	// the incident then waits, saying what would have been done.
+	StepWould StepState = "would"
 )
 
 // Done reports whether the step is finished.
 func (s StepState) Done() bool {
-	return s == StepSucceeded || s == StepFailed || s == StepSkipped
+	return s == StepSucceeded || s == StepFailed || s == StepSkipped || s == StepWould
 }
 
 // Step is one action of a recovery, journaled before and after it runs.

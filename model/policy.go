@@ -113,6 +113,10 @@ type Policy struct {
 	// ReservedHosts are preferred as evacuation targets (spare hosts kept empty
 	// for failover), in order; others are used only when none has room.
 	ReservedHosts []string `json:"reserved_hosts,omitempty" yaml:"reserved_hosts"`
+	// DryRun: Vigil detects, decides and journals each step it would take (state
+	// StepWould) and takes none: no cloud, BMC or fabric mutation for this policy's
+	// servers (or a host holding any of them).
+	DryRun bool `json:"dry_run,omitempty" yaml:"dry_run"`
 }
 
 // Proof returns the policy's fence proof, the old service_fence_only folded in.

@@ -508,9 +508,13 @@ func (p *planner) confirmLast(inc *model.Incident) {
 	if i < 0 || p.out.Steps[i].Incident != inc.ID {
 		return
 	}
+	dry := p.out.Steps[i].State == model.StepWould
 	p.out.Steps[i].State = model.StepSucceeded
 	inc.Steps[len(inc.Steps)-1].State = model.StepSucceeded
 	p.budget++
+	if dry && inc.State == model.IncidentWaiting {
+		p.change(inc, model.IncidentOpen, "") // nothing to take: a dry run goes on to the next step
+	}
 }
 
 // place picks an evacuation target with room. With no capacity known anywhere, the

@@ -341,6 +341,9 @@ func (p *planner) hostPolicy(servers []string) model.Policy {
 		merged.FenceProof = strictestProof(merged.Proof(), pol.Proof())
 		merged.FabricFence = merged.FabricFence || pol.FabricFence
 		merged.EvacuateOnHostFailure = merged.EvacuateOnHostFailure && pol.EvacuateOnHostFailure
+		// A host holding servers of a dry-run policy is never acted on: fencing it
+		// would touch those servers too.
+		merged.DryRun = merged.DryRun || pol.DryRun
 	}
 	return merged
 }
@@ -386,15 +389,30 @@ func (p *planner) take(inc *model.Incident, st model.Step) bool {
 			"waiting: %d steps already in flight (limits.max_concurrent)", p.in.Limits.MaxConcurrent))
 		return false
 	}
+	dry := p.dryRun(inc)
+	if dry {
+		if w := lastWould(inc.Steps); w != nil {
+			// Dry run: the step it would have taken is journaled; the incident holds
+			// there (nothing was done, so nothing further can be decided).
+			p.change(inc, model.IncidentWaiting, dryRunReason(*w))
+			return false
+		}
+	}
 	p.budget--
 	if p.in.Sabotage.DropEvidence {
 		st.Rule = ""
 	}
+	preset := st.State // a skipped step is a conclusion journaled as such, not an action
 	st.Incident, st.State, st.Planned = inc.ID, model.StepPlanned, p.in.Now
+	if dry && preset != model.StepSkipped {
+		st.State = model.StepWould
+	}
 	st.Seq = len(inc.Steps) + 1
 	inc.Steps = append(inc.Steps, st)
 	p.out.Steps = append(p.out.Steps, st)
-	if inc.State == model.IncidentWaiting {
+	if st.State == model.StepWould {
+		p.change(inc, model.IncidentWaiting, dryRunReason(st))
+	} else if inc.State == model.IncidentWaiting {
 		p.change(inc, model.IncidentOpen, "")
 	}
 	return true

@@ -260,6 +260,9 @@ func lastFinished(steps []model.Step) *model.Step {
 }
 
 func lastError(steps []model.Step) string {
+	if w := lastWould(steps); w != nil {
+		return fmt.Sprintf("%s: nothing was done (it would have: %s)", RuleDryRun, WouldAction(*w))
+	}
 	for i := len(steps) - 1; i >= 0; i-- {
 		if steps[i].Error != "" {
 			return fmt.Sprintf("last error: %s: %s", steps[i].Action, steps[i].Error)

@@ -122,7 +122,7 @@ func (r *round) wave(ctx context.Context) ([]flight, error) {
 
 // acts: the step calls a driver (a skipped or confirmed step is only journaled).
 func acts(st model.Step) bool {
-	return st.State != model.StepSkipped && st.State != model.StepSucceeded
+	return st.State != model.StepSkipped && st.State != model.StepSucceeded && st.State != model.StepWould
 }
 
 // pick chooses the next wave in plan order within the limits (see Run); a step

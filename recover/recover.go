@@ -79,6 +79,16 @@ func (x *Executor) begin(ctx context.Context, st *model.Step, pre *prior) (bool,
 		}
 		return false, x.event(ctx, st, "skipped: "+st.Rule)
 	}
+	if st.State == model.StepWould {
+		// Dry run: what would have been done is journaled, with its rule; no driver
+		// is called (not even to read the server's action log).
+		now := x.Now()
+		st.Started, st.Finished, st.Prior = now, now, -1
+		if err := x.Journal.AddStep(ctx, x.Epoch, st); err != nil {
+			return false, fmt.Errorf("journal dry-run step: %w", err)
+		}
+		return false, x.event(ctx, st, fmt.Sprintf("dry-run: would have: %s — %s", describe(*st), st.Rule))
+	}
 	if st.State == model.StepSucceeded {
 		// Confirmed by what was observed (a fence whose power is off already): the
 		// plan's conclusion is journaled, no action is taken.

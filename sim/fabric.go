@@ -39,6 +39,7 @@ var _ cloud.Fabric = (*driver)(nil)
 // PortsDown checks invariant 5 (no false fencing, for the fabric: a server whose
 // host is alive and reachable is never cut off) and the brake before passing on.
 func (d *driver) PortsDown(ctx context.Context, id, host string) ([]string, error) {
+	d.mutated("portsdown", id)
 	d.w.fab.init()
 	t := d.cloud.Truth(host)
 	if t.Power == model.PowerOn && t.Reporting && d.w.now.Sub(t.Since) > 25*time.Second {
@@ -56,10 +57,12 @@ func (d *driver) PortsDown(ctx context.Context, id, host string) ([]string, erro
 }
 
 func (d *driver) PortsUp(ctx context.Context, id string) ([]string, error) {
+	d.mutated("portsup", id)
 	return d.cloud.PortsUp(ctx, id)
 }
 
 func (d *driver) CutVolumes(ctx context.Context, id, host string) ([]string, error) {
+	d.mutated("cutvolumes", id)
 	return d.cloud.CutVolumes(ctx, id, host)
 }
 

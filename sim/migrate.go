@@ -24,16 +24,19 @@ func (d *driver) Migrator() cloud.Migrator { return migrator{d} }
 type migrator struct{ d *driver }
 
 func (m migrator) LiveMigrate(ctx context.Context, id, target string) error {
+	m.d.mutated("livemigrate", id)
 	m.d.checkSource("live-migrate", id)
 	return m.d.count(id, cloud.ActionLiveMigration, m.d.cloud.Migrator().LiveMigrate(ctx, id, target))
 }
 
 func (m migrator) ColdMigrate(ctx context.Context, id, target string) error {
+	m.d.mutated("coldmigrate", id)
 	m.d.checkSource("cold-migrate", id)
 	return m.d.count(id, cloud.ActionMigrate, m.d.cloud.Migrator().ColdMigrate(ctx, id, target))
 }
 
 func (m migrator) ConfirmResize(ctx context.Context, id string) error {
+	m.d.mutated("confirmresize", id)
 	return m.d.count(id, cloud.ActionConfirmResize, m.d.cloud.Migrator().ConfirmResize(ctx, id))
 }
 

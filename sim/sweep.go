@@ -178,6 +178,9 @@ func ReplayCommand(seed uint64, cfg Config) string {
 			b.WriteString(" --shards per-segment")
 		}
 	}
+	if cfg.DryRun {
+		b.WriteString(" --dry-run")
+	}
 	if s := SabotageFlags(cfg); s != "" {
 		fmt.Fprintf(&b, " --sabotage %s", s)
 	}

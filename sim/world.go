@@ -47,6 +47,9 @@ type Config struct {
 	// each segment its own shard (else one shard of every segment).
 	Replicas        int
 	ShardPerSegment bool
+	// DryRun runs every policy dry (model.Policy.DryRun): Vigil journals what it
+	// would do and mutates nothing (sim/dryrun.go).
+	DryRun bool
 }
 
 // DefaultConfig is the default-size world: 20 hosts, 200 servers, 2 segments, 2 h.
@@ -104,6 +107,10 @@ type Result struct {
 	// while Vigil ran, the time until Vigil opened an incident for it.
 	Agents bool
 	Detect []time.Duration
+	// Mutations counts the mutating calls Vigil made to the cloud, BMCs and fabric;
+	// Decisions is each incident's first decision, in the journal's order (dryrun.go).
+	Mutations int
+	Decisions []Decision
 }
 
 // Stats counts what happened in a run.
@@ -355,6 +362,9 @@ func newWorld(seed uint64, cfg Config, dbPath string) (*world, error) {
 	// MaxParallel 1: the executor takes a round's steps one after another, so the
 	// simulated cloud sees its calls in one order and a seed replays exactly; the
 	// parallel path is tested on its own (recover, engine).
+	if cfg.DryRun {
+		dryRun(pols, w.policyOf)
+	}
 	lim := model.Limits{MaxConcurrent: 8, BrakeFraction: 0.5, BrakeMinHosts: 3, MaxParallel: 1}
 	w.drv = &driver{w: w, cloud: w.cloud}
 	w.ecfg = engine.Config{Compute: w.drv, Fencer: w.drv, Fabric: w.drv, Store: db, Policies: pols,
@@ -672,7 +682,7 @@ func (w *world) advance(end time.Time) {
 
 func (w *world) result() Result {
 	r := Result{Seed: w.seed, Violations: slices.Clone(w.viol), Stats: w.stats, Kinds: w.kinds, Settings: w.settings,
-		Agents: w.agents, Detect: w.detect}
+		Agents: w.agents, Detect: w.detect, Mutations: len(w.drv.mutations), Decisions: w.decisions()}
 	if w.cfg.Log || len(w.viol) > 0 {
 		r.Log = w.log
 	}

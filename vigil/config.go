@@ -83,7 +83,7 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // Sections of the policy file, in the order the documentation gives them.
-var sections = []string{"cloud", "limits", "policies", "fencing", "agents", "masakari", "store", "ha", "auth"}
+var sections = []string{"dry_run", "cloud", "limits", "policies", "fencing", "agents", "masakari", "store", "ha", "auth"}
 
 // CheckConfig parses a policy file's contents and returns every mistake it can
 // find independently, by line (none: the Config is valid). file names the file in
@@ -139,9 +139,12 @@ func (c *checker) document(data []byte) (root *yaml.Node, ok bool) {
 
 func (c *checker) config(root *yaml.Node, cfg *Config) {
 	var policies, fencing, agents, masakari *entry
+	dry := false
 	for _, e := range c.mapping(root, "", "a mapping of sections", nil) {
 		e := e
 		switch e.Key {
+		case "dry_run":
+			dry, _ = c.boolean(e.V, e.Path) // every policy dry-run (dryrun.go)
 		case "cloud":
 			c.cloud(e, cfg)
 		case "limits":
@@ -166,6 +169,9 @@ func (c *checker) config(root *yaml.Node, cfg *Config) {
 	}
 	if policies != nil {
 		c.policies(*policies, cfg)
+	}
+	if dry {
+		allDryRun(cfg)
 	}
 	if fencing != nil {
 		cfg.Fencing, cfg.Redfish = c.fencing(*fencing)

@@ -14,7 +14,7 @@ import (
 // The fields of one policy in the policies section.
 var policyFields = []string{"name", "ladder", "step_timeout", "host_down_grace", "deadline", "max_attempts",
 	"service_fence_only", "evacuate_on_host_failure", "fence_proof", "fabric_fence", "priority", "reserved_hosts",
-	"ladders", "faults", "guest_agent", "apps"}
+	"ladders", "faults", "guest_agent", "apps", "dry_run"}
 
 // The fields of one fault in a policy's faults section.
 var faultFields = []string{"ladder", "max_attempts", "deadline"}
@@ -96,6 +96,8 @@ func (c *checker) policy(n *yaml.Node, path string) (model.Policy, *yaml.Node, b
 			p.EvacuateOnHostFailure, ok = c.boolean(e.V, e.Path)
 		case "fabric_fence":
 			p.FabricFence, ok = c.boolean(e.V, e.Path)
+		case "dry_run":
+			p.DryRun, ok = c.boolean(e.V, e.Path)
 		case "fence_proof":
 			if p.FenceProof, ok = c.str(e.V, e.Path, "one of "+strings.Join(model.FenceProofs, ", ")); ok && !slices.Contains(model.FenceProofs, p.FenceProof) {
 				c.bad(e.V, e.Path, "unknown fence proof %q%s: allowed are %s", p.FenceProof, didYouMean(p.FenceProof, model.FenceProofs), strings.Join(model.FenceProofs, ", "))

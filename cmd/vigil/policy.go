@@ -64,6 +64,9 @@ func summary(path string, cfg vigil.Config) string {
 		}
 		fmt.Fprintf(&b, "policy %s: fence proof %s, fabric fence %s, priority %d, step timeout %s, deadline %s, max %d attempts\n",
 			name, p.Proof(), fabric, p.Priority, p.StepTimeout, p.Deadline, p.MaxAttempts)
+		if p.DryRun {
+			fmt.Fprintf(&b, "  %-14s %s\n", "dry run", "decides and journals what it would do; takes no action")
+		}
 		fmt.Fprintf(&b, "  %-14s %s\n", "ladder", ladder(p.Ladder))
 		faults := append(slices.Clone(model.Faults), model.FaultHostDead, model.FaultHostIsolated)
 		for _, f := range faults {

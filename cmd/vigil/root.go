@@ -22,7 +22,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd(), tokenCmd())
+	root.AddCommand(serveCmd(), demoCmd(), ctlCmd(), explainCmd(), simCmd(), benchCmd(), versionCmd(), agentCmd(), policyCmd(), tokenCmd())
 	return root
 }
 

@@ -87,6 +87,9 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 				for _, d := range r.Detect {
 					fmt.Fprintf(out, "detection of a host's power loss: %s\n", d.Round(time.Millisecond))
 				}
+				if cfg.DryRun {
+					fmt.Fprintf(out, "dry run: %d cloud mutations\n", r.Mutations)
+				}
 				fmt.Fprintf(out, "world settings: %s\n", strings.Join(append([]string{"plain"}, r.Settings...)[min(1, len(r.Settings)):], ", "))
 				if len(r.Violations) == 0 {
 					fmt.Fprintf(out, "invariants: all %d held\n", sim.Invariants)
@@ -153,6 +156,7 @@ World settings (each seed draws some of them): ` + strings.Join(sim.WorldSetting
 	f.StringVar(&sabotage, "sabotage", "", "deliberate bugs, to see the checkers catch them (e.g. skip-fence)")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "Vigil replicas sharing the store and the cloud, each with its own leases and clock (0, 1: one Vigil)")
 	f.StringVar(&shards, "shards", "one", "with --replicas: one (one shard of every segment) or per-segment")
+	f.BoolVar(&cfg.DryRun, "dry-run", false, "every policy dry-run: Vigil journals what it would do and mutates nothing (a mutation is a violation; invariant 6 is replaced by: every open incident says what it would have done or why it waits)")
 	f.IntVar(&workers, "workers", 0, "parallel seeds (default: one per CPU)")
 	f.IntVar(&showFail, "show", 20, "failing seeds to print")
 	return cmd
