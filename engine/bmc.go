@@ -161,6 +161,11 @@ func (e *Engine) forcedByVigil() map[string]time.Time {
 	for _, inc := range e.open {
 		markedDown(inc, out)
 	}
+	// The other replicas' force-downs too: a standby that took a bump of Nova's
+	// updated_at for a heartbeat would judge the host back when it takes over.
+	for _, inc := range e.others {
+		markedDown(inc, out)
+	}
 	for _, inc := range e.lastClosed {
 		markedDown(inc, out)
 	}

@@ -461,6 +461,7 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		obs.Agents = append(obs.Agents, e.cfg.Agents.Drain()...)
 	}
 	if obs.Err == "" && obs.Hosts != nil {
+		e.refreshOthers(ctx)
 		if err := e.settle(ctx); err != nil {
 			if errors.Is(err, store.ErrStale) {
 				return err

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vigil-ha/vigil/lead"
 	"github.com/vigil-ha/vigil/model"
@@ -132,6 +133,10 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 		return err
 	}
 	mine, others := splitByShard(open, led)
+	now := e.cfg.Now()
+	for i := range mine {
+		clampToNow(&mine[i], now)
+	}
 	e.mu.Lock()
 	was := e.loaded
 	e.loaded = led
@@ -144,7 +149,6 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 		return err
 	}
 	var evs []model.Event
-	now := e.cfg.Now()
 	for _, s := range slices.Sorted(maps.Keys(led)) {
 		if was[s] != led[s] {
 			n := 0
@@ -296,4 +300,51 @@ func (e *Engine) ledSetLocked() map[string]bool {
 		out[s] = true
 	}
 	return out
+}
+
+// refreshOthers reads the open incidents of the shards other replicas lead, after
+// a listing of the cloud: their steps say which hosts Vigil forced down (a
+// force-down's bump of Nova's updated_at is no heartbeat), and the API shows them.
+// The leader journals a force-down's intent before the call, so a bump seen in the
+// listing just made is in the journal read now. A replica that leads every shard
+// has none to read.
+func (e *Engine) refreshOthers(ctx context.Context) {
+	e.mu.RLock()
+	all := len(e.loaded) >= len(e.cfg.Sharding.Shards)
+	e.mu.RUnlock()
+	if all {
+		return
+	}
+	open, err := e.cfg.Store.OpenIncidents(ctx)
+	if err != nil {
+		return // the last read stands; the next listing reads again
+	}
+	e.mu.Lock()
+	_, e.others = splitByShard(open, e.loaded)
+	e.mu.Unlock()
+}
+
+// clampToNow brings the times of an incident taken over from another replica that
+// lie in this replica's future back to now. They were read on the other replica's
+// clock, and no clock is compared across replicas: a step finished "later" than
+// anything observed here would hold back every check that a server runs healthy
+// since that step (the ports of an evacuated server stayed down for ever: sim seed
+// 37, three replicas, one clock 30 s ahead of the other). A time in the past needs
+// nothing: such checks only become easier, by the skew.
+func clampToNow(in *model.Incident, now time.Time) {
+	clamp := func(t *time.Time) {
+		if t.After(now) {
+			*t = now
+		}
+	}
+	clamp(&in.Opened)
+	clamp(&in.Updated)
+	in.Steps = slices.Clone(in.Steps)
+	for i := range in.Steps {
+		st := &in.Steps[i]
+		clamp(&st.Planned)
+		clamp(&st.Started)
+		clamp(&st.Issued)
+		clamp(&st.Finished)
+	}
 }
