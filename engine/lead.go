@@ -168,7 +168,19 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 				Message: fmt.Sprintf("replica %s no longer leads shard %s (epoch %d): it stands by", e.keeper.ID, s, was[s])})
 		}
 	}
-	return e.emit(ctx, evs...)
+	if err := e.emit(ctx, evs...); err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		// A shard taken: the clusters just read are what the last leader stored,
+		// and this replica's own refreshes as a standby were never stored (it may
+		// not write). Resolve the sources now, before planning on stale members: a
+		// server that left a cluster's source meanwhile would be recovered (sim
+		// seed 257, two replicas). Its errors show on the clusters' sources, as
+		// the refresh loop's do.
+		_ = e.RefreshClusters(ctx)
+	}
+	return nil
 }
 
 // splitByShard: the open incidents of the shards led, and the others'.
