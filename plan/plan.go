@@ -362,13 +362,25 @@ func (p *planner) policyOf(inc *model.Incident) model.Policy {
 	return p.policy(inc.Policy)
 }
 
+// unsettledWait starts the reason of an incident that would close but waits for a
+// step's unknown outcome to be settled (change).
+const unsettledWait = "waiting: whether "
+
 func (p *planner) change(inc *model.Incident, state model.IncidentState, reason string) {
 	if st := inc.Unsettled(); st != nil && state.Closed() {
-		// A step whose outcome is unknown (its answer lost, or Vigil stopped after
-		// its intent) is settled with the cloud first: closed now, the journal would
-		// never learn whether it was taken (seeds 7463, 8174).
-		state, reason = model.IncidentWaiting, fmt.Sprintf("waiting: whether %s %s was taken is not known yet (the cloud is asked first); then: %s",
-			st.Action, st.Subject().ID, reason)
+		if state == model.IncidentEscalated && st.Action == model.ActFence {
+			// A fence whose answer was lost is settled by reading its BMC, and a BMC
+			// that stays silent never settles it: the incident waited for ever (the
+			// fabric test with its BMC stopped). An escalation takes no action, so it
+			// need not wait; the operator is told what is not known.
+			reason += fmt.Sprintf("; whether fence %s was taken is not known (its BMC has not answered since): the host may be powered off", st.Host)
+		} else {
+			// A step whose outcome is unknown (its answer lost, or Vigil stopped after
+			// its intent) is settled with the cloud first: closed now, the journal would
+			// never learn whether it was taken (seeds 7463, 8174).
+			state, reason = model.IncidentWaiting, fmt.Sprintf("%s%s %s was taken is not known yet (the cloud is asked first); then: %s",
+				unsettledWait, st.Action, st.Subject().ID, reason)
+		}
 	}
 	if inc.State == state && inc.Reason == reason {
 		return
