@@ -595,7 +595,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
 		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
 		FenceUnconfirmed: e.unconfirmed, Running: view.Running, ServerGroups: e.groups, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric),
-		Sharding: e.cfg.Sharding, Led: e.ledSetLocked()}
+		Sharding: e.cfg.Sharding, Led: e.ledSetLocked(), Others: e.others}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {

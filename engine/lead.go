@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/vigil-ha/vigil/lead"
 	"github.com/vigil-ha/vigil/model"
@@ -134,11 +133,19 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 	}
 	mine, others := splitByShard(open, led)
 	now := e.cfg.Now()
+	e.mu.RLock()
+	was := e.loaded
+	e.mu.RUnlock()
 	for i := range mine {
-		clampToNow(&mine[i], now)
+		if was[mine[i].Shard] != led[mine[i].Shard] {
+			// A shard just taken (or this replica's first load): its steps so far
+			// were written on another clock (model.Incident.ForeignTime).
+			for _, st := range mine[i].Steps {
+				mine[i].Foreign = max(mine[i].Foreign, st.Seq)
+			}
+		}
 	}
 	e.mu.Lock()
-	was := e.loaded
 	e.loaded = led
 	e.open, e.others, e.lastClosed, e.clusters = mine, others, lastClosed, clusters
 	e.protect()
@@ -336,27 +343,3 @@ func (e *Engine) refreshOthers(ctx context.Context) {
 	e.mu.Unlock()
 }
 
-// clampToNow brings the times of an incident taken over from another replica that
-// lie in this replica's future back to now. They were read on the other replica's
-// clock, and no clock is compared across replicas: a step finished "later" than
-// anything observed here would hold back every check that a server runs healthy
-// since that step (the ports of an evacuated server stayed down for ever: sim seed
-// 37, three replicas, one clock 30 s ahead of the other). A time in the past needs
-// nothing: such checks only become easier, by the skew.
-func clampToNow(in *model.Incident, now time.Time) {
-	clamp := func(t *time.Time) {
-		if t.After(now) {
-			*t = now
-		}
-	}
-	clamp(&in.Opened)
-	clamp(&in.Updated)
-	in.Steps = slices.Clone(in.Steps)
-	for i := range in.Steps {
-		st := &in.Steps[i]
-		clamp(&st.Planned)
-		clamp(&st.Started)
-		clamp(&st.Issued)
-		clamp(&st.Finished)
-	}
-}

@@ -57,7 +57,7 @@ func (p *planner) host(inc *model.Incident) {
 			case model.ActMarkDown:
 				done = h.ForcedDown
 			case model.ActEvacuate:
-				done = p.activeSince(st.Server, st.Issued, name)
+				done = p.activeSince(st.Server, inc.ForeignTime(st, st.Issued, in.Now), name)
 			case model.ActResetState:
 				s := in.Servers[st.Server]
 				done = s.TaskState == "" && s.Status == model.StatusError

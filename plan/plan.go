@@ -57,6 +57,11 @@ type Input struct {
 	// its segment's, a server's its host's); the other shards' leaders answer theirs.
 	Sharding model.Sharding
 	Led      map[string]bool
+	// Others are the open incidents of the shards other replicas lead, as last
+	// read: read only, their steps in flight own their servers here too (an
+	// evacuation into this replica's shard is not drained or recovered under it:
+	// three-replica seed 200).
+	Others []model.Incident
 }
 
 // Output is what the shell must journal and carry out. New incidents carry negative
@@ -127,6 +132,15 @@ func Plan(in Input) Output {
 					inflight++
 				}
 				if st.Server != "" {
+					p.owner[st.Server] = inc.ID
+				}
+			}
+		}
+	}
+	for _, inc := range in.Others {
+		for _, st := range inc.Steps {
+			if !st.State.Done() && st.Server != "" {
+				if _, mine := p.owner[st.Server]; !mine {
 					p.owner[st.Server] = inc.ID
 				}
 			}
