@@ -342,4 +342,3 @@ func (e *Engine) refreshOthers(ctx context.Context) {
 	_, e.others = splitByShard(open, e.loaded)
 	e.mu.Unlock()
 }
-
