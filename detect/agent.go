@@ -283,7 +283,8 @@ func (d *Detector) peerHeardAfter(host string, t time.Time) (string, time.Time) 
 // controller-partitioned): at least PartitionMinHosts and PartitionFraction of the
 // agent hosts went silent on every path within PartitionWindow, and their last peer
 // reports say they heard each other; or Vigil hears no agent at all. A latched host
-// stays partitioned until it is heard again: nothing is concluded meanwhile.
+// stays partitioned until it is heard again, or until too few are still silent for
+// that to be a partition: nothing is concluded meanwhile.
 func (d *Detector) checkPartition(now time.Time) {
 	hosts := slices.Sorted(maps.Keys(d.hostPaths))
 	heard := 0
@@ -304,7 +305,7 @@ func (d *Detector) checkPartition(now time.Time) {
 			cand = append(cand, h)
 		}
 	}
-	if len(cand) == 0 {
+	if len(cand) == 0 && len(d.partitioned) == 0 {
 		return
 	}
 	group := map[string]bool{}
@@ -317,6 +318,15 @@ func (d *Detector) checkPartition(now time.Time) {
 	n, total := len(group), len(hosts)
 	many := n >= d.cfg.PartitionMinHosts && float64(n) >= d.cfg.PartitionFraction*float64(total)
 	if !many && !(heard == 0 && n >= 2) {
+		// Too few are silent now for Vigil to be the one cut off: the episode is
+		// over (the others are heard again), and a host still silent is judged on
+		// its own signals, its BMC's and its peers' (sim seed 96, two replicas: a
+		// host that died during the episode stayed "partitioned" for ever, its
+		// servers never recovered).
+		for h := range d.partitioned {
+			delete(d.partitioned, h)
+			d.dirtyHost(h)
+		}
 		return
 	}
 	mutual := 0

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -107,6 +108,16 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	for h, id := range ident {
 		e.identities[h] = id
 	}
+	for _, h := range identHosts {
+		if _, answered := answers[h]; !answered && (fencing[h] || candidate[h]) {
+			// Its read goes on past this reconcile (a silent BMC takes its whole
+			// timeout): until it answers, the machine behind the entry is not
+			// confirmed, and no fence goes through it. Without this, a fence was
+			// tried on a BMC that could not even be identified, its outcome
+			// unknown for as long as the BMC stayed silent (the fabric tests).
+			e.unconfirmed[h] = fmt.Sprintf("its BMC has not answered the identity read within %s (the read goes on, bounded by %s)", e.cfg.BMCWait, e.cfg.BMCTimeout)
+		}
+	}
 	if len(power) == 0 {
 		power = nil
 	}
@@ -159,6 +170,11 @@ func (e *Engine) hostGrace() map[string]time.Duration {
 func (e *Engine) forcedByVigil() map[string]time.Time {
 	out := map[string]time.Time{}
 	for _, inc := range e.open {
+		markedDown(inc, out)
+	}
+	// The other replicas' force-downs too: a standby that took a bump of Nova's
+	// updated_at for a heartbeat would judge the host back when it takes over.
+	for _, inc := range e.others {
 		markedDown(inc, out)
 	}
 	for _, inc := range e.lastClosed {

@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,11 +18,24 @@ import (
 // wait until their context ends.
 type hungBMC struct {
 	cloud.Fencer
+	mu   sync.Mutex
 	hung string
 }
 
+func (f *hungBMC) isHung(host string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return host == f.hung
+}
+
+func (f *hungBMC) silence(host string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hung = host
+}
+
 func (f *hungBMC) PowerStatus(ctx context.Context, host string) (model.Power, error) {
-	if host == f.hung {
+	if f.isHung(host) {
 		<-ctx.Done()
 		return model.PowerUnknown, fmt.Errorf("BMC of %s: %w", host, ctx.Err())
 	}
@@ -28,7 +43,7 @@ func (f *hungBMC) PowerStatus(ctx context.Context, host string) (model.Power, er
 }
 
 func (f *hungBMC) Identity(ctx context.Context, host string) (string, error) {
-	if host == f.hung {
+	if f.isHung(host) {
 		<-ctx.Done()
 		return "", fmt.Errorf("BMC of %s: %w", host, ctx.Err())
 	}
@@ -96,4 +111,53 @@ func TestAHungBMCDelaysNoOtherHostsRecovery(t *testing.T) {
 	if s1 > engine.DefaultBMCWait {
 		t.Fatalf("a reconcile waited %s for the hung BMC, want at most %s", s1, engine.DefaultBMCWait)
 	}
+}
+
+// A host to fence whose BMC is silent is not fenced through it: its identity read,
+// still going on past the reconcile's wait, leaves the machine behind the entry
+// unconfirmed, and the incident waits saying so. (Once the reads went parallel, a
+// fence was tried on a BMC that could not even be identified, and its outcome
+// stayed unknown for as long as the BMC was silent: the fabric integration tests.)
+func TestASilentBMCIsNotFencedThrough(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 4, 3)
+		bmc := &hungBMC{Fencer: w.cloud}
+		w.cfg.Fencer = bmc
+		// A grace shorter than the BMC's read timeout (5 s): the incident opens
+		// while the silent BMC's identity read still goes on.
+		pol := w.cfg.Policies["default"]
+		pol.HostDownGrace = 2 * time.Second
+		w.cfg.Policies = map[string]model.Policy{"default": pol}
+		w.start()
+		w.tick()
+		w.cluster("web", w.ids[0], w.ids[1], w.ids[2])
+		w.tick()
+		// Its identity was read while it answered; it falls silent with its host.
+		bmc.silence("host-1")
+		if err := w.cloud.KillHost("host-1"); err != nil {
+			t.Fatal(err)
+		}
+		var reason string
+		for range 90 {
+			time.Sleep(time.Second)
+			if err := w.tick(); err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range w.eng.OpenIncidents() {
+				if in.Subject.ID != "host-1" {
+					continue
+				}
+				reason = in.Reason
+				for _, st := range in.Steps {
+					if st.Action == model.ActFence && st.State != model.StepSkipped {
+						t.Fatalf("a fence went through host-1's silent BMC: %+v\n%s", st, w.timeline())
+					}
+				}
+			}
+		}
+		if !strings.Contains(reason, "identity of the BMC of host host-1 cannot be read") {
+			t.Fatalf("host-1's incident: %q, want it waiting on its BMC's identity\n%s", reason, w.timeline())
+		}
+		time.Sleep(engine.DefaultBMCTimeout)
+	})
 }

@@ -461,6 +461,7 @@ func (e *Engine) reconcile(ctx context.Context, obs model.Observation) error {
 		obs.Agents = append(obs.Agents, e.cfg.Agents.Drain()...)
 	}
 	if obs.Err == "" && obs.Hosts != nil {
+		e.refreshOthers(ctx)
 		if err := e.settle(ctx); err != nil {
 			if errors.Is(err, store.ErrStale) {
 				return err
@@ -594,7 +595,7 @@ func (e *Engine) input(now time.Time) plan.Input {
 		CloudErr: view.CloudErr, Clusters: e.clusters, Policies: e.cfg.Policies, Open: e.open,
 		LastClosed: e.lastClosed, Limits: e.cfg.Limits, CanFence: canFence, FenceDoubt: view.FenceDoubt,
 		FenceUnconfirmed: e.unconfirmed, Running: view.Running, ServerGroups: e.groups, Sabotage: e.cfg.Sabotage, Fabric: fabricOf(e.cfg.Fabric),
-		Sharding: e.cfg.Sharding, Led: e.ledSetLocked()}
+		Sharding: e.cfg.Sharding, Led: e.ledSetLocked(), Others: e.others}
 }
 
 func (e *Engine) incidentFor(s model.Subject) (*model.Incident, bool) {

@@ -132,8 +132,20 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 		return err
 	}
 	mine, others := splitByShard(open, led)
-	e.mu.Lock()
+	now := e.cfg.Now()
+	e.mu.RLock()
 	was := e.loaded
+	e.mu.RUnlock()
+	for i := range mine {
+		if was[mine[i].Shard] != led[mine[i].Shard] {
+			// A shard just taken (or this replica's first load): its steps so far
+			// were written on another clock (model.Incident.ForeignTime).
+			for _, st := range mine[i].Steps {
+				mine[i].Foreign = max(mine[i].Foreign, st.Seq)
+			}
+		}
+	}
+	e.mu.Lock()
 	e.loaded = led
 	e.open, e.others, e.lastClosed, e.clusters = mine, others, lastClosed, clusters
 	e.protect()
@@ -144,7 +156,6 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 		return err
 	}
 	var evs []model.Event
-	now := e.cfg.Now()
 	for _, s := range slices.Sorted(maps.Keys(led)) {
 		if was[s] != led[s] {
 			n := 0
@@ -164,7 +175,19 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 				Message: fmt.Sprintf("replica %s no longer leads shard %s (epoch %d): it stands by", e.keeper.ID, s, was[s])})
 		}
 	}
-	return e.emit(ctx, evs...)
+	if err := e.emit(ctx, evs...); err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		// A shard taken: the clusters just read are what the last leader stored,
+		// and this replica's own refreshes as a standby were never stored (it may
+		// not write). Resolve the sources now, before planning on stale members: a
+		// server that left a cluster's source meanwhile would be recovered (sim
+		// seed 257, two replicas). Its errors show on the clusters' sources, as
+		// the refresh loop's do.
+		_ = e.RefreshClusters(ctx)
+	}
+	return nil
 }
 
 // splitByShard: the open incidents of the shards led, and the others'.
@@ -296,4 +319,26 @@ func (e *Engine) ledSetLocked() map[string]bool {
 		out[s] = true
 	}
 	return out
+}
+
+// refreshOthers reads the open incidents of the shards other replicas lead, after
+// a listing of the cloud: their steps say which hosts Vigil forced down (a
+// force-down's bump of Nova's updated_at is no heartbeat), and the API shows them.
+// The leader journals a force-down's intent before the call, so a bump seen in the
+// listing just made is in the journal read now. A replica that leads every shard
+// has none to read.
+func (e *Engine) refreshOthers(ctx context.Context) {
+	e.mu.RLock()
+	all := len(e.loaded) >= len(e.cfg.Sharding.Shards)
+	e.mu.RUnlock()
+	if all {
+		return
+	}
+	open, err := e.cfg.Store.OpenIncidents(ctx)
+	if err != nil {
+		return // the last read stands; the next listing reads again
+	}
+	e.mu.Lock()
+	_, e.others = splitByShard(open, e.loaded)
+	e.mu.Unlock()
 }

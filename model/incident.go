@@ -40,6 +40,29 @@ type Incident struct {
 	// the cloud is split among replicas): the shard of the failed subject's host.
 	Shard string `json:"shard,omitempty"`
 	Steps []Step `json:"steps"`
+	// Foreign: the steps up to this Seq were written by another replica, on its
+	// clock, when this one took the incident over (never stored: it is this
+	// replica's reading). See ForeignTime.
+	Foreign int `json:"-"`
+}
+
+// ForeignTime is a step's time as this replica may compare it with its own
+// clock: the time itself for a step it wrote; for one another replica wrote
+// (Seq up to in.Foreign), as early as it may be here: now at the latest, then
+// MaxClockSkew earlier. A check that a server runs healthy since a step (an
+// evacuation confirmed, a fabric cut lifted) held for ever when the old leader's
+// clock was ahead, or when this replica's healthy verdict, held as a standby, read
+// as older than the step (three-replica seeds 37 and 236). Taken earlier, such a
+// check accepts a healthy verdict up to the skew older than the step: a server
+// healthy elsewhere then had moved already, which is what the check asks.
+func (in *Incident) ForeignTime(st *Step, t, now time.Time) time.Time {
+	if st.Seq > in.Foreign || t.IsZero() {
+		return t
+	}
+	if t.After(now) {
+		t = now
+	}
+	return t.Add(-MaxClockSkew)
 }
 
 // InFlight returns the first step not yet finished, if any.

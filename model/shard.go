@@ -63,6 +63,13 @@ type LeaseTiming struct {
 	TTL time.Duration `json:"ttl"`
 }
 
+// MaxClockSkew bounds how far apart the clocks of Vigil's replicas may be (NTP
+// keeps them within milliseconds; the bound is generous). Leadership compares no
+// clock across replicas; the one use of the bound is a new leader reading the
+// step times an old one wrote: they are taken as up to this much later than its
+// own clock says (engine's fromOtherClock).
+const MaxClockSkew = 2 * time.Minute
+
 // DefaultLeaseTTL: a dead leader is replaced within 10-12.5 s.
 const DefaultLeaseTTL = 10 * time.Second
 

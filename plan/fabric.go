@@ -175,7 +175,7 @@ func (p *planner) fabricLift(inc *model.Incident, pol model.Policy, all bool) (w
 		if _, exists := p.in.Servers[id]; !exists {
 			continue // deleted: its ports went with it
 		}
-		if !all && !p.activeSince(id, st.Finished, inc.Subject.ID) {
+		if !all && !p.activeSince(id, inc.ForeignTime(&st, st.Finished, p.in.Now), inc.Subject.ID) {
 			if s := p.in.Servers[id]; s.Host != "" && s.Host != inc.Subject.ID && !inFlight(inc.Steps, id) {
 				// It left the host but does not run yet where it went (an evacuation
 				// that landed in ERROR: its own incident repairs it there). The ports

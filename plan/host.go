@@ -57,7 +57,7 @@ func (p *planner) host(inc *model.Incident) {
 			case model.ActMarkDown:
 				done = h.ForcedDown
 			case model.ActEvacuate:
-				done = p.activeSince(st.Server, st.Issued, name)
+				done = p.activeSince(st.Server, inc.ForeignTime(st, st.Issued, in.Now), name)
 			case model.ActResetState:
 				s := in.Servers[st.Server]
 				done = s.TaskState == "" && s.Status == model.StatusError
@@ -195,8 +195,11 @@ func (p *planner) host(inc *model.Incident) {
 	}
 	if deadline := pol.DeadlineFor(model.FaultHostDead); in.Now.Sub(inc.Opened) >= deadline {
 		why := lastError(inc.Steps)
-		if inc.State == model.IncidentWaiting {
-			why = cmp.Or(inc.Reason, why) // what it waited for (room, a group's rule) says most
+		if inc.State == model.IncidentWaiting && !strings.HasPrefix(inc.Reason, unsettledWait) {
+			// What it waited for (room, a group's rule) says most; not a wait for a
+			// step's outcome, which holds this very escalation's reason (it grew at
+			// every round).
+			why = cmp.Or(inc.Reason, why)
 		}
 		hint := ""
 		if !fenced {

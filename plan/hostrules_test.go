@@ -88,3 +88,36 @@ func TestHostIncidentPastItsDeadlineEscalates(t *testing.T) {
 		t.Fatalf("past the deadline: changes %+v, want escalated naming the deadline", out.Changes)
 	}
 }
+
+// A fence whose answer was lost stays unsettled while its BMC is silent (only the
+// BMC can say whether it was taken). The incident still escalates at its deadline,
+// saying the host may be off, and its reason does not grow round after round (it
+// waited for ever, its reason repeating itself, in the fabric test with the BMC
+// stopped).
+func TestUnsettledFenceOfASilentBMCEscalatesAtTheDeadline(t *testing.T) {
+	f := newFixture(2)
+	f.hostDown("h1")
+	if got := steps(f.run(model.StepIntent)); got != "fence" {
+		t.Fatalf("steps %q, want fence", got)
+	}
+	var last string
+	for i := range 4 {
+		f.later(6 * time.Minute)
+		f.run(model.StepIntent)
+		in := f.in.Open[0]
+		if i == 0 {
+			last = in.Reason
+			continue
+		}
+		if in.State != model.IncidentEscalated {
+			t.Fatalf("round %d past the deadline: %s (%s), want escalated", i, in.State, in.Reason)
+		}
+		if !strings.Contains(in.Reason, "deadline") || !strings.Contains(in.Reason, "whether fence h1 was taken is not known") {
+			t.Fatalf("reason %q, want the deadline and the unknown fence", in.Reason)
+		}
+		if len(in.Reason) > len(last)+500 && last != "" {
+			t.Fatalf("reason grew from %d to %d bytes", len(last), len(in.Reason))
+		}
+		last = in.Reason
+	}
+}

@@ -38,7 +38,7 @@ func (p *planner) server(inc *model.Incident) {
 				}
 				break // failed: the ladder moves on
 			}
-			if p.activeSince(id, st.Issued, "") {
+			if p.activeSince(id, inc.ForeignTime(st, st.Issued, in.Now), "") {
 				p.finish(inc, st, model.StepSucceeded, "", false)
 				p.change(inc, model.IncidentResolved, fmt.Sprintf("server ACTIVE again after %s (step %d)", st.Action, st.Seq))
 				return

@@ -143,13 +143,13 @@ type replicaDriver struct {
 }
 
 // server is the shard an action on a server is taken for: that of the journal's
-// open incident with a step on it in flight (an evacuated server's ports are
+// open incident with a step of that action on it in flight (an evacuated server's ports are
 // lifted on its new host, under its old host's shard), else its host's.
-func (d replicaDriver) server(id string) string {
+func (d replicaDriver) server(id string, acts ...model.Action) string {
 	if open, err := d.w.db.OpenIncidents(context.Background()); err == nil {
 		for _, in := range open {
 			for _, st := range in.Steps {
-				if st.Server == id && st.State == model.StepIntent && in.Shard != "" {
+				if st.Server == id && slices.Contains(acts, st.Action) && st.State == model.StepIntent && in.Shard != "" {
 					return in.Shard
 				}
 			}
@@ -161,15 +161,15 @@ func (d replicaDriver) server(id string) string {
 func (d replicaDriver) host(h string) string { return d.w.shardOfHost(h) }
 
 func (d replicaDriver) Reboot(ctx context.Context, id string, hard bool) error {
-	d.w.checkActor(d.r, "reboot "+id, d.server(id))
+	d.w.checkActor(d.r, "reboot "+id, d.server(id, model.ActReboot, model.ActHardReboot))
 	return d.driver.Reboot(ctx, id, hard)
 }
 func (d replicaDriver) Rebuild(ctx context.Context, id string) error {
-	d.w.checkActor(d.r, "rebuild "+id, d.server(id))
+	d.w.checkActor(d.r, "rebuild "+id, d.server(id, model.ActRebuild))
 	return d.driver.Rebuild(ctx, id)
 }
 func (d replicaDriver) ResetState(ctx context.Context, id string) error {
-	d.w.checkActor(d.r, "reset-state "+id, d.server(id))
+	d.w.checkActor(d.r, "reset-state "+id, d.server(id, model.ActResetState))
 	return d.driver.ResetState(ctx, id)
 }
 func (d replicaDriver) ForceDown(ctx context.Context, host string, down bool) error {
@@ -177,7 +177,7 @@ func (d replicaDriver) ForceDown(ctx context.Context, host string, down bool) er
 	return d.driver.ForceDown(ctx, host, down)
 }
 func (d replicaDriver) Evacuate(ctx context.Context, id, target string) error {
-	d.w.checkActor(d.r, "evacuate "+id, d.server(id))
+	d.w.checkActor(d.r, "evacuate "+id, d.server(id, model.ActEvacuate))
 	return d.driver.Evacuate(ctx, id, target)
 }
 func (d replicaDriver) PowerOff(ctx context.Context, host string) error {
@@ -189,7 +189,7 @@ func (d replicaDriver) PortsDown(ctx context.Context, id, host string) ([]string
 	return d.driver.PortsDown(ctx, id, host)
 }
 func (d replicaDriver) PortsUp(ctx context.Context, id string) ([]string, error) {
-	d.w.checkActor(d.r, "ports-up "+id, d.server(id))
+	d.w.checkActor(d.r, "ports-up "+id, d.server(id, model.ActPortsUp))
 	return d.driver.PortsUp(ctx, id)
 }
 func (d replicaDriver) CutVolumes(ctx context.Context, id, host string) ([]string, error) {
@@ -201,15 +201,15 @@ func (d replicaDriver) Migrator() cloud.Migrator { return replicaMigrator{d} }
 type replicaMigrator struct{ d replicaDriver }
 
 func (m replicaMigrator) LiveMigrate(ctx context.Context, id, target string) error {
-	m.d.w.checkActor(m.d.r, "live-migrate "+id, m.d.server(id))
+	m.d.w.checkActor(m.d.r, "live-migrate "+id, m.d.server(id, model.ActLiveMigrate))
 	return migrator{m.d.driver}.LiveMigrate(ctx, id, target)
 }
 func (m replicaMigrator) ColdMigrate(ctx context.Context, id, target string) error {
-	m.d.w.checkActor(m.d.r, "cold-migrate "+id, m.d.server(id))
+	m.d.w.checkActor(m.d.r, "cold-migrate "+id, m.d.server(id, model.ActColdMigrate))
 	return migrator{m.d.driver}.ColdMigrate(ctx, id, target)
 }
 func (m replicaMigrator) ConfirmResize(ctx context.Context, id string) error {
-	m.d.w.checkActor(m.d.r, "confirm-resize "+id, m.d.server(id))
+	m.d.w.checkActor(m.d.r, "confirm-resize "+id, m.d.server(id, model.ActConfirmMigrate, model.ActColdMigrate))
 	return migrator{m.d.driver}.ConfirmResize(ctx, id)
 }
 
