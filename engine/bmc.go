@@ -103,7 +103,9 @@ func (e *Engine) readBMCs(ctx context.Context, now time.Time, hosts []model.Host
 	}
 
 	var answers map[string]identAnswer
-	power, answers = e.bmc.read(ctx, e.cfg.Fencer, powerHosts, identHosts, e.cfg.BMCTimeout, e.cfg.BMCWait)
+	urgent := maps.Clone(fencing)
+	maps.Copy(urgent, candidate)
+	power, answers = e.bmc.read(ctx, e.cfg.Fencer, powerHosts, identHosts, urgent, e.cfg.BMCTimeout, e.cfg.BMCWait)
 	ident, identErr = e.foldIdentities(answers)
 	for h, id := range ident {
 		e.identities[h] = id
