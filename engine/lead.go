@@ -178,13 +178,19 @@ func (e *Engine) reload(ctx context.Context, led map[string]int64) error {
 	if err := e.emit(ctx, evs...); err != nil {
 		return err
 	}
-	if len(evs) > 0 {
+	e.mu.RLock()
+	listed := !e.det.View().LastSeen.IsZero()
+	e.mu.RUnlock()
+	if len(evs) > 0 && listed {
 		// A shard taken: the clusters just read are what the last leader stored,
 		// and this replica's own refreshes as a standby were never stored (it may
 		// not write). Resolve the sources now, before planning on stale members: a
 		// server that left a cluster's source meanwhile would be recovered (sim
 		// seed 257, two replicas). Its errors show on the clusters' sources, as
-		// the refresh loop's do.
+		// the refresh loop's do. Not before the first listing (a start): the
+		// sources read from the servers' metadata would be found empty, and the
+		// refresh loop resolves them once the servers are seen (the scale bench's
+		// crashes went unrecovered for a minute).
 		_ = e.RefreshClusters(ctx)
 	}
 	return nil
