@@ -308,10 +308,22 @@ func (p *planner) answered(last model.Incident, v model.Verdict) bool {
 // on its host, still failed: servers protected only after it closed (one joined a
 // cluster's source later: sim seed 31 of the two-replica sweep), which it never
 // answered. Resolved means every protected server it knew runs elsewhere, so any
-// protected server there now is a new failure for a new incident.
+// other protected server there now is a new failure for a new incident.
+//
+// A server the closed incident acted on is not one of them: an observation older
+// than its evacuation (a listing in flight, a late notification) may still show
+// it there, and it was answered (the fabric integration test reopened the host
+// for such a server the instant its incident resolved).
 func (p *planner) leftBehind(last model.Incident) bool {
-	return last.Subject.Kind == model.KindHost && last.State == model.IncidentResolved &&
-		p.hostFailed(last.Subject.ID) && len(p.protectedOn(last.Subject.ID)) > 0
+	if last.Subject.Kind != model.KindHost || last.State != model.IncidentResolved || !p.hostFailed(last.Subject.ID) {
+		return false
+	}
+	for _, id := range p.protectedOn(last.Subject.ID) {
+		if !slices.ContainsFunc(last.Steps, func(st model.Step) bool { return st.Server == id }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *planner) clusterPolicy(cluster string) string {
