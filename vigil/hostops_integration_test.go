@@ -2,6 +2,7 @@ package vigil
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +20,14 @@ import (
 func apiPost(t *testing.T, r *vigilRun, path, body string, out any) {
 	t.Helper()
 	c := &http.Client{Timeout: 3 * time.Minute}
-	resp, err := c.Post("http://"+r.app.Addr()+path, "application/json", bytes.NewBufferString(body))
+	token, err := r.app.CreateToken(context.Background(), fmt.Sprintf("test-%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+r.app.Addr()+path, bytes.NewBufferString(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}

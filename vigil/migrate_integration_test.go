@@ -145,11 +145,12 @@ func buildVigil(t *testing.T) string {
 
 // serveProc is one `vigil serve` process on the peer.
 type serveProc struct {
-	cmd  *exec.Cmd
-	url  string
-	log  *bytes.Buffer
-	mu   *sync.Mutex
-	done chan struct{}
+	cmd   *exec.Cmd
+	url   string
+	log   *bytes.Buffer
+	mu    *sync.Mutex
+	done  chan struct{}
+	token string // made on its store with vigil token create: every change needs one
 }
 
 type lockedWriter struct {
@@ -199,6 +200,12 @@ func startServe(t *testing.T, bin, db string) *serveProc {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
+	out, err := exec.Command(bin, "token", "create", fmt.Sprintf("test-%d", time.Now().UnixNano()), "--db", db).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vigil token create: %v\n%s", err, out)
+	}
+	f := strings.Fields(strings.TrimSpace(string(out)))
+	s.token = f[len(f)-1]
 	return s
 }
 
@@ -224,6 +231,7 @@ func (s *serveProc) call(t *testing.T, method, path string, body, out any) int {
 	}
 	req, _ := http.NewRequest(method, s.url+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -264,6 +272,7 @@ func TestIntegrationDrainSurvivesKill9(t *testing.T) {
 	start := time.Now()
 	go func() {
 		req, _ := http.NewRequest(http.MethodPost, s1.url+"/v1/hosts/"+host1+"/drain", nil)
+		req.Header.Set("Authorization", "Bearer "+s1.token)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}

@@ -114,7 +114,14 @@ func TestIntegrationStandbyTakesOverOnMariaDB(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"holder": "a"`) {
 		t.Fatalf("standby /readyz: %d %s; want 503 naming leader a", code, body)
 	}
-	resp, err := http.Post(base+"/v1/clusters", "application/json", strings.NewReader(`{"name":"x","members":[],"desired":0}`))
+	token, err := b.CreateToken(ctx, "standby-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/clusters", strings.NewReader(`{"name":"x","members":[],"desired":0}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

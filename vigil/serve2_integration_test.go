@@ -159,9 +159,19 @@ func twoServeMidEvacuation(t *testing.T, pause bool, hostIdx int) {
 	}
 	t.Logf("leader %s, standby %s", leader.name, standby.name)
 
+	// A change needs a token: made on the shared store, as an operator would.
+	out, err := exec.Command(bin, "token", "create", "serve2", "--db", dsn).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vigil token create: %v\n%s", err, out)
+	}
+	lines := strings.Fields(strings.TrimSpace(string(out)))
+	token := lines[len(lines)-1]
 	body, _ := json.Marshal(map[string]any{"name": "serve2", "members": ids, "desired": len(ids), "policy": "default"})
 	if err := pollUntil(ctx, time.Minute, "the leader protects the servers", func() (bool, string, error) {
-		resp, err := client.Post(leader.url+"/v1/clusters", "application/json", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, leader.url+"/v1/clusters", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
 		if err != nil {
 			return false, err.Error(), nil
 		}
