@@ -29,6 +29,7 @@ type bmcReader struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool // "power/HOST", "ident/HOST"
+	silent   map[string]bool // hosts whose last power read failed
 	power    map[string]model.Power
 	ident    map[string]identAnswer
 }
@@ -39,7 +40,7 @@ type identAnswer struct {
 }
 
 func newBMCReader(workers int) *bmcReader {
-	return &bmcReader{sem: make(chan struct{}, workers), inflight: map[string]bool{},
+	return &bmcReader{sem: make(chan struct{}, workers), inflight: map[string]bool{}, silent: map[string]bool{},
 		power: map[string]model.Power{}, ident: map[string]identAnswer{}}
 }
 
@@ -49,10 +50,10 @@ func newBMCReader(workers int) *bmcReader {
 // once on its virtual clock), and returns every answer that came in since the last
 // call, in maps: the fold does not depend on the order the answers came in.
 //
-// Only the reads of the hosts at stake (urgent: being fenced, or maybe failed) are
-// waited for: the routine reads of every other host answer into a later reconcile,
-// so a silent BMC among them costs no reconcile its wait (it slowed every fifth
-// poll by the whole wait: the dead-BMC integration test's detection).
+// A BMC whose last power read failed (silent) is not waited for unless its host is
+// at stake (urgent: being fenced, or maybe failed): its routine read answers into
+// a later reconcile, so a dead BMC costs no reconcile its wait (it slowed every
+// fifth poll by the whole wait: the dead-BMC integration test's detection).
 func (r *bmcReader) read(ctx context.Context, f cloud.Fencer, powerHosts, identHosts []string, urgent map[string]bool, timeout, wait time.Duration) (map[string]model.Power, map[string]identAnswer) {
 	var wg sync.WaitGroup
 	start := func(key, host string, call func(ctx context.Context)) {
@@ -64,7 +65,10 @@ func (r *bmcReader) read(ctx context.Context, f cloud.Fencer, powerHosts, identH
 			return
 		}
 		run := wg.Go
-		if wait >= 0 && !urgent[host] {
+		r.mu.Lock()
+		silent := r.silent[host]
+		r.mu.Unlock()
+		if wait >= 0 && !urgent[host] && silent {
 			run = func(f func()) { go f() }
 		}
 		run(func() {
@@ -96,6 +100,11 @@ func (r *bmcReader) read(ctx context.Context, f cloud.Fencer, powerHosts, identH
 			}
 			r.mu.Lock()
 			r.power[h] = p
+			if err != nil {
+				r.silent[h] = true
+			} else {
+				delete(r.silent, h)
+			}
 			r.mu.Unlock()
 		})
 	}
