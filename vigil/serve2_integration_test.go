@@ -194,7 +194,9 @@ func twoServeMidEvacuation(t *testing.T, pause bool, hostIdx int) {
 		t.Fatal(err)
 	}
 	if err := pollUntil(ctx, 2*time.Minute, "the leader's intent: evacuate event", func() (bool, string, error) {
-		resp, err := client.Get(leader.url + "/v1/events?after=0&limit=10000")
+		req, _ := http.NewRequest(http.MethodGet, leader.url+"/v1/events?after=0&limit=10000", nil)
+		req.Header.Set("Authorization", "Bearer "+token) // reads too, unless auth.open_reads
+		resp, err := client.Do(req)
 		if err != nil {
 			return false, err.Error(), nil
 		}
