@@ -112,29 +112,14 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.CloudName == "" {
 		return nil, errors.New("no OpenStack cloud named: set OS_CLOUD or --os-cloud to an entry of clouds.yaml")
 	}
-	file, err := findCloudsFile(cfg.CloudsFile)
+	file, authOpts, endpointOpts, tlsCfg, err := cloudEntry(cfg.CloudsFile, cfg.CloudName)
 	if err != nil {
-		return nil, fmt.Errorf("cloud %q: %w", cfg.CloudName, err)
-	}
-	if err := checkCloudEntry(file, cfg.CloudName); err != nil {
 		return nil, err
 	}
-	authOpts, endpointOpts, tlsCfg, err := clouds.Parse(clouds.WithLocations(file), clouds.WithCloudName(cfg.CloudName))
-	if err != nil {
-		return nil, fmt.Errorf("cloud %q in %s: %w", cfg.CloudName, file, err)
-	}
-	if authOpts.IdentityEndpoint == "" {
-		return nil, fmt.Errorf("cloud %q in %s has no auth.auth_url", cfg.CloudName, file)
-	}
-	authOpts.AllowReauth = true
 
 	counter := &callCounter{calls: map[string]int{}}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if tlsCfg != nil {
-		transport.TLSClientConfig = tlsCfg
-	} else {
-		transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	transport.TLSClientConfig = tlsCfg
 	provider, err := gopenstack.NewClient(authOpts.IdentityEndpoint)
 	if err != nil {
 		return nil, fmt.Errorf("cloud %q in %s: auth_url %q: %w", cfg.CloudName, file, authOpts.IdentityEndpoint, err)
@@ -176,6 +161,34 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 
 // findCloudsFile returns the clouds.yaml to read, with the same search order as the
 // OpenStack clients, so that errors can name it.
+// cloudEntry reads the clouds.yaml entry named cloudName (in cloudsFile, or where
+// clouds.yaml is looked for): the file it was found in, its auth and endpoint
+// options (reauthentication on) and its TLS settings (TLS 1.2 at least when the
+// entry sets none). Errors name the file and the cloud.
+func cloudEntry(cloudsFile, cloudName string) (string, gophercloud.AuthOptions, gophercloud.EndpointOpts, *tls.Config, error) {
+	var ao gophercloud.AuthOptions
+	var eo gophercloud.EndpointOpts
+	file, err := findCloudsFile(cloudsFile)
+	if err != nil {
+		return "", ao, eo, nil, fmt.Errorf("cloud %q: %w", cloudName, err)
+	}
+	if err := checkCloudEntry(file, cloudName); err != nil {
+		return "", ao, eo, nil, err
+	}
+	ao, eo, tlsCfg, err := clouds.Parse(clouds.WithLocations(file), clouds.WithCloudName(cloudName))
+	if err != nil {
+		return "", ao, eo, nil, fmt.Errorf("cloud %q in %s: %w", cloudName, file, err)
+	}
+	if ao.IdentityEndpoint == "" {
+		return "", ao, eo, nil, fmt.Errorf("cloud %q in %s has no auth.auth_url", cloudName, file)
+	}
+	ao.AllowReauth = true
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return file, ao, eo, tlsCfg, nil
+}
+
 func findCloudsFile(explicit string) (string, error) {
 	if explicit != "" {
 		if _, err := os.Stat(explicit); err != nil {

@@ -2,7 +2,6 @@ package openstack
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	gopenstack "github.com/gophercloud/gophercloud/v2/openstack"
-	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 )
 
@@ -42,22 +40,11 @@ func NewKeystone(ctx context.Context, cfg Config) (*Keystone, error) {
 	if cfg.CloudName == "" {
 		return nil, errors.New("Keystone validation: no OpenStack cloud named (--os-cloud or OS_CLOUD)")
 	}
-	file, err := findCloudsFile(cfg.CloudsFile)
+	file, authOpts, endpointOpts, tlsCfg, err := cloudEntry(cfg.CloudsFile, cfg.CloudName)
 	if err != nil {
-		return nil, fmt.Errorf("cloud %q: %w", cfg.CloudName, err)
-	}
-	if err := checkCloudEntry(file, cfg.CloudName); err != nil {
 		return nil, err
 	}
-	authOpts, endpointOpts, tlsCfg, err := clouds.Parse(clouds.WithLocations(file), clouds.WithCloudName(cfg.CloudName))
-	if err != nil {
-		return nil, fmt.Errorf("cloud %q in %s: %w", cfg.CloudName, file, err)
-	}
-	authOpts.AllowReauth = true
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
 	transport.TLSClientConfig = tlsCfg
 	provider, err := gopenstack.NewClient(authOpts.IdentityEndpoint)
 	if err != nil {
