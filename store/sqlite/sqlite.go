@@ -41,6 +41,19 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return OpenAs(ctx, path, store.Owner{})
 }
 
+// dsn is the driver's name for the store at path with these pragmas. It is a URI
+// filename: SQLite reads '?' as the start of the parameters and '#' as the end of
+// the name, and decodes %HH. Escaped, a path holding them opens the file it names
+// (a test's directory named after a subtest with '#' opened a shared /tmp file
+// instead).
+func dsn(path string, pragmas ...string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path) + "?" + q.Encode()
+}
+
 // OpenAs takes the database's lease for owner (a zero PID, host or start is this
 // process's), then opens the database (creating it if needed) and migrates its
 // schema. While a live process holds the lease (another process, or another open
@@ -55,16 +68,7 @@ func OpenAs(ctx context.Context, path string, owner store.Owner) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
-		q.Add("_pragma", p)
-	}
-	// A URI filename: SQLite reads '?' as the start of the parameters and '#' as
-	// the end of the name, and decodes %HH. Escaped, a path holding them opens the
-	// file it names (a test's directory named after a subtest with '#' opened a
-	// shared /tmp file instead).
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite", "file:"+esc+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, "journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"))
 	if err != nil {
 		l.release()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

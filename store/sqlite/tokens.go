@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -102,11 +101,7 @@ func OpenTokens(ctx context.Context, path string) (tokens store.Tokens, close fu
 	if _, err := os.Stat(path); err != nil {
 		return nil, nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)"} {
-		q.Add("_pragma", p)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, "journal_mode(WAL)", "busy_timeout(10000)"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open store %s: %w", path, err)
 	}

@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vigil-ha/vigil/model"
+	"github.com/vigil-ha/vigil/store"
 )
 
 // A path with '#', '?' or '%' opens that file, not the part before them: two
@@ -37,5 +39,24 @@ func TestPathWithURICharactersOpensThatFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(base, "a")); err == nil {
 		t.Fatal("a file was created at the path cut at '#'")
+	}
+	// OpenTokens (vigil token create beside a running Vigil) opens the same file.
+	path := filepath.Join(base, "a#x", "v.db")
+	ts, closeTokens, err := OpenTokens(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open the tokens of %s: %v", path, err)
+	}
+	err = ts.CreateToken(context.Background(), store.Token{Name: "t", Hash: "abc", Created: time.Now()})
+	closeTokens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if tok, err := db.TokenByHash(context.Background(), "abc"); err != nil || tok.Name != "t" {
+		t.Fatalf("the token made through OpenTokens(%s): %+v %v, want it in that store", path, tok, err)
 	}
 }
